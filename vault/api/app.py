@@ -1,0 +1,31 @@
+"""The FastAPI app factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from vault import __version__
+from vault.api.errors import install_error_handlers
+from vault.api.metrics import Metrics
+from vault.api.routes import audit, datasets, events, health, subjects
+from vault.bootstrap import Vault
+
+__all__ = ["create_app"]
+
+
+def create_app(vault: Vault) -> FastAPI:
+    """An app serving ``vault`` (built by :func:`vault.bootstrap.build_vault`)."""
+    app = FastAPI(
+        title="telemetry-vault",
+        version=__version__,
+        summary="Encrypted, purpose-bound, audited storage for computer-use telemetry",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.vault = vault
+    app.state.metrics = Metrics()
+    app.middleware("http")(app.state.metrics.middleware)
+    install_error_handlers(app)
+    for module in (health, datasets, events, subjects, audit):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,105 @@
+"""Reading request bodies: size-capped, strict JSON (no NaN, no duplicate keys, bounded depth).
+
+NDJSON (``application/x-ndjson``) is read line by line with the same rules.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+
+from vault.errors import BadRequest, PayloadTooLarge
+
+__all__ = ["read_body", "read_json", "read_json_or_ndjson", "strict_loads"]
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise BadRequest("duplicate key in JSON object")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise BadRequest(f"{name} is not valid JSON")
+
+
+def _depth_ok(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def strict_loads(raw: bytes, *, max_depth: int) -> Any:
+    """Parse one JSON document strictly; any problem is a BadRequest."""
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(
+            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant
+        )
+    except UnicodeDecodeError as exc:
+        raise BadRequest("body is not UTF-8") from exc
+    except RecursionError as exc:
+        raise BadRequest("JSON nested too deeply") from exc
+    except ValueError as exc:
+        raise BadRequest(f"malformed JSON: {exc.args[0].split(':')[0]}") from exc
+    if not _depth_ok(value, max_depth):
+        raise BadRequest(f"JSON nested deeper than {max_depth}")
+    return value
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes ``max_bytes``."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("invalid Content-Length")
+        if int(declared) > max_bytes:
+            raise PayloadTooLarge(f"body over {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"body over {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, *, max_bytes: int, max_depth: int) -> Any:
+    """A strict JSON body."""
+    raw = await read_body(request, max_bytes)
+    if not raw.strip():
+        raise BadRequest("empty body; JSON expected")
+    return strict_loads(raw, max_depth=max_depth)
+
+
+async def read_json_or_ndjson(request: Request, *, max_bytes: int, max_depth: int) -> list[Any]:
+    """A JSON array, or NDJSON when the content type says so."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await read_body(request, max_bytes)
+    if content_type in {"application/x-ndjson", "application/ndjson"}:
+        items = []
+        for number, line in enumerate(raw.split(b"\n"), start=1):
+            if line.strip():
+                try:
+                    items.append(strict_loads(line, max_depth=max_depth))
+                except BadRequest as exc:
+                    raise BadRequest(f"line {number}: {exc.message}") from exc
+        return items
+    if not raw.strip():
+        raise BadRequest("empty body; a JSON array of events expected")
+    value = strict_loads(raw, max_depth=max_depth)
+    if not isinstance(value, list):
+        raise BadRequest("a JSON array of events expected")
+    return value

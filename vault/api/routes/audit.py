@@ -1,0 +1,40 @@
+"""Audit and key-inventory routes (auditors, admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from vault.api.deps import CurrentPrincipal, VaultDep
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+
+@router.get("/audit", summary="Audit entries after a sequence number (auditor)")
+def audit_entries(
+    vault: VaultDep,
+    principal: CurrentPrincipal,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1)] = 100,
+) -> dict[str, Any]:
+    """Entries oldest first; pass ``next_after`` back as ``after``."""
+    return vault.audit.entries(principal, after, limit)
+
+
+@router.get("/audit/verify", summary="Verify the hash chain and checkpoints (auditor)")
+def audit_verify(vault: VaultDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Where the chain breaks, if it does."""
+    return vault.audit.verify(principal)
+
+
+@router.post("/audit/checkpoint", summary="Sign and store the current head (auditor)")
+def audit_checkpoint(vault: VaultDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """A signed checkpoint to keep outside the vault."""
+    return vault.audit.checkpoint(principal)
+
+
+@router.get("/keys", summary="Key inventory: ids, versions, ages, never bytes (admin, auditor)")
+def keys(vault: VaultDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Per-dataset KEK versions and subject-epoch key counts."""
+    return vault.keys.inventory(principal)

@@ -1,0 +1,34 @@
+"""Dataset routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from vault.api.body import read_json
+from vault.api.deps import CurrentPrincipal, VaultDep
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+
+@router.post("", status_code=201, summary="Create a dataset (admin)")
+async def create_dataset(
+    request: Request, vault: VaultDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Create a dataset: name, retention_days, purposes, consent, jurisdictions, exclusions."""
+    s = vault.settings
+    body = await read_json(request, max_bytes=s.max_body_bytes, max_depth=s.max_json_depth)
+    return vault.datasets.create(principal, body)
+
+
+@router.get("", summary="Datasets the caller may see")
+def list_datasets(vault: VaultDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Every dataset the caller's token grants."""
+    return {"datasets": vault.datasets.list(principal)}
+
+
+@router.get("/{name}", summary="One dataset")
+def get_dataset(name: str, vault: VaultDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """A dataset's description; 404 when absent or not granted."""
+    return vault.datasets.get(principal, name)

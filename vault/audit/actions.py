@@ -1,0 +1,34 @@
+"""Audit action names, as ``scope:action`` values."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["AuditAction", "Outcome"]
+
+
+class AuditAction(enum.StrEnum):
+    """Every kind of entry the vault writes."""
+
+    AUTH_FAILED = "auth:failed"
+    DATASET_CREATE = "dataset:create"
+    DATASET_LIST = "dataset:list"
+    DATASET_READ = "dataset:read"
+    EVENTS_INGEST = "events:ingest"
+    EVENTS_READ = "events:read"
+    EVENT_READ = "event:read"
+    CONSENT_SET = "consent:set"
+    AUDIT_READ = "audit:read"
+    AUDIT_VERIFY = "audit:verify"
+    AUDIT_CHECKPOINT = "audit:checkpoint"
+    KEYS_LIST = "keys:list"
+    TOKEN_ISSUE = "token:issue"
+    VAULT_START = "vault:start"
+
+
+class Outcome(enum.StrEnum):
+    """What became of the request."""
+
+    OK = "ok"
+    DENIED = "denied"
+    FAILED = "failed"

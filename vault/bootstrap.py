@@ -1,0 +1,134 @@
+"""The composition root: Settings in, a ready vault (database, keys, audit, services) out.
+
+Nothing is created at import time; faces call :func:`build_vault` once and pass the result on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from vault.audit import AuditLog
+from vault.config import Settings
+from vault.crypto.keycache import KeyCache
+from vault.domain.purposes import ForbiddenPurposes
+from vault.keyring import Keyring
+from vault.providers import KeyProvider, open_provider
+from vault.services.audit_service import AuditService
+from vault.services.auth import AuthService
+from vault.services.base import Deps, Limits
+from vault.services.consent import ConsentService
+from vault.services.datasets import DatasetService
+from vault.services.health import HealthService
+from vault.services.ingest import IngestService
+from vault.services.keys import KeyService
+from vault.services.reads import ReadService
+from vault.storage import Database, upgrade_to_head
+from vault.tokens import TokenSettings, TokenVerifier, ensure_dev_key
+
+__all__ = ["DEV_KEY_NAME", "Vault", "build_vault"]
+
+log = logging.getLogger("vault")
+
+DEV_KEY_NAME = "dev-token-signing.pem"
+
+
+@dataclass(frozen=True, slots=True)
+class Vault:
+    """Every service of one running vault, sharing one database and one key provider."""
+
+    settings: Settings
+    db: Database
+    provider: KeyProvider
+    auth: AuthService
+    datasets: DatasetService
+    ingest: IngestService
+    reads: ReadService
+    consent: ConsentService
+    audit: AuditService
+    keys: KeyService
+    health: HealthService
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) -> Vault:
+    """Open (creating on first run) the database, key provider and dev key; migrate; wire."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    upgrade_to_head(db)
+    passphrase = settings.master_passphrase
+    provider = open_provider(
+        settings.effective_key_provider,
+        passphrase=passphrase.get_secret_value() if passphrase else None,
+        scrypt_n=settings.scrypt_n,
+        cache_size=1024,
+        cache_ttl_seconds=settings.key_cache_ttl_seconds,
+    )
+    keyring = Keyring(
+        provider,
+        KeyCache(settings.key_cache_size, settings.key_cache_ttl_seconds, time.monotonic),
+        max_wraps=settings.sek_max_wraps,
+        now=now,
+    )
+    with db.write() as conn:
+        keyring.load_pseudonym_key(conn)
+    dev_key = None
+    if settings.dev_tokens:
+        dev_key = settings.keys_dir / DEV_KEY_NAME
+        if ensure_dev_key(dev_key):
+            log.warning("created a development token signing key at %s", dev_key)
+    verifier = TokenVerifier(
+        TokenSettings(
+            algorithms=settings.jwt_algorithms,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway_seconds=settings.jwt_leeway_seconds,
+            max_ttl_seconds=settings.jwt_max_ttl_seconds,
+            public_key_files=settings.jwt_public_key_files,
+            jwks=settings.jwt_jwks,
+            dev_key_path=dev_key,
+        ),
+        now=lambda: now().timestamp(),
+    )
+    deps = Deps(
+        db=db,
+        keyring=keyring,
+        audit=AuditLog(provider, now),
+        now=now,
+        forbidden=ForbiddenPurposes(settings.forbidden_purposes_extra),
+        limits=Limits(
+            max_batch_events=settings.max_batch_events,
+            max_page_size=settings.max_page_size,
+            clock_skew_seconds=settings.clock_skew_seconds,
+        ),
+    )
+    return Vault(
+        settings=settings,
+        db=db,
+        provider=provider,
+        auth=AuthService(
+            deps,
+            verifier,
+            dev_key=dev_key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            max_ttl_seconds=settings.jwt_max_ttl_seconds,
+        ),
+        datasets=DatasetService(deps),
+        ingest=IngestService(deps),
+        reads=ReadService(deps),
+        consent=ConsentService(deps),
+        audit=AuditService(deps),
+        keys=KeyService(deps),
+        health=HealthService(deps),
+    )

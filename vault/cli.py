@@ -1,0 +1,282 @@
+"""The ``tvault`` command line: the local operator's face.
+
+Every command parses its flags, makes one service call through the same services, policy checks
+and audit log as the HTTP API (as the operator, ``via=cli``), and prints JSON. Errors map to exit
+codes in one place (``EXIT_CODES``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vault import errors as e
+from vault.bootstrap import Vault, build_vault
+from vault.config import Settings, load_settings
+from vault.domain.principal import Principal, Role
+
+__all__ = ["EXIT_CODES", "app", "main"]
+
+app = typer.Typer(
+    name="tvault",
+    help="telemetry-vault: encrypted, purpose-bound, audited storage for computer-use telemetry.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+dataset_app = typer.Typer(help="Datasets.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+keys_app = typer.Typer(help="Keys.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
+
+#: Exit codes by error class, most specific first.
+EXIT_CODES: tuple[tuple[type[e.VaultError], int], ...] = (
+    (e.BadRequest, 2),
+    (e.ValidationFailed, 2),
+    (e.PayloadTooLarge, 2),
+    (e.AuthenticationError, 3),
+    (e.Forbidden, 4),
+    (e.NotFound, 5),
+    (e.Conflict, 6),
+    (e.KeyDestroyed, 7),
+    (e.Gone, 7),
+    (e.Unavailable, 8),
+    (e.AuditFailure, 8),
+    (e.IntegrityError, 9),
+    (e.ConfigurationError, 10),
+)
+EXIT_VERIFY_FAILED = 11
+
+_OPERATOR_ROLES = frozenset(
+    {Role.ADMIN, Role.AUDITOR, Role.PRIVACY_OFFICER, Role.READER, Role.COLLECTOR}
+)
+_DURATION = re.compile(r"^(\d{1,7})([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+HomeOpt = Annotated[
+    Path | None, typer.Option("--home", help="Vault home (TVAULT_HOME); default: current dir")
+]
+DbOpt = Annotated[
+    str | None, typer.Option("--database-url", help="SQLAlchemy URL (TVAULT_DATABASE_URL)")
+]
+
+
+def _exit_code(exc: e.VaultError) -> int:
+    for cls, code in EXIT_CODES:
+        if isinstance(exc, cls):
+            return code
+    return 1
+
+
+def _emit(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+@contextmanager
+def _vault(home: Path | None, database_url: str | None, **extra: Any) -> Iterator[Vault]:
+    vault = build_vault(load_settings(home=home, database_url=database_url, **extra))
+    try:
+        yield vault
+    finally:
+        vault.close()
+
+
+def _operator(settings: Settings) -> Principal:
+    return Principal(sub=settings.operator, roles=_OPERATOR_ROLES, via="cli")
+
+
+def _run(action: Callable[[], int | None]) -> None:
+    """Run a command body, mapping the error tree to exit codes (the one place that does)."""
+    try:
+        code = action()
+    except e.VaultError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+        if exc.details and not isinstance(exc, e.AuthenticationError):
+            typer.echo(json.dumps(exc.details, indent=2, default=str), err=True)
+        raise typer.Exit(_exit_code(exc)) from None
+    if code:
+        raise typer.Exit(code)
+
+
+def parse_ttl(text: str) -> int:
+    """``90s``, ``15m``, ``1h``, ``2d`` to seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise e.BadRequest("ttl must look like 90s, 15m, 1h or 2d")
+    return int(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+@app.command()
+def serve(
+    home: HomeOpt = None,
+    database_url: DbOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (TVAULT_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (TVAULT_PORT)")] = None,
+) -> None:
+    """Run the HTTP service (creating the embedded default on first run)."""
+
+    def body() -> None:
+        import uvicorn
+
+        from vault.api import create_app
+
+        settings = load_settings(home=home, database_url=database_url, host=host, port=port)
+        vault = build_vault(settings)
+        typer.echo(f"telemetry-vault home: {settings.home}", err=True)
+        typer.echo(f"database: {vault.db.url.render_as_string(hide_password=True)}", err=True)
+        typer.echo(f"key provider: {settings.effective_key_provider}", err=True)
+        typer.echo(f"listening on http://{settings.host}:{settings.port} (docs at /docs)", err=True)
+        try:
+            uvicorn.run(create_app(vault), host=settings.host, port=settings.port, log_level="info")
+        finally:
+            vault.close()
+
+    _run(body)
+
+
+@app.command()
+def token(
+    sub: Annotated[str, typer.Option("--sub", help="The caller's identity")],
+    role: Annotated[list[str], typer.Option("--role", help="A role (repeatable)")],
+    purpose: Annotated[list[str] | None, typer.Option("--purpose", help="Allowed purpose")] = None,
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Limit to dataset")] = None,
+    ttl: Annotated[str, typer.Option("--ttl", help="Lifetime: 90s, 15m, 1h, 2d")] = "1h",
+    home: HomeOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Print a token signed with the development key (audited)."""
+
+    def body() -> None:
+        seconds = parse_ttl(ttl)
+        with _vault(home, database_url) as vault:
+            typer.echo(
+                vault.auth.issue_dev_token(
+                    _operator(vault.settings),
+                    sub=sub,
+                    roles=role,
+                    purposes=purpose or [],
+                    datasets=dataset or [],
+                    ttl_seconds=seconds,
+                )
+            )
+
+    _run(body)
+
+
+@dataset_app.command("create")
+def dataset_create(
+    name: str,
+    retention_days: Annotated[int, typer.Option("--retention-days", help="Days kept")],
+    purpose: Annotated[list[str], typer.Option("--purpose", help="Allowed read purpose")],
+    consent: Annotated[str, typer.Option(help="opt_in or opt_out")] = "opt_in",
+    jurisdiction: Annotated[
+        list[str] | None, typer.Option("--jurisdiction", help="Allowed ISO country code")
+    ] = None,
+    exclude_app: Annotated[list[str] | None, typer.Option("--exclude-app")] = None,
+    exclude_domain: Annotated[list[str] | None, typer.Option("--exclude-domain")] = None,
+    exclude_category: Annotated[list[str] | None, typer.Option("--exclude-category")] = None,
+    home: HomeOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Create a dataset."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "retention_days": retention_days,
+        "purposes": purpose,
+        "consent": consent,
+        "exclusions": {
+            "apps": exclude_app or [],
+            "domains": exclude_domain or [],
+            "categories": exclude_category or [],
+        },
+    }
+    if jurisdiction:
+        spec["jurisdictions"] = jurisdiction
+
+    def body() -> None:
+        with _vault(home, database_url) as vault:
+            _emit(vault.datasets.create(_operator(vault.settings), spec))
+
+    _run(body)
+
+
+@dataset_app.command("list")
+def dataset_list(home: HomeOpt = None, database_url: DbOpt = None) -> None:
+    """List datasets."""
+
+    def body() -> None:
+        with _vault(home, database_url) as vault:
+            _emit(vault.datasets.list(_operator(vault.settings)))
+
+    _run(body)
+
+
+@keys_app.command("list")
+def keys_list(home: HomeOpt = None, database_url: DbOpt = None) -> None:
+    """Key inventory: ids, versions, ages (never key bytes)."""
+
+    def body() -> None:
+        with _vault(home, database_url) as vault:
+            _emit(vault.keys.inventory(_operator(vault.settings)))
+
+    _run(body)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="A checkpoint file kept outside")
+    ] = None,
+    home: HomeOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Verify the hash chain, stored checkpoints and (optionally) an external checkpoint."""
+
+    def body() -> int:
+        external = None
+        if checkpoint is not None:
+            try:
+                external = json.loads(checkpoint.read_text("utf-8"))
+            except (OSError, ValueError) as exc:
+                raise e.BadRequest(f"cannot read checkpoint file {checkpoint}") from exc
+            if not isinstance(external, dict):
+                raise e.BadRequest("checkpoint file is not a JSON object")
+        with _vault(home, database_url) as vault:
+            report = vault.audit.verify(_operator(vault.settings), external)
+        _emit(report)
+        return 0 if report["ok"] else EXIT_VERIFY_FAILED
+
+    _run(body)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the signed checkpoint")],
+    home: HomeOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Sign the audit head and write it to a file to keep outside the vault."""
+
+    def body() -> None:
+        with _vault(home, database_url) as vault:
+            doc = vault.audit.checkpoint(_operator(vault.settings))
+        out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", "utf-8")
+        typer.echo(f"checkpoint of {doc['seq']} entries written to {out}", err=True)
+
+    _run(body)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="tvault")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,113 @@
+"""The record envelope, format version 1 (byte layout in docs/envelope.md).
+
+::
+
+    offset  size  field
+    0       2     magic b"TV"
+    2       1     format version (0x01)
+    3       1     object type (0x01 = record)
+    4       16    subject-epoch key id (SEK id)
+    20      60    DEK sealed under the SEK: nonce(12) || ct(32) || tag(16), AAD = dek context
+    80      4     body length N, unsigned big-endian, 28 <= N <= MAX_BODY
+    84      N     body sealed under the DEK: nonce(12) || ct || tag(16), AAD = body context
+
+Both AADs bind the format version, dataset id, record id, subject pseudonym, epoch and SEK id
+(DESIGN.md §3), under different labels, so a DEK or body moved to another row, subject, day or
+dataset fails to open. Anything but exactly ``84 + N`` bytes is refused before any crypto runs.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from vault.crypto.aead import KEY_BYTES, SEALED_OVERHEAD, new_key, open_sealed, seal
+from vault.crypto.context import encode_context
+from vault.errors import DecryptionError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "HEADER_BYTES",
+    "MAX_BODY",
+    "RecordContext",
+    "open_record",
+    "seal_record",
+    "sek_id_of",
+]
+
+MAGIC = b"TV"
+FORMAT_VERSION = 0x01
+TYPE_RECORD = 0x01
+ID_BYTES = 16
+SEALED_DEK_BYTES = SEALED_OVERHEAD + KEY_BYTES
+HEADER_BYTES = 4 + ID_BYTES + SEALED_DEK_BYTES + 4
+MAX_PLAINTEXT = 1024 * 1024
+MAX_BODY = MAX_PLAINTEXT + SEALED_OVERHEAD
+_LEN = struct.Struct(">I")
+_DEK_LABEL = b"tvault/record-dek/v1"
+_BODY_LABEL = b"tvault/record-body/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordContext:
+    """Where a record belongs; every field is bound into its associated data."""
+
+    dataset_id: str
+    record_id: bytes
+    subject: str
+    epoch: int
+    sek_id: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.record_id) != ID_BYTES or len(self.sek_id) != ID_BYTES:
+            raise ValueError("record and key ids are 16 bytes")
+
+    def aad(self, label: bytes) -> bytes:
+        """The associated data for one of the envelope's two seals."""
+        return encode_context(
+            label,
+            FORMAT_VERSION,
+            self.dataset_id,
+            self.record_id,
+            self.subject,
+            self.epoch,
+            self.sek_id,
+        )
+
+
+def seal_record(sek: bytes, ctx: RecordContext, plaintext: bytes) -> bytes:
+    """Encrypt ``plaintext`` under a fresh DEK, itself sealed under the subject-epoch key."""
+    if len(plaintext) > MAX_PLAINTEXT:
+        raise ValueError("record plaintext over the envelope limit")
+    dek = new_key()
+    sealed_dek = seal(sek, dek, ctx.aad(_DEK_LABEL))
+    body = seal(dek, plaintext, ctx.aad(_BODY_LABEL))
+    header = MAGIC + bytes([FORMAT_VERSION, TYPE_RECORD]) + ctx.sek_id
+    return header + sealed_dek + _LEN.pack(len(body)) + body
+
+
+def sek_id_of(envelope: bytes) -> bytes:
+    """The SEK id an envelope names (unauthenticated until the envelope opens)."""
+    _check_frame(envelope)
+    return envelope[4 : 4 + ID_BYTES]
+
+
+def _check_frame(envelope: bytes) -> int:
+    if len(envelope) < HEADER_BYTES + SEALED_OVERHEAD or envelope[:2] != MAGIC:
+        raise DecryptionError("decryption failed")
+    if envelope[2] != FORMAT_VERSION or envelope[3] != TYPE_RECORD:
+        raise DecryptionError("decryption failed")
+    (body_len,) = _LEN.unpack_from(envelope, HEADER_BYTES - 4)
+    if not SEALED_OVERHEAD <= body_len <= MAX_BODY or len(envelope) != HEADER_BYTES + body_len:
+        raise DecryptionError("decryption failed")
+    return int(body_len)
+
+
+def open_record(sek: bytes, ctx: RecordContext, envelope: bytes) -> bytes:
+    """Inverse of :func:`seal_record`; every failure is one opaque DecryptionError."""
+    _check_frame(envelope)
+    if envelope[4 : 4 + ID_BYTES] != ctx.sek_id:
+        raise DecryptionError("decryption failed")
+    dek_start = 4 + ID_BYTES
+    dek = open_sealed(sek, envelope[dek_start : dek_start + SEALED_DEK_BYTES], ctx.aad(_DEK_LABEL))
+    return open_sealed(dek, envelope[HEADER_BYTES:], ctx.aad(_BODY_LABEL))

@@ -1,0 +1,207 @@
+"""The telemetry event schema (CONTRACT.md "Telemetry event"), validated strictly.
+
+Unknown fields are refused everywhere, so a typo cannot carry data into storage unseen. Sizes
+are bounded here so that nothing downstream has to guess.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
+
+__all__ = [
+    "MAX_TEXT",
+    "Device",
+    "EventKind",
+    "FieldInfo",
+    "TelemetryEvent",
+    "epoch_of",
+    "format_time",
+    "parse_time",
+]
+
+MAX_TEXT = 64 * 1024
+MAX_SHORT = 2048
+MAX_URL = 8192
+MAX_PATH_POINTS = 10_000
+
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_time(value: object) -> datetime:
+    """Parse a strict RFC 3339 timestamp with an offset; raises ValueError otherwise."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("time must be an RFC 3339 string with a UTC offset")
+    text = value.upper().replace(" ", "T").replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:  # Python parses at most microseconds: trim extra fractional digits
+        frac, offset = rest[:-6], rest[-6:]
+        text = f"{head}.{frac[:6]}{offset}"
+    return datetime.fromisoformat(text)
+
+
+AwareDatetime = Annotated[datetime, BeforeValidator(parse_time)]
+Short = Annotated[str, Field(max_length=MAX_SHORT)]
+Number = StrictInt | StrictFloat
+
+
+class EventKind(enum.StrEnum):
+    """The kinds of event a collector may send."""
+
+    KEY = "key"
+    KEY_RUN = "key_run"
+    CLICK = "click"
+    MOUSE_MOVE = "mouse_move"
+    SCROLL = "scroll"
+    FOCUS = "focus"
+    CLIPBOARD = "clipboard"
+    SCREENSHOT = "screenshot"
+    CUSTOM = "custom"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=MAX_TEXT)
+
+
+class Device(_Strict):
+    """The device an event came from."""
+
+    id: Short | None = None
+    owner: Literal["corporate", "personal"] = "corporate"
+
+
+class FieldInfo(_Strict):
+    """The input field that had focus (HTML input types)."""
+
+    type: Annotated[str, Field(max_length=64)] = "text"
+    label: Short | None = None
+
+
+class KeyData(_Strict):
+    key: Annotated[str, Field(min_length=1, max_length=64)]
+    modifiers: Annotated[list[Annotated[str, Field(max_length=16)]], Field(max_length=8)] = []
+
+
+class TextData(_Strict):
+    text: Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+class ClickData(_Strict):
+    x: Number
+    y: Number
+    button: Annotated[str, Field(max_length=16)] = "left"
+
+
+class Point(_Strict):
+    x: Number
+    y: Number
+
+
+class MoveData(_Strict):
+    x: Number | None = None
+    y: Number | None = None
+    path: Annotated[list[Point], Field(max_length=MAX_PATH_POINTS)] | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> MoveData:
+        if self.path is None and (self.x is None or self.y is None):
+            raise ValueError("mouse_move needs x and y, or a path")
+        return self
+
+
+class ScrollData(_Strict):
+    dx: Number
+    dy: Number
+
+
+class Region(_Strict):
+    x: StrictInt = Field(ge=0)
+    y: StrictInt = Field(ge=0)
+    w: StrictInt = Field(gt=0)
+    h: StrictInt = Field(gt=0)
+    reason: Short | None = None
+
+
+class ScreenshotData(_Strict):
+    blob_id: Annotated[str, Field(min_length=1, max_length=64)]
+    regions: Annotated[list[Region], Field(max_length=256)] = []
+
+
+class EmptyData(_Strict):
+    pass
+
+
+_DATA_MODELS: dict[EventKind, type[BaseModel]] = {
+    EventKind.KEY: KeyData,
+    EventKind.KEY_RUN: TextData,
+    EventKind.CLIPBOARD: TextData,
+    EventKind.CLICK: ClickData,
+    EventKind.MOUSE_MOVE: MoveData,
+    EventKind.SCROLL: ScrollData,
+    EventKind.SCREENSHOT: ScreenshotData,
+    EventKind.FOCUS: EmptyData,
+}
+
+
+class TelemetryEvent(_Strict):
+    """One event as a collector sends it.
+
+    ``data`` is checked against the model of its ``kind``; for ``custom`` it is any JSON object
+    (its depth and size are bounded by the strict JSON reader before it gets here).
+    """
+
+    subject: Annotated[str, Field(min_length=1, max_length=256)]
+    time: AwareDatetime
+    kind: EventKind
+    device: Device | None = None
+    jurisdiction: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    app: Short | None = None
+    window_title: Short | None = None
+    url: Annotated[str, Field(max_length=MAX_URL)] | None = None
+    private_window: StrictBool = False
+    field: FieldInfo | None = None
+    data: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _check_data(self) -> TelemetryEvent:
+        model = _DATA_MODELS.get(self.kind)
+        if model is not None:
+            # Re-validate into the kind's model and keep its normalized dict form.
+            checked = model.model_validate(self.data)
+            object.__setattr__(self, "data", checked.model_dump(exclude_none=True))
+        return self
+
+    def stored_form(self) -> dict[str, Any]:
+        """The event as it is sealed: everything but ``subject`` (stored as a pseudonym)."""
+        body = self.model_dump(mode="json", exclude={"subject"}, exclude_none=True)
+        body["time"] = format_time(self.time)
+        return body
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and a ``Z`` suffix."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch_of(value: datetime) -> int:
+    """The UTC day number (days since 1970-01-01) an instant falls in: the key epoch."""
+    return (value.astimezone(UTC).date() - _EPOCH_DAY).days
+
+
+_EPOCH_DAY = datetime(1970, 1, 1, tzinfo=UTC).date()

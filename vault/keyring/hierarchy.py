@@ -1,0 +1,220 @@
+"""The key hierarchy of DESIGN.md §3: dataset KEK -> subject-epoch key -> record DEK.
+
+* Dataset KEKs live in the key provider, versioned; the database only records which version is
+  current and which were destroyed.
+* Subject-epoch keys (SEKs), one per (dataset, subject pseudonym, UTC day), are random and stored
+  wrapped by the dataset KEK version current when they were made, bound to where they belong.
+* Each SEK seals record DEKs with AES-GCM and random nonces; the row counts those uses and the
+  keyring refuses past ``max_wraps`` (far below the 2^32 of SP 800-38D §8.3).
+* Unwrapped SEKs are cached (bounded, TTL'd), so the provider is called per key, not per record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+from vault.crypto.aead import new_key
+from vault.crypto.context import encode_context
+from vault.crypto.keycache import KeyCache
+from vault.crypto.pseudonym import keyed_hash
+from vault.errors import KeyDestroyed, KeyError_, KeyUsageExceeded
+from vault.providers.base import KeyProvider
+from vault.storage.tables import dataset_keks, subject_keys, vault_meta
+
+__all__ = ["Keyring", "SubjectKey"]
+
+_SEK_LABEL = b"tvault/sek/v1"
+_PSEUDONYM_WRAP_LABEL = b"tvault/pseudonym-key/v1"
+_SUBJECT_LABEL = b"tvault/subject/v1"
+_PERSON_LABEL = b"tvault/audit-person/v1"
+PSEUDONYM_KEY_REF = "vault-pseudonym"
+
+
+def dataset_key_ref(dataset_id: str) -> str:
+    """The provider key reference of a dataset's KEK."""
+    return f"ds-{dataset_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectKey:
+    """An unwrapped subject-epoch key and where it belongs."""
+
+    id: bytes
+    dataset_id: str
+    subject: str
+    epoch: int
+    key: bytes
+
+
+class Keyring:
+    """Gets and makes keys of every level; the only code that calls the key provider to wrap."""
+
+    def __init__(
+        self,
+        provider: KeyProvider,
+        cache: KeyCache,
+        *,
+        max_wraps: int,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.provider = provider
+        self._cache = cache
+        self._max_wraps = max_wraps
+        self._now = now
+        self._pseudonym_key: bytes | None = None
+
+    # -- pseudonyms -----------------------------------------------------------------------------
+
+    def load_pseudonym_key(self, conn: Connection) -> None:
+        """Unwrap (creating on first start) the vault's pseudonym key.
+
+        It is stored in the database wrapped by a provider key that is never rotated away, so a
+        stolen database alone cannot be joined to an employee directory by brute force.
+        """
+        row = conn.execute(
+            select(vault_meta.c.value).where(vault_meta.c.name == "pseudonym_key")
+        ).scalar_one_or_none()
+        context = encode_context(_PSEUDONYM_WRAP_LABEL)
+        if row is None:
+            if not self.provider.versions(PSEUDONYM_KEY_REF):
+                self.provider.create_version(PSEUDONYM_KEY_REF)
+            key = new_key()
+            wrapped = self.provider.wrap(PSEUDONYM_KEY_REF, 1, key, context)
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(vault_meta).values(name="pseudonym_key", value=wrapped))
+            except SAIntegrityError:
+                # Another replica started at the same moment and stored its key first.
+                self.load_pseudonym_key(conn)
+                return
+        else:
+            key = self.provider.unwrap(PSEUDONYM_KEY_REF, 1, bytes(row), context)
+        self._pseudonym_key = key
+
+    def _pkey(self) -> bytes:
+        if self._pseudonym_key is None:
+            raise KeyError_("pseudonym key not loaded")
+        return self._pseudonym_key
+
+    def subject_pseudonym(self, dataset_id: str, subject: str) -> str:
+        """The keyed pseudonym of ``subject`` in one dataset (differs across datasets)."""
+        return keyed_hash(self._pkey(), _SUBJECT_LABEL, dataset_id, subject)
+
+    def person_hash(self, identity: str) -> str:
+        """The keyed hash that stands for a person (or caller) in the audit log."""
+        return keyed_hash(self._pkey(), _PERSON_LABEL, identity)
+
+    # -- dataset KEKs ---------------------------------------------------------------------------
+
+    def create_dataset_kek(self, conn: Connection, dataset_id: str) -> int:
+        """Create the first (or next) KEK version of a dataset in the provider and note it."""
+        version = self.provider.create_version(dataset_key_ref(dataset_id))
+        conn.execute(
+            insert(dataset_keks).values(
+                dataset_id=dataset_id, version=version, state="active", created_at=self._now()
+            )
+        )
+        return version
+
+    # -- subject-epoch keys ---------------------------------------------------------------------
+
+    @staticmethod
+    def _sek_context(dataset_id: str, subject: str, epoch: int, sek_id: bytes, kek: int) -> bytes:
+        return encode_context(_SEK_LABEL, dataset_id, subject, epoch, sek_id, kek)
+
+    def sek_for_write(
+        self,
+        conn: Connection,
+        dataset_id: str,
+        kek_version: int,
+        subject: str,
+        epoch: int,
+        uses: int,
+    ) -> SubjectKey:
+        """The SEK for (dataset, subject, epoch), made if absent, with ``uses`` more wraps booked."""
+        row = self._sek_row(conn, dataset_id, subject, epoch)
+        if row is None:
+            sek_id = uuid.uuid4().bytes
+            key = new_key()
+            wrapped = self.provider.wrap(
+                dataset_key_ref(dataset_id),
+                kek_version,
+                key,
+                self._sek_context(dataset_id, subject, epoch, sek_id, kek_version),
+            )
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(subject_keys).values(
+                            id=sek_id,
+                            dataset_id=dataset_id,
+                            subject=subject,
+                            epoch=epoch,
+                            kek_version=kek_version,
+                            wrapped=wrapped,
+                            wraps=uses,
+                            created_at=self._now(),
+                        )
+                    )
+            except SAIntegrityError:
+                # Another writer made it first: use theirs.
+                row = self._sek_row(conn, dataset_id, subject, epoch)
+                if row is None:
+                    raise
+            else:
+                self._cache.put(sek_id, key)
+                return SubjectKey(sek_id, dataset_id, subject, epoch, key)
+        sek_id = bytes(row.id)
+        if row.wraps + uses > self._max_wraps:
+            raise KeyUsageExceeded("subject-epoch key reached its usage limit")
+        conn.execute(
+            update(subject_keys)
+            .where(subject_keys.c.id == sek_id)
+            .values(wraps=subject_keys.c.wraps + uses)
+        )
+        return SubjectKey(sek_id, dataset_id, subject, epoch, self._unwrap_row(row))
+
+    def sek_for_read(self, conn: Connection, sek_id: bytes) -> SubjectKey:
+        """The SEK with that id; raises KeyDestroyed when it was shredded."""
+        row = conn.execute(select(subject_keys).where(subject_keys.c.id == sek_id)).one_or_none()
+        if row is None:
+            raise KeyDestroyed("subject-epoch key destroyed")
+        return SubjectKey(sek_id, row.dataset_id, row.subject, row.epoch, self._unwrap_row(row))
+
+    def _sek_row(
+        self, conn: Connection, dataset_id: str, subject: str, epoch: int
+    ) -> Row[Any] | None:
+        return conn.execute(
+            select(subject_keys).where(
+                subject_keys.c.dataset_id == dataset_id,
+                subject_keys.c.subject == subject,
+                subject_keys.c.epoch == epoch,
+            )
+        ).one_or_none()
+
+    def _unwrap_row(self, row: Row[Any]) -> bytes:
+        sek_id = bytes(row.id)
+        cached = self._cache.get(sek_id)
+        if cached is not None:
+            return cached
+        key = self.provider.unwrap(
+            dataset_key_ref(row.dataset_id),
+            row.kek_version,
+            bytes(row.wrapped),
+            self._sek_context(
+                row.dataset_id,
+                row.subject,
+                row.epoch,
+                sek_id,
+                row.kek_version,
+            ),
+        )
+        self._cache.put(sek_id, key)
+        return key

@@ -1,0 +1,1 @@
+"""Use cases: the one place that enforces policy and writes the audit log."""

@@ -1,0 +1,96 @@
+"""Authentication: bearer tokens to principals, failures audited; dev tokens for the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from vault.audit import AuditAction, Outcome
+from vault.domain.principal import Principal
+from vault.errors import AuthenticationError, ConfigurationError
+from vault.services.base import Deps, ServiceBase
+from vault.tokens import TokenVerifier, issue_dev_token
+
+__all__ = ["AuthService"]
+
+_ANONYMOUS = Principal(sub="anonymous", roles=frozenset())
+
+
+class AuthService(ServiceBase):
+    """Turns ``Authorization`` header values into principals, one uniform failure."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        verifier: TokenVerifier,
+        *,
+        dev_key: Path | None,
+        issuer: str,
+        audience: str,
+        max_ttl_seconds: int,
+    ) -> None:
+        super().__init__(deps)
+        self._verifier = verifier
+        self._dev_key = dev_key
+        self._issuer = issuer
+        self._audience = audience
+        self._max_ttl = max_ttl_seconds
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The principal of a ``Bearer`` header, or an (audited) AuthenticationError."""
+        scheme, _, token = (authorization or "").partition(" ")
+        try:
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthenticationError("authentication failed", details="no bearer token")
+            return self._verifier.verify(token.strip())
+        except AuthenticationError as exc:
+            with self.db.write() as conn:
+                self.record(
+                    conn,
+                    _ANONYMOUS,
+                    AuditAction.AUTH_FAILED,
+                    Outcome.DENIED,
+                    reason=str(exc.details or "invalid token")[:200],
+                )
+            raise AuthenticationError("authentication failed") from None
+
+    def issue_dev_token(
+        self,
+        operator: Principal,
+        *,
+        sub: str,
+        roles: Sequence[str],
+        purposes: Sequence[str],
+        datasets: Sequence[str],
+        ttl_seconds: int,
+    ) -> str:
+        """A token signed with the development key (refused when there is none)."""
+        if self._dev_key is None:
+            raise ConfigurationError("no development signing key is configured")
+        if ttl_seconds > self._max_ttl:
+            raise ConfigurationError(f"ttl over the maximum of {self._max_ttl} seconds")
+        token = issue_dev_token(
+            self._dev_key,
+            sub=sub,
+            roles=roles,
+            purposes=purposes,
+            datasets=datasets,
+            ttl_seconds=ttl_seconds,
+            issuer=self._issuer,
+            audience=self._audience,
+            now=self.deps.now().timestamp(),
+        )
+        with self.db.write() as conn:
+            self.record(
+                conn,
+                operator,
+                AuditAction.TOKEN_ISSUE,
+                details={
+                    "for": self.keyring.person_hash(f"http:{sub}"),
+                    "roles": sorted(roles),
+                    "purposes": sorted(purposes),
+                    "datasets": sorted(datasets),
+                    "ttl_seconds": ttl_seconds,
+                },
+            )
+        return token

@@ -1,0 +1,166 @@
+"""What every service shares: dependencies, the access gate and audit helpers.
+
+Services are the one place that enforces policy and writes the audit log; both faces (HTTP and
+CLI) call them, so no check can be skipped by choosing the other face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn
+
+from sqlalchemy import Connection, Row, select
+
+from vault.audit import AuditAction, AuditEntry, AuditLog, Outcome
+from vault.domain.access import Decision, Denial, Denied, decide_dataset_visible, decide_role
+from vault.domain.principal import Principal, Role
+from vault.domain.purposes import ForbiddenPurposes
+from vault.errors import BadRequest, Forbidden, ForbiddenPurpose, NotFound, VaultError
+from vault.keyring import Keyring
+from vault.storage import Database
+from vault.storage.tables import datasets
+
+__all__ = ["Deps", "Limits", "ServiceBase"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one request may ask for."""
+
+    max_batch_events: int
+    max_page_size: int
+    clock_skew_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """Everything a service needs, built once by the composition root."""
+
+    db: Database
+    keyring: Keyring
+    audit: AuditLog
+    now: Callable[[], datetime]
+    forbidden: ForbiddenPurposes
+    limits: Limits
+
+
+_DENIAL_ERRORS: dict[Denial, type[VaultError]] = {
+    Denial.NOT_FOUND: NotFound,
+    Denial.FORBIDDEN: Forbidden,
+    Denial.FORBIDDEN_PURPOSE: ForbiddenPurpose,
+    Denial.BAD_PURPOSE: BadRequest,
+}
+
+_CLIENT_MESSAGES: dict[Denial, str] = {
+    Denial.NOT_FOUND: "not found",
+    Denial.FORBIDDEN: "not allowed",
+    Denial.FORBIDDEN_PURPOSE: "this purpose can never be granted",
+    Denial.BAD_PURPOSE: "declare an allowed purpose in the X-Purpose header",
+}
+
+
+class ServiceBase:
+    """Shared helpers: audited denials, role gates, dataset lookup with object-level checks."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.db = deps.db
+        self.keyring = deps.keyring
+        self.audit = deps.audit
+
+    def actor(self, principal: Principal) -> str:
+        """The keyed hash that stands for the caller in the audit log."""
+        return self.keyring.person_hash(f"{principal.via}:{principal.sub}")
+
+    def record(
+        self,
+        conn: Connection,
+        principal: Principal,
+        action: AuditAction,
+        outcome: Outcome = Outcome.OK,
+        *,
+        dataset: str | None = None,
+        purpose: str | None = None,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append an audit entry in ``conn``'s transaction."""
+        return self.audit.append(
+            conn,
+            AuditEntry(
+                actor=self.actor(principal),
+                role=principal.primary_role,
+                action=action,
+                outcome=outcome,
+                dataset=dataset[:64] if dataset else None,
+                purpose=purpose[:64] if purpose else None,
+                reason=reason,
+                details=details or {"via": principal.via},
+            ),
+        )
+
+    def deny(
+        self,
+        principal: Principal,
+        action: AuditAction,
+        denied: Denied,
+        *,
+        dataset: str | None = None,
+        purpose: str | None = None,
+    ) -> NoReturn:
+        """Write the denial to the audit log (its own transaction), then raise the client error."""
+        with self.db.write() as conn:
+            self.record(
+                conn,
+                principal,
+                action,
+                Outcome.DENIED,
+                dataset=dataset,
+                purpose=purpose,
+                reason=denied.reason,
+            )
+        raise _DENIAL_ERRORS[denied.kind](_CLIENT_MESSAGES[denied.kind])
+
+    def gate(
+        self,
+        principal: Principal,
+        action: AuditAction,
+        decision: Decision,
+        *,
+        dataset: str | None = None,
+        purpose: str | None = None,
+    ) -> None:
+        """Go on if allowed; otherwise audit and raise."""
+        if isinstance(decision, Denied):
+            self.deny(principal, action, decision, dataset=dataset, purpose=purpose)
+
+    def require(
+        self,
+        principal: Principal,
+        action: AuditAction,
+        roles: Iterable[Role],
+        *,
+        dataset: str | None = None,
+    ) -> None:
+        """Audited role check."""
+        self.gate(principal, action, decide_role(principal, roles), dataset=dataset)
+
+    def visible_dataset(
+        self, principal: Principal, name: str, action: AuditAction
+    ) -> Row[Any]:
+        """The dataset row, or an audited NotFound that does not reveal whether it exists."""
+        self.gate(principal, action, decide_dataset_visible(principal, name), dataset=name)
+        with self.db.read() as conn:
+            row = self.dataset_row(conn, name)
+        if row is None:
+            self.deny(
+                principal, action, Denied("no such dataset", Denial.NOT_FOUND), dataset=name
+            )
+        return row
+
+    @staticmethod
+    def dataset_row(conn: Connection, name: str) -> Row[Any] | None:
+        """The dataset named ``name``, if any."""
+        return conn.execute(select(datasets).where(datasets.c.name == name)).one_or_none()

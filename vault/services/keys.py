@@ -1,0 +1,60 @@
+"""Key inventory: ids, versions, states and ages; never key bytes (admins and auditors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from vault.audit import AuditAction
+from vault.domain.principal import Principal, Role
+from vault.services.base import ServiceBase
+from vault.storage.tables import dataset_keks, datasets, subject_keys
+
+__all__ = ["KeyService"]
+
+
+class KeyService(ServiceBase):
+    """What the vault can say about its keys without revealing any."""
+
+    def inventory(self, principal: Principal) -> dict[str, Any]:
+        """Per dataset: KEK versions with state and age, and the number of subject-epoch keys."""
+        self.require(principal, AuditAction.KEYS_LIST, [Role.ADMIN, Role.AUDITOR])
+        now = self.deps.now()
+        out: list[dict[str, Any]] = []
+        with self.db.read() as conn:
+            counts: dict[str, int] = dict(
+                conn.execute(
+                    select(subject_keys.c.dataset_id, func.count()).group_by(
+                        subject_keys.c.dataset_id
+                    )
+                ).tuples()
+            )
+            for ds in conn.execute(select(datasets).order_by(datasets.c.name)):
+                if not principal.may_see_dataset(ds.name):
+                    continue
+                versions = conn.execute(
+                    select(dataset_keks)
+                    .where(dataset_keks.c.dataset_id == ds.id)
+                    .order_by(dataset_keks.c.version)
+                ).all()
+                out.append(
+                    {
+                        "dataset": ds.name,
+                        "kek_current_version": ds.kek_version,
+                        "kek_versions": [
+                            {
+                                "version": v.version,
+                                "state": v.state,
+                                "created_at": v.created_at.isoformat(),
+                                "age_seconds": int((now - v.created_at).total_seconds()),
+                            }
+                            for v in versions
+                        ],
+                        "subject_epoch_keys": int(counts.get(ds.id, 0)),
+                    }
+                )
+        with self.db.write() as conn:
+            self.record(conn, principal, AuditAction.KEYS_LIST)
+        status = self.keyring.provider.check()
+        return {"provider": status, "datasets": out}

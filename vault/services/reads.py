@@ -1,0 +1,216 @@
+"""Purpose-bound, audited, decrypted reads of stored events, page by page.
+
+Every read names a purpose that the dataset and the token allow and that is not forbidden;
+object-level checks keep a caller inside the datasets it holds a grant on. The read's audit
+entry is written before any plaintext is returned (fail closed).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, or_, select
+
+from vault.audit import AuditAction, Outcome
+from vault.crypto.envelope import RecordContext, open_record
+from vault.domain.access import Denied, decide_read
+from vault.domain.events import EventKind, format_time, parse_time
+from vault.domain.principal import Principal, Role
+from vault.errors import (
+    BadRequest,
+    DecryptionError,
+    IntegrityError,
+    InvalidCursor,
+    KeyDestroyed,
+    NotFound,
+)
+from vault.services.base import ServiceBase
+from vault.storage.tables import records
+
+__all__ = ["EventQuery", "ReadService"]
+
+_RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
+DEFAULT_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Filters of a listing, as the faces received them (validated here, once)."""
+
+    subject: str | None = None
+    since: str | None = None
+    until: str | None = None
+    kind: str | None = None
+    limit: int | None = None
+    cursor: str | None = None
+
+
+def _time_param(name: str, raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        return parse_time(raw)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an RFC 3339 time with an offset") from exc
+
+
+def encode_cursor(event_time: datetime, record_id: str) -> str:
+    """An opaque cursor after (time, id)."""
+    raw = json.dumps([format_time(event_time), record_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Inverse of :func:`encode_cursor`; anything else is an InvalidCursor."""
+    try:
+        if len(cursor) > 200:
+            raise ValueError("too long")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        when, rid = json.loads(raw)
+        if not isinstance(rid, str) or not _RECORD_ID.fullmatch(rid):
+            raise ValueError("bad id")
+        return parse_time(when), rid
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor("invalid cursor") from exc
+
+
+class ReadService(ServiceBase):
+    """Decrypted reads for allowed purposes."""
+
+    def _authorize(
+        self, principal: Principal, dataset: str, purpose: str | None, action: AuditAction
+    ) -> tuple[Row[Any], str]:
+        self.require(principal, action, [Role.READER], dataset=dataset)
+        ds = self.visible_dataset(principal, dataset, action)
+        decision = decide_read(principal, ds.purposes, purpose, self.deps.forbidden)
+        if isinstance(decision, Denied):
+            self.deny(principal, action, decision, dataset=dataset, purpose=purpose)
+        return ds, decision.purpose or ""
+
+
+    def _open(self, conn: Connection, ds: Row[Any], row: Row[Any]) -> dict[str, Any]:
+        sek = self.keyring.sek_for_read(conn, bytes(row.sek_id))
+        ctx = RecordContext(ds.id, bytes.fromhex(row.id), row.subject, row.epoch, sek.id)
+        body = json.loads(open_record(sek.key, ctx, bytes(row.envelope)))
+        # The clear-text index columns must agree with the sealed body, so editing them in the
+        # database (to slip a record past a filter) is detected like any other tampering.
+        if body.get("kind") != row.kind or body.get("time") != format_time(row.event_time):
+            raise DecryptionError("decryption failed")
+        return {"id": row.id, "subject": row.subject, **body}
+
+    def _decrypt_all(
+        self, principal: Principal, ds: Row[Any], rows: list[Row[Any]], action: AuditAction,
+        purpose: str,
+    ) -> list[dict[str, Any]]:
+        try:
+            with self.db.read() as conn:
+                return [self._open(conn, ds, row) for row in rows]
+        except (DecryptionError, KeyDestroyed) as exc:
+            gone = isinstance(exc, KeyDestroyed)
+            with self.db.write() as conn:
+                self.record(
+                    conn,
+                    principal,
+                    action,
+                    Outcome.FAILED,
+                    dataset=ds.name,
+                    purpose=purpose,
+                    reason="key destroyed" if gone else "integrity check failed",
+                )
+            if gone:
+                raise
+            raise IntegrityError("a stored record failed its integrity check") from exc
+
+    def list_events(
+        self, principal: Principal, dataset: str, purpose: str | None, query: EventQuery
+    ) -> dict[str, Any]:
+        """One page of decrypted events, oldest first, and the cursor of the next page."""
+        action = AuditAction.EVENTS_READ
+        ds, purpose_ok = self._authorize(principal, dataset, purpose, action)
+        limit = query.limit if query.limit is not None else DEFAULT_PAGE
+        if not 1 <= limit <= self.deps.limits.max_page_size:
+            raise BadRequest(f"limit must be 1..{self.deps.limits.max_page_size}")
+        conditions = [records.c.dataset_id == ds.id]
+        if query.subject is not None:
+            if not 1 <= len(query.subject) <= 256:
+                raise BadRequest("subject must be 1..256 characters")
+            subject = self.keyring.subject_pseudonym(ds.id, query.subject)
+            conditions.append(records.c.subject == subject)
+        since = _time_param("since", query.since)
+        until = _time_param("until", query.until)
+        if since is not None:
+            conditions.append(records.c.event_time >= since)
+        if until is not None:
+            conditions.append(records.c.event_time < until)
+        if query.kind is not None:
+            if query.kind not in EventKind.__members__.values():
+                raise BadRequest("unknown kind")
+            conditions.append(records.c.kind == query.kind)
+        if query.cursor is not None:
+            after_time, after_id = decode_cursor(query.cursor)
+            conditions.append(
+                or_(
+                    records.c.event_time > after_time,
+                    and_(records.c.event_time == after_time, records.c.id > after_id),
+                )
+            )
+        stmt = (
+            select(records)
+            .where(*conditions)
+            .order_by(records.c.event_time, records.c.id)
+            .limit(limit + 1)
+        )
+        with self.db.read() as conn:
+            rows = list(conn.execute(stmt).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        events = self._decrypt_all(principal, ds, rows, action, purpose_ok)
+        with self.db.write() as conn:
+            self.record(
+                conn,
+                principal,
+                action,
+                dataset=dataset,
+                purpose=purpose_ok,
+                details={
+                    "records": len(events),
+                    "filters": {
+                        "subject": self.keyring.person_hash(query.subject)
+                        if query.subject
+                        else None,
+                        "since": query.since,
+                        "until": query.until,
+                        "kind": query.kind,
+                    },
+                },
+            )
+        next_cursor = encode_cursor(rows[-1].event_time, rows[-1].id) if more else None
+        return {"events": events, "next_cursor": next_cursor}
+
+    def get_event(
+        self, principal: Principal, dataset: str, record_id: str, purpose: str | None
+    ) -> dict[str, Any]:
+        """One decrypted event; NotFound when absent or in another dataset."""
+        action = AuditAction.EVENT_READ
+        ds, purpose_ok = self._authorize(principal, dataset, purpose, action)
+        row = None
+        if _RECORD_ID.fullmatch(record_id):
+            with self.db.read() as conn:
+                row = conn.execute(
+                    select(records).where(records.c.id == record_id, records.c.dataset_id == ds.id)
+                ).one_or_none()
+        if row is None:
+            raise NotFound("not found")
+        (event,) = self._decrypt_all(principal, ds, [row], action, purpose_ok)
+        with self.db.write() as conn:
+            self.record(
+                conn, principal, action, dataset=dataset, purpose=purpose_ok,
+                details={"record": record_id},
+            )
+        return event

@@ -1,0 +1,185 @@
+"""SQLAlchemy tables. Rows only: no key material in the clear, no decryption here.
+
+Plaintext columns are the minimum DESIGN.md §7 allows: dataset, subject *pseudonym*, epoch and
+event time, event kind, sizes and redaction counts. Everything else is inside ``envelope``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "audit_checkpoints",
+    "audit_head",
+    "audit_log",
+    "consents",
+    "dataset_keks",
+    "datasets",
+    "metadata",
+    "records",
+    "subject_keys",
+    "vault_meta",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as naive UTC and returned aware, the same on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Normalize to naive UTC; naive input is refused (it would be ambiguous)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Attach UTC to what the database returns."""
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+ID = String(32)  # uuid hex
+PSEUDONYM = String(32)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("retention_days", Integer, nullable=False),
+    Column("consent_mode", String(8), nullable=False),
+    Column("purposes", JSON, nullable=False),
+    Column("jurisdictions", JSON, nullable=True),
+    Column("exclusions", JSON, nullable=False),
+    Column("kek_version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+dataset_keks = Table(
+    "dataset_keks",
+    metadata,
+    Column("dataset_id", ID, ForeignKey("datasets.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("destroyed_at", UTCDateTime, nullable=True),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("dataset_id", ID, ForeignKey("datasets.id"), primary_key=True),
+    Column("subject", PSEUDONYM, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+subject_keys = Table(
+    "subject_keys",
+    metadata,
+    Column("id", LargeBinary(16), primary_key=True),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    Column("subject", PSEUDONYM, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("kek_version", Integer, nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("wraps", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("dataset_id", "subject", "epoch"),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    Column("subject", PSEUDONYM, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("event_time", UTCDateTime, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("redactions", JSON, nullable=False),
+    Column("rules_version", String(16), nullable=False),
+    Column("sek_id", LargeBinary(16), nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+    Index("ix_records_dataset_time", "dataset_id", "event_time", "id"),
+    Index("ix_records_dataset_subject_time", "dataset_id", "subject", "event_time"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("role", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("dataset", String(64), nullable=True),
+    Column("purpose", String(64), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", String(256), nullable=True),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("key_ref", String(128), nullable=False),
+    Column("public_key", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+)
+
+vault_meta = Table(
+    "vault_meta",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
