@@ -44,9 +44,7 @@ def strict_loads(raw: bytes, *, max_depth: int) -> Any:
     """Parse one JSON document strictly; any problem is a BadRequest."""
     try:
         text = raw.decode("utf-8")
-        value = json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant
-        )
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise BadRequest("body is not UTF-8") from exc
     except RecursionError as exc:

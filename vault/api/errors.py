@@ -70,7 +70,9 @@ async def _vault_error(_request: Request, exc: Exception) -> JSONResponse:
         )
     if status >= 500:
         log.error("request failed: %s (%s)", exc.code, type(exc).__name__)
-        message = "internal error" if status == 500 and exc.code == "internal_error" else exc.message
+        message = (
+            "internal error" if status == 500 and exc.code == "internal_error" else exc.message
+        )
         return error_response(status, exc.code, message)
     return error_response(status, exc.code, exc.message, exc.details)
 

@@ -12,7 +12,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from vault.errors import DecryptionError
 
-__all__ = ["KEY_BYTES", "NONCE_BYTES", "SEALED_OVERHEAD", "TAG_BYTES", "new_key", "open_sealed", "seal"]
+__all__ = [
+    "KEY_BYTES",
+    "NONCE_BYTES",
+    "SEALED_OVERHEAD",
+    "TAG_BYTES",
+    "new_key",
+    "open_sealed",
+    "seal",
+]
 
 KEY_BYTES = 32
 NONCE_BYTES = 12

@@ -26,9 +26,9 @@ _MAX_WRAPPED = 1 + SALT_BYTES + SEALED_OVERHEAD + 4096
 
 
 def _derive(kek: bytes, salt: bytes, context: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=_INFO + context).derive(
-        kek
-    )
+    return HKDF(
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=_INFO + context
+    ).derive(kek)
 
 
 def wrap_with_kek(kek: bytes, plaintext_key: bytes, context: bytes) -> bytes:

@@ -14,9 +14,9 @@ from vault.domain.purposes import ForbiddenPurposes, normalize_purpose
 
 __all__ = [
     "Allowed",
+    "Decision",
     "Denial",
     "Denied",
-    "Decision",
     "decide_dataset_visible",
     "decide_read",
     "decide_role",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from vault.domain.events import EventKind, TelemetryEvent
@@ -50,9 +51,14 @@ class _Rule:
     fold_triggers: bool = False
 
 
-# Characters that may continue a token: a detector anchored on a look-behind over this class
-# starts only at the beginning of a run.
-_B64URL = r"A-Za-z0-9_\-"
+# Two design rules keep one pass consistent with the next (redaction is idempotent) and stop a
+# match from hiding its neighbour:
+# - every token ends greedily on a class that contains _WORD, so a match never stops between
+#   two word characters;
+# - the detectors anchored by a look-behind (needed for linear time, see the module docstring)
+#   start with a word character, so a match that ends just before them ends on a non-word one.
+_WORD = "A-Za-z0-9_"
+_B64URL = "A-Za-z0-9_\\-"
 
 _RULES: tuple[_Rule, ...] = (
     _Rule(
@@ -62,75 +68,75 @@ _RULES: tuple[_Rule, ...] = (
         # END line (a truncated paste) still redacts everything up to the next marker.
         r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
         r"(?:[^-]|-(?!----))*"
-        r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----)?",
+        rf"(?:-----END [A-Z0-9 ]{{0,40}}PRIVATE KEY(?: BLOCK)?-----(?![{_WORD}]))?",
         ("-----BEGIN ",),
     ),
     _Rule(
         "JWT",
-        rf"(?<![{_B64URL}])eyJ[{_B64URL}]{{5,8192}}\.eyJ[{_B64URL}]{{5,65536}}"
-        rf"\.[{_B64URL}]{{0,8192}}",
+        rf"(?<![{_B64URL}])eyJ[{_B64URL}]{{5,}}\.eyJ[{_B64URL}]{{5,}}\.[{_B64URL}]*",
         ("eyJ",),
     ),
     _Rule(
         "PASSWORD",
         # scheme://user:password@host, anchored on "://" (the scheme itself does not matter,
         # and a long one must not hide the password). The password runs to the *last* "@"
-        # before the path, as in browsers, so "p@ss" is redacted whole. An already-redacted
-        # password is skipped so that a second pass counts nothing.
-        r"://[^\s/?#@:\[\]]{0,256}:"
-        r"(?!\[PASSWORD\]@)(?P<value>[^\s/?#]{1,256})@",
+        # before the path, as in browsers, so "p@ss" is redacted whole. Neither part can cross
+        # a "/", so a start never scans past the next "://". An already-redacted password is
+        # skipped so that a second pass counts nothing.
+        r"://[^\s/?#@:\[\]]*:(?!\[PASSWORD\]@)(?P<value>[^\s/?#]+)@",
         ("://",),
     ),
     _Rule(
         "GITHUB_TOKEN",
-        r"gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,244}",
+        rf"gh[pousr]_[{_WORD}]{{36,}}|github_pat_[{_WORD}]{{22,}}",
         ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     ),
     _Rule(
         "GITLAB_TOKEN",
-        rf"glpat-[{_B64URL}]{{20,255}}(?:\.[{_B64URL}]{{1,64}}){{0,3}}",
+        # Newer GitLab tokens carry dot-separated parts; a sentence's final dot is left alone.
+        rf"glpat-[{_B64URL}.]{{19,}}[{_B64URL}]",
         ("glpat-",),
     ),
-    _Rule("GCP_API_KEY", rf"AIza[{_B64URL}]{{35}}", ("AIza",)),
+    _Rule("GCP_API_KEY", rf"AIza[{_B64URL}]{{35,}}", ("AIza",)),
     _Rule(
         "SLACK_TOKEN",
-        r"xox[baprs]-[A-Za-z0-9\-]{10,250}|xapp-[0-9]-[A-Za-z0-9\-]{10,250}",
+        rf"xox[baprs]-[{_B64URL}]{{10,}}|xapp-[0-9]-[{_B64URL}]{{10,}}",
         ("xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-", "xapp-"),
     ),
     _Rule(
         "STRIPE_KEY",
-        r"[sr]k_(?:live|test)_[A-Za-z0-9]{10,247}",
+        rf"[sr]k_(?:live|test)_[{_WORD}]{{10,}}",
         ("k_live_", "k_test_"),
     ),
-    _Rule("NPM_TOKEN", r"npm_[A-Za-z0-9]{36}", ("npm_",)),
+    _Rule("NPM_TOKEN", rf"npm_[{_WORD}]{{36,}}", ("npm_",)),
     _Rule(
         "PYPI_TOKEN",
         # The macaroon's base64 starts with the issuing host: pypi.org or test.pypi.org.
-        rf"pypi-(?:AgEIcHlwaS5vcmc|AgENdGVzdC5weXBpLm9yZw)[{_B64URL}]{{16,4096}}",
+        rf"pypi-(?:AgEIcHlwaS5vcmc|AgENdGVzdC5weXBpLm9yZw)[{_B64URL}]{{16,}}",
         ("pypi-Ag",),
     ),
     _Rule(
         "AWS_ACCESS_KEY",
-        r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])",
+        rf"(?<![{_WORD}])(?:AKIA|ASIA)[A-Z0-9]{{16}}[{_WORD}]*",
         ("AKIA", "ASIA"),
     ),
     _Rule(
         "AWS_SECRET_KEY",
-        # Forty base64 characters are too common to redact on sight (hashes, ids); only in an
-        # assignment to a secret-looking name: aws_secret_access_key=..., "SecretAccessKey":
-        # "...", secret: ..., AWS_SECRET_KEY = '...'.
+        # Forty base64 characters are too common to redact on sight (hashes, ids): only in an
+        # assignment to a secret-looking name (aws_secret_access_key=..., "SecretAccessKey":
+        # "...", secret: ...). A longer value is taken whole: it is no less secret.
         r"(?i:(?:aws_?)?secret(?:_?access)?(?:_?key)?)"
         r"[\"']?[ \t]{0,8}(?:=>|:=|[:=])[ \t]{0,8}[\"']?"
-        r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        rf"(?P<value>[A-Za-z0-9/+]{{40}}[{_WORD}/+=]*)",
         ("secret",),
         fold_triggers=True,
     ),
     _Rule(
         "EMAIL",
         # ASCII addresses only; the local part is anchored at the start of its run.
-        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]{1,64}@"
-        r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}"
-        r"(?![A-Za-z0-9\-])",
+        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9_][A-Za-z0-9._%+\-]{0,63}@"
+        r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,16}"
+        rf"[A-Za-z]{{2}}[{_WORD}]*",
         ("@",),
     ),
 )
@@ -155,6 +161,10 @@ _RULE_BY_GROUP = {
     for index, rule in enumerate(_RULES)
 }
 _TRIGGERS = tuple(t for rule in _RULES if not rule.fold_triggers for t in rule.triggers)
+# A second pass normally finds nothing (see the design rules above the table); it is a safety
+# net for matches that only appear once a neighbour has become a placeholder, e.g. a URL
+# password that was out of reach because it contained a token with a "/".
+_MAX_PASSES = 3
 _FOLDED_TRIGGERS = tuple(t for rule in _RULES if rule.fold_triggers for t in rule.triggers)
 
 
@@ -170,30 +180,37 @@ def _may_match(text: str) -> bool:
     return False
 
 
+def _replace(counts: dict[str, int], match: re.Match[str]) -> str:
+    group = match.lastgroup
+    # The rule's own group encloses its value group, so it is always the last to close.
+    assert group is not None
+    rule, value_group = _RULE_BY_GROUP[group]
+    counts[rule.kind] = counts.get(rule.kind, 0) + 1
+    placeholder = f"[{rule.kind}]"
+    if value_group is None:
+        return placeholder
+    whole, offset = match.group(), match.start()
+    start, end = match.span(value_group)
+    return whole[: start - offset] + placeholder + whole[end - offset :]
+
+
 def redact_text(text: str) -> tuple[str, dict[str, int]]:
     """Replace every detected secret and e-mail address in ``text`` by ``[TYPE]``.
 
     Returns the redacted text and the number of replacements per placeholder type. Never
     raises on any ``str``; redacting the result again changes nothing.
     """
-    if not text or not _may_match(text):
-        return text, {}
     counts: dict[str, int] = {}
-
-    def replace(match: re.Match[str]) -> str:
-        group = match.lastgroup
-        # The rule's own group encloses its value group, so it is always the last to close.
-        assert group is not None
-        rule, value_group = _RULE_BY_GROUP[group]
-        counts[rule.kind] = counts.get(rule.kind, 0) + 1
-        placeholder = f"[{rule.kind}]"
-        if value_group is None:
-            return placeholder
-        start, end = match.span(value_group)
-        whole_start, whole_end = match.span()
-        return text[whole_start:start] + placeholder + text[end:whole_end]
-
-    return _COMBINED.sub(replace, text), counts
+    for _ in range(_MAX_PASSES):
+        if not text or not _may_match(text):
+            break
+        found: dict[str, int] = {}
+        redacted = _COMBINED.sub(partial(_replace, found), text)
+        if not found:
+            break
+        _add(counts, found)
+        text = redacted
+    return text, counts
 
 
 # Words that mark a field as a password field. Long stems are matched anywhere in a word

@@ -136,9 +136,10 @@ class Keyring:
         kek_version: int,
         subject: str,
         epoch: int,
+        *,
         uses: int,
     ) -> SubjectKey:
-        """The SEK for (dataset, subject, epoch), made if absent, with ``uses`` more wraps booked."""
+        """The SEK for (dataset, subject, epoch), made if absent; books ``uses`` more wraps."""
         row = self._sek_row(conn, dataset_id, subject, epoch)
         if row is None:
             sek_id = uuid.uuid4().bytes

@@ -272,8 +272,10 @@ class LocalKeyringProvider(KeyProvider):
 
     def public_key(self, key_ref: str) -> bytes:
         """Raw public half of the Ed25519 key ``key_ref``."""
-        return self._signing_key(key_ref).public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        return (
+            self._signing_key(key_ref)
+            .public_key()
+            .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         )
 
     def check(self) -> dict[str, Any]:

@@ -147,17 +147,13 @@ class ServiceBase:
         """Audited role check."""
         self.gate(principal, action, decide_role(principal, roles), dataset=dataset)
 
-    def visible_dataset(
-        self, principal: Principal, name: str, action: AuditAction
-    ) -> Row[Any]:
+    def visible_dataset(self, principal: Principal, name: str, action: AuditAction) -> Row[Any]:
         """The dataset row, or an audited NotFound that does not reveal whether it exists."""
         self.gate(principal, action, decide_dataset_visible(principal, name), dataset=name)
         with self.db.read() as conn:
             row = self.dataset_row(conn, name)
         if row is None:
-            self.deny(
-                principal, action, Denied("no such dataset", Denial.NOT_FOUND), dataset=name
-            )
+            self.deny(principal, action, Denied("no such dataset", Denial.NOT_FOUND), dataset=name)
         return row
 
     @staticmethod

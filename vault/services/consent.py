@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select, update
 from sqlalchemy import insert as sa_insert
+from sqlalchemy import select, update
 
 from vault.audit import AuditAction
 from vault.domain.access import Denied
@@ -43,7 +43,9 @@ class ConsentService(ServiceBase):
         is_self = principal.has(Role.SUBJECT) and principal.sub == subject
         if not (principal.has(Role.PRIVACY_OFFICER) or is_self):
             self.deny(
-                principal, action, Denied("consent needs privacy_officer or the subject"),
+                principal,
+                action,
+                Denied("consent needs privacy_officer or the subject"),
                 dataset=change.dataset,
             )
         ds = self.visible_dataset(principal, change.dataset, action)
@@ -78,5 +80,9 @@ class ConsentService(ServiceBase):
                     "by_self": is_self,
                 },
             )
-        return {"subject": pseudonym, "dataset": ds.name, "state": change.state,
-                "updated_at": now.isoformat()}
+        return {
+            "subject": pseudonym,
+            "dataset": ds.name,
+            "state": change.state,
+            "updated_at": now.isoformat(),
+        }

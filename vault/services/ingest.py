@@ -53,7 +53,9 @@ def _to_ms(value: datetime) -> datetime:
 class IngestService(ServiceBase):
     """Stores batches of telemetry events."""
 
-    def _validate(self, principal: Principal, dataset: str, items: list[Any]) -> list[TelemetryEvent]:
+    def _validate(
+        self, principal: Principal, dataset: str, items: list[Any]
+    ) -> list[TelemetryEvent]:
         events: list[TelemetryEvent] = []
         invalid: list[dict[str, Any]] = []
         for index, item in enumerate(items):
@@ -169,7 +171,7 @@ class IngestService(ServiceBase):
                 )
                 result: dict[str, Any] = {"index": index, "status": "stored", "id": rid.hex}
                 if counts:
-                    result["redactions"] = counts
+                    result["redactions"] = dict(sorted(counts.items()))
                 results.append(result)
         return rows
 

@@ -23,13 +23,14 @@ class KeyService(ServiceBase):
         now = self.deps.now()
         out: list[dict[str, Any]] = []
         with self.db.read() as conn:
-            counts: dict[str, int] = dict(
-                conn.execute(
+            counts = {
+                str(row[0]): int(row[1])
+                for row in conn.execute(
                     select(subject_keys.c.dataset_id, func.count()).group_by(
                         subject_keys.c.dataset_id
                     )
-                ).tuples()
-            )
+                )
+            }
             for ds in conn.execute(select(datasets).order_by(datasets.c.name)):
                 if not principal.may_see_dataset(ds.name):
                     continue

@@ -93,7 +93,6 @@ class ReadService(ServiceBase):
             self.deny(principal, action, decision, dataset=dataset, purpose=purpose)
         return ds, decision.purpose or ""
 
-
     def _open(self, conn: Connection, ds: Row[Any], row: Row[Any]) -> dict[str, Any]:
         sek = self.keyring.sek_for_read(conn, bytes(row.sek_id))
         ctx = RecordContext(ds.id, bytes.fromhex(row.id), row.subject, row.epoch, sek.id)
@@ -105,7 +104,11 @@ class ReadService(ServiceBase):
         return {"id": row.id, "subject": row.subject, **body}
 
     def _decrypt_all(
-        self, principal: Principal, ds: Row[Any], rows: list[Row[Any]], action: AuditAction,
+        self,
+        principal: Principal,
+        ds: Row[Any],
+        rows: list[Row[Any]],
+        action: AuditAction,
         purpose: str,
     ) -> list[dict[str, Any]]:
         try:
@@ -210,7 +213,11 @@ class ReadService(ServiceBase):
         (event,) = self._decrypt_all(principal, ds, [row], action, purpose_ok)
         with self.db.write() as conn:
             self.record(
-                conn, principal, action, dataset=dataset, purpose=purpose_ok,
+                conn,
+                principal,
+                action,
+                dataset=dataset,
+                purpose=purpose_ok,
                 details={"record": record_id},
             )
         return event

@@ -69,9 +69,8 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: commits on success, rolls back on any error."""
-        with self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn = conn.execution_options(**{_IMMEDIATE: True})
+        with self.engine.connect() as raw:
+            conn = raw.execution_options(**{_IMMEDIATE: True}) if self.is_sqlite else raw
             with conn.begin():
                 yield conn
 

@@ -1,0 +1,1 @@
+"""Pure rules: events, collection policy, redaction, access decisions (no I/O)."""
