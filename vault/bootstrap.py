@@ -26,6 +26,7 @@ from vault.services.health import HealthService
 from vault.services.ingest import IngestService
 from vault.services.keys import KeyService
 from vault.services.reads import ReadService
+from vault.services.subjects import SubjectService
 from vault.storage import Database, upgrade_to_head
 from vault.tokens import TokenSettings, TokenVerifier, ensure_dev_key
 
@@ -51,6 +52,7 @@ class Vault:
     audit: AuditService
     keys: KeyService
     health: HealthService
+    subjects: SubjectService
 
     def close(self) -> None:
         """Release database connections."""
@@ -131,4 +133,5 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         audit=AuditService(deps),
         keys=KeyService(deps),
         health=HealthService(deps),
+        subjects=SubjectService(deps),
     )

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from vault import __version__
 from vault.api.errors import install_error_handlers
 from vault.api.metrics import Metrics
-from vault.api.routes import audit, datasets, events, health, subjects
+from vault.api.routes import audit, datasets, events, health, me, subjects
 from vault.bootstrap import Vault
 
 __all__ = ["create_app"]
@@ -26,6 +26,6 @@ def create_app(vault: Vault) -> FastAPI:
     app.state.metrics = Metrics()
     app.middleware("http")(app.state.metrics.middleware)
     install_error_handlers(app)
-    for module in (health, datasets, events, subjects, audit):
+    for module in (health, datasets, events, subjects, me, audit):
         app.include_router(module.router)
     return app

@@ -18,6 +18,8 @@ class AuditAction(enum.StrEnum):
     EVENTS_READ = "events:read"
     EVENT_READ = "event:read"
     CONSENT_SET = "consent:set"
+    SUBJECT_ACCESS = "subject:access"
+    SUBJECT_SUMMARY = "subject:summary"
     AUDIT_READ = "audit:read"
     AUDIT_VERIFY = "audit:verify"
     AUDIT_CHECKPOINT = "audit:checkpoint"

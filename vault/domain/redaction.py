@@ -127,7 +127,7 @@ _RULES: tuple[_Rule, ...] = (
         # "...", secret: ...). A longer value is taken whole: it is no less secret.
         r"(?i:(?:aws_?)?secret(?:_?access)?(?:_?key)?)"
         r"[\"']?[ \t]{0,8}(?:=>|:=|[:=])[ \t]{0,8}[\"']?"
-        rf"(?P<value>[A-Za-z0-9/+]{{40}}[{_WORD}/+=]*)",
+        rf"(?P<value>[A-Za-z0-9/+]{{40}}[{_B64URL}/+=]*)",
         ("secret",),
         fold_triggers=True,
     ),

@@ -37,6 +37,8 @@ __all__ = ["EventQuery", "ReadService"]
 
 _RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEFAULT_PAGE = 100
+#: The purpose recorded when people read their own data; it needs no grant.
+SUBJECT_ACCESS = "subject_access"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,29 @@ class ReadService(ServiceBase):
         """One page of decrypted events, oldest first, and the cursor of the next page."""
         action = AuditAction.EVENTS_READ
         ds, purpose_ok = self._authorize(principal, dataset, purpose, action)
+        return self._page(principal, ds, purpose_ok, query, action)
+
+    def list_own_events(
+        self, principal: Principal, dataset: str, query: EventQuery
+    ) -> dict[str, Any]:
+        """A person reads what the vault holds about them (purpose ``subject_access``)."""
+        action = AuditAction.SUBJECT_ACCESS
+        self.require(principal, action, [Role.SUBJECT], dataset=dataset)
+        ds = self.visible_dataset(principal, dataset, action)
+        own = EventQuery(
+            principal.sub, query.since, query.until, query.kind, query.limit, query.cursor
+        )
+        return self._page(principal, ds, SUBJECT_ACCESS, own, action)
+
+    def _page(
+        self,
+        principal: Principal,
+        ds: Row[Any],
+        purpose_ok: str,
+        query: EventQuery,
+        action: AuditAction,
+    ) -> dict[str, Any]:
+        dataset = ds.name
         limit = query.limit if query.limit is not None else DEFAULT_PAGE
         if not 1 <= limit <= self.deps.limits.max_page_size:
             raise BadRequest(f"limit must be 1..{self.deps.limits.max_page_size}")

@@ -1,0 +1,1 @@
+"""Benchmarks of telemetry-vault (``python -m bench --help``; see bench/README.md)."""

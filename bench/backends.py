@@ -1,0 +1,125 @@
+"""Where a trial's data lives: a fresh SQLite file or a fresh PostgreSQL database per trial.
+
+Every trial (one repetition of one scenario) gets an empty database of its own, so no trial
+inherits another's rows, indexes or cache, and floor and vault never share a file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+__all__ = ["BACKENDS", "DEFAULT_PG_URL", "Backend", "TrialPlace", "open_backend"]
+
+BACKENDS = ("sqlite", "postgres")
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@dataclass(frozen=True, slots=True)
+class TrialPlace:
+    """A fresh place for one trial: a scratch directory and a database URL.
+
+    For SQLite ``database_url`` is ``None``: the vault uses its default file under its home, and
+    the floor uses ``sqlite_path`` (a file beside it, same directory, same filesystem).
+    """
+
+    directory: Path
+    database_url: str | None
+    sqlite_path: Path | None
+
+    @property
+    def url(self) -> str:
+        """The URL for code that needs one explicitly (the floor)."""
+        if self.database_url is not None:
+            return self.database_url
+        assert self.sqlite_path is not None
+        return f"sqlite:///{self.sqlite_path}"
+
+
+@dataclass(slots=True)
+class Backend:
+    """Hands out fresh trial places and removes them all when closed."""
+
+    name: str
+    root: Path
+    pg_admin_url: str | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    _count: int = 0
+    _databases: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def trial(self, label: str) -> Iterator[TrialPlace]:
+        """A fresh directory (and PostgreSQL database), removed after the block."""
+        self._count += 1
+        directory = self.root / f"{self._count:03d}-{label}"
+        directory.mkdir(parents=True)
+        name = None
+        try:
+            if self.name == "sqlite":
+                yield TrialPlace(directory, None, directory / f"{label}.sqlite3")
+            else:
+                name = f"bench_{self.run_id}_{self._count:03d}"
+                self._admin(f'CREATE DATABASE "{name}"')
+                self._databases.append(name)
+                assert self.pg_admin_url is not None
+                url = make_url(self.pg_admin_url).set(database=name)
+                yield TrialPlace(directory, url.render_as_string(hide_password=False), None)
+        finally:
+            if name is not None:
+                self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                self._databases.remove(name)
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def _admin(self, sql: str) -> None:
+        assert self.pg_admin_url is not None
+        engine = create_engine(self.pg_admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(sql))
+        finally:
+            engine.dispose()
+
+    def describe(self) -> dict[str, str]:
+        """What the JSON report says about this backend."""
+        if self.name == "sqlite":
+            return {"backend": "sqlite", "where": str(self.root)}
+        assert self.pg_admin_url is not None
+        url = make_url(self.pg_admin_url)
+        engine = create_engine(self.pg_admin_url)
+        try:
+            with engine.connect() as conn:
+                version = str(conn.execute(text("SHOW server_version")).scalar_one())
+                sync = str(conn.execute(text("SHOW synchronous_commit")).scalar_one())
+        finally:
+            engine.dispose()
+        return {
+            "backend": "postgres",
+            "where": url.render_as_string(hide_password=True),
+            "server_version": version,
+            "synchronous_commit": sync,
+        }
+
+
+@contextmanager
+def open_backend(name: str, *, pg_url: str = DEFAULT_PG_URL) -> Iterator[Backend]:
+    """A backend whose trial places (temp files, ``bench_*`` databases) are gone afterwards."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    root = Path(tempfile.mkdtemp(prefix=f"tvault-bench-{name}-"))
+    backend = Backend(name=name, root=root, pg_admin_url=pg_url if name == "postgres" else None)
+    try:
+        if name == "postgres":
+            backend._admin("SELECT 1")  # fail early, with the driver's message, if it is down
+        yield backend
+    finally:
+        for leftover in list(backend._databases):
+            backend._admin(f'DROP DATABASE IF EXISTS "{leftover}" WITH (FORCE)')
+        shutil.rmtree(root, ignore_errors=True)
