@@ -201,6 +201,13 @@ def _versions() -> dict[str, str]:
     return found
 
 
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def _meta(mode: Mode, repeats: int) -> dict[str, Any]:
     return {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -210,6 +217,7 @@ def _meta(mode: Mode, repeats: int) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "loadavg_at_start": _loadavg(),
         "git": _git(),
         "versions": _versions(),
     }
@@ -258,6 +266,13 @@ def run(
     if repeats < MIN_REPEATS:
         progress(f"note: {repeats} repetition(s); quote figures only from >= {MIN_REPEATS}")
     report: dict[str, Any] = {"meta": _meta(mode, repeats), "runs": []}
+    load = report["meta"]["loadavg_at_start"]
+    cpus = os.cpu_count() or 1
+    if load is not None and load[0] > 0.25 * cpus:
+        progress(
+            f"warning: load average {load[0]} on {cpus} CPUs before the run; other work on"
+            " the machine will lower and scatter the figures (ratios suffer less: interleaved)"
+        )
     started = time.perf_counter()
     for name in backends:
         with open_backend(name, pg_url=pg_url) as backend:
@@ -267,8 +282,13 @@ def run(
                 entry["suites"].append(_run_suite(backend, suite, repeats, progress))
             report["runs"].append(entry)
     report["meta"]["wall_seconds"] = round(time.perf_counter() - started, 1)
+    report["meta"]["loadavg_at_end"] = _loadavg()
     print(format_table(report))
-    print(f"\nwall time {report['meta']['wall_seconds']} s, mode {mode.name}")
+    meta = report["meta"]
+    print(
+        f"\nwall time {meta['wall_seconds']} s, mode {mode.name}, load average"
+        f" {meta['loadavg_at_start']} at start, {meta['loadavg_at_end']} at end"
+    )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

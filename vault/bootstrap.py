@@ -73,7 +73,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         settings.effective_key_provider,
         passphrase=passphrase.get_secret_value() if passphrase else None,
         scrypt_n=settings.scrypt_n,
-        cache_size=1024,
+        cache_size=settings.key_cache_size,
         cache_ttl_seconds=settings.key_cache_ttl_seconds,
     )
     keyring = Keyring(

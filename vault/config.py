@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     master_passphrase: SecretStr | None = Field(
         default=None, description="Seals the local keyring; unset means unsealed (dev only)"
     )
-    scrypt_n: int = Field(default=2**15, ge=2**14, le=2**22)
+    scrypt_n: int = Field(default=2**17, ge=2**14, le=2**22)
 
     # -- HTTP ---------------------------------------------------------------------------------
     host: str = "127.0.0.1"

@@ -369,6 +369,22 @@ def test_zero_skew_accepts_exactly_now() -> None:
     assert decide(event, make_policy(clock_skew_seconds=0)) == ACCEPTED
 
 
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("9999-12-31T23:59:59-23:59", "in_future"),
+        ("9999-12-31T23:59:59.999999999Z", "in_future"),
+        ("0001-01-01T00:00:00+01:00", "too_old"),
+    ],
+)
+def test_times_at_the_edge_of_the_calendar_are_refused_not_raised(
+    stamp: str, expected: str
+) -> None:
+    # Their UTC form does not fit in a datetime: they must never reach storage.
+    policy = make_policy(retention_days=100_000, clock_skew_seconds=86_400)
+    assert reason(decide(make_event(time=stamp), policy)) == expected
+
+
 def test_naive_now_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         decide(now=NOW.replace(tzinfo=None))

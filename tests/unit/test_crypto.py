@@ -193,7 +193,9 @@ def typed_pair(draw: st.DrawFn) -> tuple[bytes, list[bytes | str | int], list[by
     of = {"bytes": st.binary(max_size=8), "str": st.text(max_size=4), "int": int64}
     label = draw(st.binary(max_size=8))
     first: list[bytes | str | int] = [draw(of[k]) for k in kinds]
-    second: list[bytes | str | int] = [draw(st.one_of(st.just(v), of[k])) for k, v in zip(kinds, first, strict=True)]
+    second: list[bytes | str | int] = [
+        draw(st.one_of(st.just(v), of[k])) for k, v in zip(kinds, first, strict=True)
+    ]
     return label, first, second
 
 
@@ -555,4 +557,3 @@ def test_cache_thread_safety_smoke() -> None:
     assert not errors
     assert not wrong
     assert len(cache) <= 16
-

@@ -374,6 +374,9 @@ def test_the_prefilter_never_skips_a_text_that_would_match(text: str) -> None:
         ("text", "PIN", True),
         ("text", "Enter your PIN:", True),
         ("text", "pwd", True),
+        ("text", "PINCode", True),
+        ("text", "Mot de passe", True),
+        ("text", "One-time code (OTP)", True),
         ("text", "Client secret", True),
         ("text", "Pass", True),
         # Documented choice: a hint sits next to a password and often gives it away.

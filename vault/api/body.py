@@ -6,6 +6,7 @@ NDJSON (``application/x-ndjson``) is read line by line with the same rules.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fastapi import Request
@@ -28,6 +29,13 @@ def _no_constant(name: str) -> Any:
     raise BadRequest(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf: refuse it like the literal Infinity
+        raise BadRequest("number out of range")
+    return value
+
+
 def _depth_ok(value: Any, limit: int) -> bool:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -44,7 +52,12 @@ def strict_loads(raw: bytes, *, max_depth: int) -> Any:
     """Parse one JSON document strictly; any problem is a BadRequest."""
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+        )
     except UnicodeDecodeError as exc:
         raise BadRequest("body is not UTF-8") from exc
     except RecursionError as exc:

@@ -17,6 +17,8 @@ def _field(value: bytes | str | int) -> bytes:
     if isinstance(value, bool):
         raise TypeError("bool is not a context field")
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError("integer context field out of int64 range")
         raw = struct.pack(">q", value)
     elif isinstance(value, str):
         raw = value.encode("utf-8")

@@ -17,12 +17,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from vault.crypto.aead import KEY_BYTES, SEALED_OVERHEAD, open_sealed, seal
 from vault.errors import DecryptionError
 
-__all__ = ["WRAP_VERSION", "unwrap_with_kek", "wrap_with_kek"]
+__all__ = ["MAX_WRAPPED_PLAINTEXT", "WRAP_VERSION", "unwrap_with_kek", "wrap_with_kek"]
 
 WRAP_VERSION = 0x01
 SALT_BYTES = 32
 _INFO = b"tvault/kek-wrap/v1"
-_MAX_WRAPPED = 1 + SALT_BYTES + SEALED_OVERHEAD + 4096
+MAX_WRAPPED_PLAINTEXT = 4096
+_MAX_WRAPPED = 1 + SALT_BYTES + SEALED_OVERHEAD + MAX_WRAPPED_PLAINTEXT
 
 
 def _derive(kek: bytes, salt: bytes, context: bytes) -> bytes:
@@ -35,6 +36,8 @@ def wrap_with_kek(kek: bytes, plaintext_key: bytes, context: bytes) -> bytes:
     """Wrap ``plaintext_key`` under ``kek``, bound to ``context``."""
     if len(kek) != KEY_BYTES:
         raise ValueError("KEK must be 32 bytes")
+    if len(plaintext_key) > MAX_WRAPPED_PLAINTEXT:
+        raise ValueError(f"at most {MAX_WRAPPED_PLAINTEXT} bytes can be wrapped")
     salt = os.urandom(SALT_BYTES)
     return bytes([WRAP_VERSION]) + salt + seal(_derive(kek, salt, context), plaintext_key, context)
 

@@ -7,6 +7,7 @@ are bounded here so that nothing downstream has to guess.
 from __future__ import annotations
 
 import enum
+import math
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -17,7 +18,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictFloat,
     StrictInt,
     model_validator,
 )
@@ -31,6 +31,7 @@ __all__ = [
     "epoch_of",
     "format_time",
     "parse_time",
+    "parse_time_utc",
 ]
 
 MAX_TEXT = 64 * 1024
@@ -53,12 +54,22 @@ def parse_time(value: object) -> datetime:
     if dot:  # Python parses at most microseconds: trim extra fractional digits
         frac, offset = rest[:-6], rest[-6:]
         text = f"{head}.{frac[:6]}{offset}"
+    # The offset is kept as sent: an instant whose UTC form falls outside the calendar is still a
+    # valid RFC 3339 time, refused per event by the collection window (never stored).
     return datetime.fromisoformat(text)
+
+
+def parse_time_utc(value: object) -> datetime:
+    """:func:`parse_time`, normalized to UTC; ValueError when the instant has no UTC form."""
+    try:
+        return parse_time(value).astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("time out of range") from exc
 
 
 AwareDatetime = Annotated[datetime, BeforeValidator(parse_time)]
 Short = Annotated[str, Field(max_length=MAX_SHORT)]
-Number = StrictInt | StrictFloat
+Number = StrictInt | Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class EventKind(enum.StrEnum):
@@ -181,6 +192,8 @@ class TelemetryEvent(_Strict):
     @model_validator(mode="after")
     def _check_data(self) -> TelemetryEvent:
         model = _DATA_MODELS.get(self.kind)
+        if model is None and not _all_finite(self.data):
+            raise ValueError("data holds a number that is not finite")
         if model is not None:
             # Re-validate into the kind's model and keep its normalized dict form.
             checked = model.model_validate(self.data)
@@ -205,3 +218,17 @@ def epoch_of(value: datetime) -> int:
 
 
 _EPOCH_DAY = datetime(1970, 1, 1, tzinfo=UTC).date()
+
+
+def _all_finite(value: Any) -> bool:
+    """Whether no float anywhere in ``value`` is NaN or infinite (JSON cannot carry them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True

@@ -7,14 +7,18 @@ matches, leftmost first; at the same position the earlier rule wins) and a prefi
 containing none of the triggers cannot match and is returned untouched without running the
 regular expression at all. Most telemetry text (window titles, short key runs) stops there.
 
-Every pattern is linear-time on Python's backtracking engine: no nested unbounded quantifiers,
-repetitions bounded or followed by a character they cannot contain, and patterns whose start is
-not a literal are anchored with a look-behind so that they only start at the beginning of a
-run, never at every position inside it.
+Every pattern runs in linear time on Python's backtracking engine. There are no nested
+unbounded quantifiers (the one nested repetition, e-mail domain labels, is bounded and split by
+dots). A pattern either starts with a literal prefix, and then a failed attempt only scans a run
+shorter than the token's minimum length while a successful one consumes its run, or it is
+anchored by a look-behind so that it starts only at the beginning of a run, never at every
+position inside it.
 
 Replacement is a typed placeholder ``[TYPE]``. Rules that capture a ``value`` group replace only
 that part (``aws_secret_access_key = [AWS_SECRET_KEY]``, ``https://bob:[PASSWORD]@host``), so
-the data keeps its shape. Placeholders match no rule, which makes redaction idempotent.
+the data keeps its shape. Placeholders match no rule, and the design rules above the table make
+one pass final in practice; a text is still re-scanned (three passes at most) while a pass
+changes something, for the rare match that only appears once its neighbour is a placeholder.
 
 Fields typed into a password field are masked whole, whatever they contain (``PASSWORD_FIELD``).
 """
@@ -161,11 +165,11 @@ _RULE_BY_GROUP = {
     for index, rule in enumerate(_RULES)
 }
 _TRIGGERS = tuple(t for rule in _RULES if not rule.fold_triggers for t in rule.triggers)
+_FOLDED_TRIGGERS = tuple(t for rule in _RULES if rule.fold_triggers for t in rule.triggers)
 # A second pass normally finds nothing (see the design rules above the table); it is a safety
 # net for matches that only appear once a neighbour has become a placeholder, e.g. a URL
 # password that was out of reach because it contained a token with a "/".
 _MAX_PASSES = 3
-_FOLDED_TRIGGERS = tuple(t for rule in _RULES if rule.fold_triggers for t in rule.triggers)
 
 
 def _may_match(text: str) -> bool:
@@ -181,10 +185,8 @@ def _may_match(text: str) -> bool:
 
 
 def _replace(counts: dict[str, int], match: re.Match[str]) -> str:
-    group = match.lastgroup
     # The rule's own group encloses its value group, so it is always the last to close.
-    assert group is not None
-    rule, value_group = _RULE_BY_GROUP[group]
+    rule, value_group = _RULE_BY_GROUP[str(match.lastgroup)]
     counts[rule.kind] = counts.get(rule.kind, 0) + 1
     placeholder = f"[{rule.kind}]"
     if value_group is None:
@@ -216,9 +218,19 @@ def redact_text(text: str) -> tuple[str, dict[str, int]]:
 # Words that mark a field as a password field. Long stems are matched anywhere in a word
 # ("userpassword", "passwords"); short ones only as whole words, because "pin", "pass" and
 # "secret" occur inside ordinary words ("shipping", "passenger", "secretary").
-_PASSWORD_STEMS = ("password", "passwd", "passcode", "passphrase", "passwort", "mot de passe")
-_PASSWORD_WORDS = frozenset({"pass", "pin", "pwd", "pw", "secret", "otp", "cvv", "cvc"})
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_PASSWORD_STEMS = (
+    "password",
+    "passwd",
+    "passcode",
+    "passphrase",
+    "passwort",
+    "kennwort",
+    "mot de passe",
+    "contraseña",
+)
+_PASSWORD_WORDS = frozenset({"pass", "pin", "pwd", "pw", "secret", "senha", "otp", "cvv", "cvc"})
+# Split camelCase and acronyms ("newPassword", "PINCode") into words before matching.
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
 
 
@@ -226,7 +238,8 @@ def is_password_field(field_type: str | None, label: str | None) -> bool:
     """Whether a field with this HTML ``type`` and ``label`` is treated as a password field.
 
     ``type`` containing "password" (``password``, ``new-password``...) or a label naming a
-    password, passcode, passphrase, PIN or secret. Labels that merely mention a password
+    password, passcode, passphrase, PIN, secret, one-time code (OTP) or card security code
+    (CVV/CVC), in English and a few other languages. Labels that merely mention a password
     ("Password hint", "Confirm password") count too: over-masking loses a little training data,
     under-masking stores a credential.
     """

@@ -140,6 +140,8 @@ class Keyring:
         uses: int,
     ) -> SubjectKey:
         """The SEK for (dataset, subject, epoch), made if absent; books ``uses`` more wraps."""
+        if uses > self._max_wraps:
+            raise KeyUsageExceeded("subject-epoch key reached its usage limit")
         row = self._sek_row(conn, dataset_id, subject, epoch)
         if row is None:
             sek_id = uuid.uuid4().bytes

@@ -102,6 +102,10 @@ class LocalKeyringProvider(KeyProvider):
         self._lock = threading.RLock()
         self._keys = KeyCache(cache_size, cache_ttl_seconds, time.monotonic)
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.root.stat().st_mode & 0o077:
+            # Key files must not be listable by other users, whoever made the folder.
+            log.warning("tightening permissions of %s to 0700", self.root)
+            self.root.chmod(0o700)
         self._master = self._open_keyring(passphrase, scrypt_n)
         if self._master is None:
             log.warning(UNSEALED_WARNING, self.root)
@@ -135,7 +139,11 @@ class LocalKeyringProvider(KeyProvider):
                     "the keyring is sealed: set TVAULT_MASTER_PASSPHRASE to open it"
                 )
             kdf = header["kdf"]
-            master = self._derive(passphrase, _unb64(kdf["salt"]), int(kdf["n"]))
+            if kdf.get("name") != "scrypt":
+                raise ConfigurationError("unknown keyring KDF")
+            master = self._derive(
+                passphrase, _unb64(kdf["salt"]), int(kdf["n"]), int(kdf["r"]), int(kdf["p"])
+            )
             try:
                 open_sealed(master, _unb64(header["check"]), _CHECK_LABEL)
             except DecryptionError as exc:
@@ -154,8 +162,10 @@ class LocalKeyringProvider(KeyProvider):
         return master
 
     @staticmethod
-    def _derive(passphrase: str, salt: bytes, n: int) -> bytes:
-        return Scrypt(salt=salt, length=KEY_BYTES, n=n, r=8, p=1).derive(passphrase.encode())
+    def _derive(passphrase: str, salt: bytes, n: int, r: int = 8, p: int = 1) -> bytes:
+        if not (2**14 <= n <= 2**22 and 1 <= r <= 32 and 1 <= p <= 16):
+            raise ConfigurationError("keyring KDF parameters out of bounds")
+        return Scrypt(salt=salt, length=KEY_BYTES, n=n, r=r, p=p).derive(passphrase.encode())
 
     # -- key files ----------------------------------------------------------------------------
 
@@ -186,13 +196,16 @@ class LocalKeyringProvider(KeyProvider):
         _write_private(path, json.dumps(doc).encode("utf-8"))
 
     def _load(self, key_ref: str, version: int, kind: str) -> bytes:
-        cache_key = (key_ref, version)
+        # The kind is part of the cache key: a KEK must never serve as a signing seed, nor the
+        # other way round, whether the key comes from the cache or from its file.
+        cache_key = (key_ref, version, kind)
+        directory = self._dir(key_ref)
+        if (directory / f"v{version}.destroyed").exists():
+            self._keys.discard(cache_key)
+            raise KeyDestroyed("key destroyed")
         cached = self._keys.get(cache_key)
         if cached is not None:
             return cached
-        directory = self._dir(key_ref)
-        if (directory / f"v{version}.destroyed").exists():
-            raise KeyDestroyed("key destroyed")
         path = directory / f"v{version}.key"
         try:
             doc = json.loads(path.read_text("utf-8"))
@@ -218,8 +231,10 @@ class LocalKeyringProvider(KeyProvider):
             for entry in directory.iterdir():
                 match = _VERSION_FILE.fullmatch(entry.name)
                 if match:
-                    state = KeyState.ACTIVE if match[2] == "key" else KeyState.DESTROYED
-                    found[int(match[1])] = state
+                    number = int(match[1])
+                    # A tombstone wins over a key file left by an interrupted destroy.
+                    if match[2] == "destroyed" or number not in found:
+                        found[number] = KeyState.ACTIVE if match[2] == "key" else KeyState.DESTROYED
         return dict(sorted(found.items()))
 
     def create_version(self, key_ref: str) -> int:
@@ -242,12 +257,14 @@ class LocalKeyringProvider(KeyProvider):
         with self._lock:
             directory = self._dir(key_ref)
             path = directory / f"v{version}.key"
-            self._keys.discard((key_ref, version))
+            tombstone = directory / f"v{version}.destroyed"
+            self._keys.discard_where(lambda k: k[:2] == (key_ref, version))  # type: ignore[index]
             if not path.exists():
-                if (directory / f"v{version}.destroyed").exists():
+                if tombstone.exists():
                     return
                 raise KeyError_("key version not found in the provider")
-            _write_private(directory / f"v{version}.destroyed", b"")
+            if not tombstone.exists():
+                _write_private(tombstone, b"")
             size = path.stat().st_size
             with path.open("r+b") as fh:
                 fh.write(os.urandom(size))

@@ -13,6 +13,7 @@ from vault.services.base import ServiceBase
 __all__ = ["AuditService"]
 
 _AUDIT_ROLES = (Role.AUDITOR,)
+MAX_SEQ = 2**63 - 1
 
 
 class AuditService(ServiceBase):
@@ -21,7 +22,7 @@ class AuditService(ServiceBase):
     def entries(self, principal: Principal, after: int = 0, limit: int = 100) -> dict[str, Any]:
         """Entries after ``after``; the read itself is audited."""
         self.require(principal, AuditAction.AUDIT_READ, _AUDIT_ROLES)
-        if after < 0 or not 1 <= limit <= self.deps.limits.max_page_size:
+        if not 0 <= after <= MAX_SEQ or not 1 <= limit <= self.deps.limits.max_page_size:
             raise BadRequest(f"after >= 0 and limit 1..{self.deps.limits.max_page_size}")
         with self.db.read() as conn:
             rows = self.audit.entries(conn, after=after, limit=limit)

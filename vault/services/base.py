@@ -6,6 +6,7 @@ CLI) call them, so no check can be skipped by choosing the other face.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +17,7 @@ from sqlalchemy import Connection, Row, select
 from vault.audit import AuditAction, AuditEntry, AuditLog, Outcome
 from vault.domain.access import Decision, Denial, Denied, decide_dataset_visible, decide_role
 from vault.domain.principal import Principal, Role
-from vault.domain.purposes import ForbiddenPurposes
+from vault.domain.purposes import ForbiddenPurposes, normalize_purpose
 from vault.errors import BadRequest, Forbidden, ForbiddenPurpose, NotFound, VaultError
 from vault.keyring import Keyring
 from vault.storage import Database
@@ -44,6 +45,17 @@ class Deps:
     now: Callable[[], datetime]
     forbidden: ForbiddenPurposes
     limits: Limits
+
+
+DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def _clean(value: str | None, limit: int) -> str | None:
+    """Caller-supplied text made safe for any database column: printable, bounded."""
+    if value is None:
+        return None
+    printable = "".join(ch if ch.isprintable() else "\ufffd" for ch in value)
+    return printable[:limit]
 
 
 _DENIAL_ERRORS: dict[Denial, type[VaultError]] = {
@@ -94,9 +106,9 @@ class ServiceBase:
                 role=principal.primary_role,
                 action=action,
                 outcome=outcome,
-                dataset=dataset[:64] if dataset else None,
-                purpose=purpose[:64] if purpose else None,
-                reason=reason,
+                dataset=_clean(dataset, 64),
+                purpose=_clean(purpose, 64),
+                reason=_clean(reason, 256),
                 details=details or {"via": principal.via},
             ),
         )
@@ -118,7 +130,7 @@ class ServiceBase:
                 action,
                 Outcome.DENIED,
                 dataset=dataset,
-                purpose=purpose,
+                purpose=(normalize_purpose(purpose) or purpose) if purpose else None,
                 reason=denied.reason,
             )
         raise _DENIAL_ERRORS[denied.kind](_CLIENT_MESSAGES[denied.kind])
@@ -150,6 +162,11 @@ class ServiceBase:
     def visible_dataset(self, principal: Principal, name: str, action: AuditAction) -> Row[Any]:
         """The dataset row, or an audited NotFound that does not reveal whether it exists."""
         self.gate(principal, action, decide_dataset_visible(principal, name), dataset=name)
+        if not DATASET_NAME.fullmatch(name):
+            # Never send a malformed name (NUL bytes, 5 KB strings) to the database at all.
+            self.deny(
+                principal, action, Denied("malformed dataset name", Denial.NOT_FOUND), dataset=name
+            )
         with self.db.read() as conn:
             row = self.dataset_row(conn, name)
         if row is None:

@@ -14,13 +14,12 @@ from vault.domain.collection import validate_dataset_exclusions
 from vault.domain.principal import Principal, Role
 from vault.domain.purposes import normalize_purpose
 from vault.errors import Conflict, ValidationFailed
-from vault.services.base import ServiceBase
+from vault.services.base import DATASET_NAME, ServiceBase
 from vault.services.validation import pydantic_details
 from vault.storage.tables import datasets
 
 __all__ = ["DATASET_NAME", "DatasetService", "DatasetSpec"]
 
-DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _ANY_ROLE = tuple(Role)
 
 
@@ -43,7 +42,7 @@ class DatasetSpec(BaseModel):
     retention_days: StrictInt = Field(ge=1, le=3650)
     purposes: list[str] = Field(min_length=1, max_length=64)
     consent: Literal["opt_in", "opt_out"] = "opt_in"
-    jurisdictions: list[str] | None = Field(default=None, max_length=250)
+    jurisdictions: list[str] | None = Field(default=None, min_length=1, max_length=250)
     exclusions: Exclusions = Field(default_factory=Exclusions)
 
 

@@ -110,7 +110,9 @@ class IngestService(ServiceBase):
                     results.append({"index": index, "status": "refused", "reason": decision.reason})
                     continue
                 outcome = redact_event(event)
-                body = json.dumps(outcome.body, separators=(",", ":"), ensure_ascii=False)
+                body = json.dumps(
+                    outcome.body, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+                )
                 plaintext = body.encode("utf-8")
                 if len(plaintext) > MAX_PLAINTEXT:
                     raise PayloadTooLarge(f"event {index} is over the record size limit")

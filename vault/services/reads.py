@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Row, and_, or_, select
 from vault.audit import AuditAction, Outcome
 from vault.crypto.envelope import RecordContext, open_record
 from vault.domain.access import Denied, decide_read
-from vault.domain.events import EventKind, format_time, parse_time
+from vault.domain.events import EventKind, format_time, parse_time_utc
 from vault.domain.principal import Principal, Role
 from vault.errors import (
     BadRequest,
@@ -57,7 +57,7 @@ def _time_param(name: str, raw: str | None) -> datetime | None:
     if raw is None:
         return None
     try:
-        return parse_time(raw)
+        return parse_time_utc(raw)
     except ValueError as exc:
         raise BadRequest(f"{name} must be an RFC 3339 time with an offset") from exc
 
@@ -77,7 +77,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         when, rid = json.loads(raw)
         if not isinstance(rid, str) or not _RECORD_ID.fullmatch(rid):
             raise ValueError("bad id")
-        return parse_time(when), rid
+        return parse_time_utc(when), rid
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidCursor("invalid cursor") from exc
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from vault.api.body import read_json
 from vault.api.deps import CurrentPrincipal, VaultDep
+from vault.errors import BadRequest
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
@@ -15,8 +17,8 @@ router = APIRouter(prefix="/v1", tags=["audit"])
 def audit_entries(
     vault: VaultDep,
     principal: CurrentPrincipal,
-    after: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1)] = 100,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 100,
 ) -> dict[str, Any]:
     """Entries oldest first; pass ``next_after`` back as ``after``."""
     return vault.audit.entries(principal, after, limit)
@@ -26,6 +28,17 @@ def audit_entries(
 def audit_verify(vault: VaultDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Where the chain breaks, if it does."""
     return vault.audit.verify(principal)
+
+
+@router.post("/audit/verify", summary="Verify against a checkpoint kept outside (auditor)")
+async def audit_verify_checkpoint(
+    request: Request, vault: VaultDep, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Body: a checkpoint document as written by ``tvault audit checkpoint``."""
+    body = await read_json(request, max_bytes=64 * 1024, max_depth=4)
+    if not isinstance(body, dict):
+        raise BadRequest("a checkpoint object expected")
+    return vault.audit.verify(principal, body)
 
 
 @router.post("/audit/checkpoint", summary="Sign and store the current head (auditor)")

@@ -1,0 +1,37 @@
+"""An auditor can check a checkpoint kept outside the vault over HTTP, too."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from tests.conftest import make_dataset
+
+
+def test_outside_checkpoint_detects_rollback_over_http(vault, client, auth) -> None:
+    auditor = auth("aud-1", "auditor")
+    make_dataset(vault, "ux")
+    make_dataset(vault, "ux2")
+    checkpoint = client.post("/v1/audit/checkpoint", headers=auditor).json()
+    assert client.post("/v1/audit/verify", json=checkpoint, headers=auditor).json()["ok"] is True
+
+    keep = checkpoint["seq"] - 3
+    with vault.db.engine.begin() as conn:
+        head = conn.execute(text("SELECT hash FROM audit_log WHERE seq = :s"), {"s": keep}).one()
+        conn.execute(text("DELETE FROM audit_checkpoints"))
+        conn.execute(text("DELETE FROM audit_log WHERE seq > :s"), {"s": keep})
+        conn.execute(
+            text("UPDATE audit_head SET seq = :s, hash = :h WHERE id = 1"),
+            {"s": keep, "h": head.hash},
+        )
+    assert client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True
+    report = client.post("/v1/audit/verify", json=checkpoint, headers=auditor).json()
+    assert report["ok"] is False
+    assert "truncated or rolled back" in report["problem"]
+
+
+def test_verify_with_checkpoint_needs_auditor_and_an_object(vault, client, auth) -> None:
+    auditor = auth("aud-1", "auditor")
+    assert client.post("/v1/audit/verify", json={}, headers=auth("a", "admin")).status_code == 403
+    assert client.post("/v1/audit/verify", json=[1], headers=auditor).status_code == 400
+    malformed = client.post("/v1/audit/verify", json={"seq": "x"}, headers=auditor).json()
+    assert malformed["ok"] is False
