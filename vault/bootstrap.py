@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from vault.audit import AuditLog
 from vault.config import Settings
@@ -25,6 +25,7 @@ from vault.services.datasets import DatasetService
 from vault.services.health import HealthService
 from vault.services.ingest import IngestService
 from vault.services.keys import KeyService
+from vault.services.lifecycle import LifecycleService
 from vault.services.reads import ReadService
 from vault.services.subjects import SubjectService
 from vault.storage import Database, upgrade_to_head
@@ -53,6 +54,7 @@ class Vault:
     keys: KeyService
     health: HealthService
     subjects: SubjectService
+    lifecycle: LifecycleService
 
     def close(self) -> None:
         """Release database connections."""
@@ -131,7 +133,8 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         reads=ReadService(deps),
         consent=ConsentService(deps),
         audit=AuditService(deps),
-        keys=KeyService(deps),
+        keys=KeyService(deps, shred_interval=timedelta(hours=settings.shred_interval_hours)),
         health=HealthService(deps),
         subjects=SubjectService(deps),
+        lifecycle=LifecycleService(deps),
     )

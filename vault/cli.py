@@ -229,6 +229,37 @@ def keys_list(home: HomeOpt = None, database_url: DbOpt = None) -> None:
     _run(body)
 
 
+@keys_app.command("rotate")
+def keys_rotate(
+    dataset: str,
+    destroy_old: Annotated[
+        bool, typer.Option("--destroy-old", help="Destroy old KEK versions (reach backups)")
+    ] = False,
+    home: HomeOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Rotate a dataset KEK: new version, keys rewrapped, old versions destroyed on request."""
+
+    def body() -> None:
+        with _vault(home, database_url) as vault:
+            _emit(
+                vault.lifecycle.rotate(_operator(vault.settings), dataset, destroy_old=destroy_old)
+            )
+
+    _run(body)
+
+
+@app.command()
+def erase(subject: str, home: HomeOpt = None, database_url: DbOpt = None) -> None:
+    """Erase a person from every dataset (crypto-shred); prints the signed certificate."""
+
+    def body() -> None:
+        with _vault(home, database_url) as vault:
+            _emit(vault.lifecycle.erase(_operator(vault.settings), subject))
+
+    _run(body)
+
+
 @audit_app.command("verify")
 def audit_verify(
     checkpoint: Annotated[

@@ -132,3 +132,18 @@ def test_parse_ttl() -> None:
     for bad in ("", "1w", "-1h", "1.5h", "h"):
         with pytest.raises(BadRequest):
             parse_ttl(bad)
+
+
+def test_erase_and_rotate_from_cli(run) -> None:
+    run("dataset", "create", "ux", "--retention-days", "7", "--purpose", "research")
+    erased = run("erase", "emp-1")
+    assert erased.exit_code == 0, erased.output
+    cert = json.loads(erased.stdout)
+    assert cert["requested_via"] == "cli"
+    assert "emp-1" not in erased.stdout
+    pending = json.loads(run("keys", "list").stdout)["datasets"][0]["shred_horizon"]
+    assert pending["pending"] is False  # nothing of emp-1 was stored: nothing to reach
+    rotated = run("keys", "rotate", "ux", "--destroy-old")
+    assert rotated.exit_code == 0, rotated.output
+    assert json.loads(rotated.stdout)["destroyed_versions"] == [1]
+    assert run("keys", "rotate", "nope").exit_code == 5

@@ -28,4 +28,5 @@ def create_app(vault: Vault) -> FastAPI:
     install_error_handlers(app)
     for module in (health, datasets, events, subjects, me, audit):
         app.include_router(module.router)
+    app.include_router(subjects.erasures_router)
     return app

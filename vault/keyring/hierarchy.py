@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from vault.crypto.aead import new_key
@@ -26,7 +26,7 @@ from vault.crypto.keycache import KeyCache
 from vault.crypto.pseudonym import keyed_hash
 from vault.errors import KeyDestroyed, KeyError_, KeyUsageExceeded
 from vault.providers.base import KeyProvider
-from vault.storage.tables import dataset_keks, subject_keys, vault_meta
+from vault.storage.tables import dataset_keks, datasets, subject_keys, vault_meta
 
 __all__ = ["Keyring", "SubjectKey"]
 
@@ -221,3 +221,97 @@ class Keyring:
         )
         self._cache.put(sek_id, key)
         return key
+
+    # -- shredding and rotation (DESIGN.md §3 "Crypto-shredding", "Reaching backups") -----------
+
+    def destroy_subject_keys(self, conn: Connection, dataset_id: str, subject: str) -> int:
+        """Delete every SEK of one subject in one dataset (crypto-shred); returns how many.
+
+        The rows vanish from the live database at once; copies in older backups stay wrapped by
+        the dataset KEK until the next rotation with destruction of the old version.
+        """
+        ids = [
+            bytes(r.id)
+            for r in conn.execute(
+                select(subject_keys.c.id).where(
+                    subject_keys.c.dataset_id == dataset_id, subject_keys.c.subject == subject
+                )
+            )
+        ]
+        if ids:
+            conn.execute(delete(subject_keys).where(subject_keys.c.id.in_(ids)))
+            for sek_id in ids:
+                self._cache.discard(sek_id)
+        return len(ids)
+
+    def start_rotation(self, conn: Connection, dataset_id: str) -> int:
+        """Create the next KEK version and make it current for new SEKs; returns it."""
+        version = self.create_dataset_kek(conn, dataset_id)
+        conn.execute(
+            update(datasets).where(datasets.c.id == dataset_id).values(kek_version=version)
+        )
+        return version
+
+    def rewrap_batch(self, conn: Connection, dataset_id: str, target: int, limit: int) -> int:
+        """Rewrap up to ``limit`` SEKs still under an older KEK version; returns how many.
+
+        Records are never touched: rotation costs grow with keys, not records.
+        """
+        rows = conn.execute(
+            select(subject_keys)
+            .where(subject_keys.c.dataset_id == dataset_id, subject_keys.c.kek_version != target)
+            .order_by(subject_keys.c.id)
+            .limit(limit)
+        ).all()
+        ref = dataset_key_ref(dataset_id)
+        for row in rows:
+            sek_id = bytes(row.id)
+            key = self._unwrap_row(row)
+            wrapped = self.provider.wrap(
+                ref,
+                target,
+                key,
+                self._sek_context(dataset_id, row.subject, row.epoch, sek_id, target),
+            )
+            conn.execute(
+                update(subject_keys)
+                .where(subject_keys.c.id == sek_id, subject_keys.c.kek_version == row.kek_version)
+                .values(kek_version=target, wrapped=wrapped)
+            )
+        return len(rows)
+
+    def destroy_old_keks(self, conn: Connection, dataset_id: str, current: int) -> list[int]:
+        """Destroy, in the provider, every KEK version but ``current``; returns the versions.
+
+        Refuses while any SEK is still wrapped by an older version (it would be lost).
+        """
+        left = conn.execute(
+            select(subject_keys.c.id)
+            .where(subject_keys.c.dataset_id == dataset_id, subject_keys.c.kek_version != current)
+            .limit(1)
+        ).first()
+        if left is not None:
+            raise KeyError_("subject-epoch keys remain under an old KEK version; rewrap first")
+        old = [
+            int(r.version)
+            for r in conn.execute(
+                select(dataset_keks.c.version).where(
+                    dataset_keks.c.dataset_id == dataset_id,
+                    dataset_keks.c.version != current,
+                    dataset_keks.c.state != "destroyed",
+                )
+            )
+        ]
+        now = self._now()
+        for version in old:
+            conn.execute(
+                update(dataset_keks)
+                .where(dataset_keks.c.dataset_id == dataset_id, dataset_keks.c.version == version)
+                .values(state="destroyed", destroyed_at=now)
+            )
+        # Destroyed in the provider last, inside the caller's transaction: if the provider fails,
+        # the state change rolls back; if the commit then fails, the rewrapped keys are safe and
+        # a rerun finds the versions already gone.
+        for version in old:
+            self.provider.destroy_version(dataset_key_ref(dataset_id), version)
+        return old

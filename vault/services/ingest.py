@@ -24,7 +24,7 @@ from vault.domain.redaction import RULES_VERSION, redact_event
 from vault.errors import PayloadTooLarge, ValidationFailed
 from vault.services.base import ServiceBase
 from vault.services.validation import pydantic_details
-from vault.storage.tables import consents, records
+from vault.storage.tables import consents, datasets, records
 
 __all__ = ["IngestService"]
 
@@ -101,6 +101,13 @@ class IngestService(ServiceBase):
         groups: dict[tuple[str, int], list[tuple[int, TelemetryEvent, bytes, dict[str, int]]]]
         groups = defaultdict(list)
         with self.db.write() as conn:
+            # The KEK version is read under a share lock inside this transaction, so a rotation
+            # cannot destroy the version this batch wraps its new keys with (services/lifecycle).
+            kek_version = conn.execute(
+                select(datasets.c.kek_version)
+                .where(datasets.c.id == ds.id)
+                .with_for_update(read=True)
+            ).scalar_one()
             consent = self._consent_states(conn, ds.id, set(pseudonyms.values()))
             for index, event in enumerate(events):
                 subject = pseudonyms[event.subject]
@@ -120,7 +127,7 @@ class IngestService(ServiceBase):
                 groups[(subject, epoch_of(event.time))].append(
                     (index, event, plaintext, outcome.counts)
                 )
-            rows = self._seal_groups(conn, ds, groups, results, now)
+            rows = self._seal_groups(conn, ds, kek_version, groups=groups, results=results, now=now)
             if rows:
                 conn.execute(insert(records), rows)
             self.record(
@@ -143,6 +150,8 @@ class IngestService(ServiceBase):
         self,
         conn: Connection,
         ds: Row[Any],
+        kek_version: int,
+        *,
         groups: dict[tuple[str, int], list[tuple[int, TelemetryEvent, bytes, dict[str, int]]]],
         results: list[dict[str, Any]],
         now: datetime,
@@ -150,7 +159,7 @@ class IngestService(ServiceBase):
         rows: list[dict[str, Any]] = []
         for (subject, epoch), members in groups.items():
             sek = self.keyring.sek_for_write(
-                conn, ds.id, ds.kek_version, subject, epoch, uses=len(members)
+                conn, ds.id, kek_version, subject, epoch, uses=len(members)
             )
             for index, event, plaintext, counts in members:
                 rid = uuid.uuid4()

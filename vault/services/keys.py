@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from vault.audit import AuditAction
+from vault.domain.lifecycle import shred_horizon
 from vault.domain.principal import Principal, Role
-from vault.services.base import ServiceBase
+from vault.services.base import Deps, ServiceBase
 from vault.storage.tables import dataset_keks, datasets, subject_keys
 
 __all__ = ["KeyService"]
@@ -16,6 +18,10 @@ __all__ = ["KeyService"]
 
 class KeyService(ServiceBase):
     """What the vault can say about its keys without revealing any."""
+
+    def __init__(self, deps: Deps, *, shred_interval: timedelta) -> None:
+        super().__init__(deps)
+        self._shred_interval = shred_interval
 
     def inventory(self, principal: Principal) -> dict[str, Any]:
         """Per dataset: KEK versions with state and age, and the number of subject-epoch keys."""
@@ -53,6 +59,9 @@ class KeyService(ServiceBase):
                             for v in versions
                         ],
                         "subject_epoch_keys": int(counts.get(ds.id, 0)),
+                        "shred_horizon": shred_horizon(
+                            ds.shred_pending_since, self._shred_interval, now
+                        ),
                     }
                 )
         with self.db.write() as conn:

@@ -25,13 +25,14 @@ from vault.domain.principal import Principal, Role
 from vault.errors import (
     BadRequest,
     DecryptionError,
+    Gone,
     IntegrityError,
     InvalidCursor,
     KeyDestroyed,
     NotFound,
 )
 from vault.services.base import ServiceBase
-from vault.storage.tables import records
+from vault.storage.tables import record_tombstones, records
 
 __all__ = ["EventQuery", "ReadService"]
 
@@ -221,6 +222,16 @@ class ReadService(ServiceBase):
         next_cursor = encode_cursor(rows[-1].event_time, rows[-1].id) if more else None
         return {"events": events, "next_cursor": next_cursor}
 
+    def _erased(self, dataset_id: str, record_id: str) -> bool:
+        with self.db.read() as conn:
+            hit = conn.execute(
+                select(record_tombstones.c.id).where(
+                    record_tombstones.c.id == record_id,
+                    record_tombstones.c.dataset_id == dataset_id,
+                )
+            ).first()
+        return hit is not None
+
     def get_event(
         self, principal: Principal, dataset: str, record_id: str, purpose: str | None
     ) -> dict[str, Any]:
@@ -234,6 +245,8 @@ class ReadService(ServiceBase):
                     select(records).where(records.c.id == record_id, records.c.dataset_id == ds.id)
                 ).one_or_none()
         if row is None:
+            if _RECORD_ID.fullmatch(record_id) and self._erased(ds.id, record_id):
+                raise Gone("this record was erased")
             raise NotFound("not found")
         (event,) = self._decrypt_all(principal, ds, [row], action, purpose_ok)
         with self.db.write() as conn:

@@ -34,7 +34,9 @@ __all__ = [
     "consents",
     "dataset_keks",
     "datasets",
+    "erasures",
     "metadata",
+    "record_tombstones",
     "records",
     "subject_keys",
     "vault_meta",
@@ -87,6 +89,8 @@ datasets = Table(
     Column("exclusions", JSON, nullable=False),
     Column("kek_version", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # Set by an erasure or sweep, cleared by the KEK rotation that makes it reach backups.
+    Column("shred_pending_since", UTCDateTime, nullable=True),
 )
 
 dataset_keks = Table(
@@ -182,4 +186,23 @@ vault_meta = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", LargeBinary, nullable=False),
+)
+
+record_tombstones = Table(
+    "record_tombstones",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("dataset_id", ID, nullable=False),
+    Column("erased_at", UTCDateTime, nullable=False),
+    Column("erasure_id", ID, nullable=True),
+)
+
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("subject_hash", String(64), nullable=False),
+    Column("requested_by", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("certificate", Text, nullable=False),
 )

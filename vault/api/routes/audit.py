@@ -51,3 +51,16 @@ def audit_checkpoint(vault: VaultDep, principal: CurrentPrincipal) -> dict[str, 
 def keys(vault: VaultDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """Per-dataset KEK versions and subject-epoch key counts."""
     return vault.keys.inventory(principal)
+
+
+@router.post("/datasets/{name}/keys/rotate", summary="Rotate a dataset KEK (admin)")
+def rotate(
+    name: str,
+    vault: VaultDep,
+    principal: CurrentPrincipal,
+    destroy_old: Annotated[
+        bool, Query(description="Destroy old versions: erasures reach backups")
+    ] = False,
+) -> dict[str, Any]:
+    """New KEK version; subject-epoch keys rewrapped; old versions destroyed on request."""
+    return vault.lifecycle.rotate(principal, name, destroy_old=destroy_old)

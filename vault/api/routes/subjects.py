@@ -20,3 +20,18 @@ async def set_consent(
     s = vault.settings
     body = await read_json(request, max_bytes=64 * 1024, max_depth=s.max_json_depth)
     return vault.consent.set(principal, subject, body)
+
+
+@router.delete("/{subject}", summary="Erase a person from every dataset (privacy officer, self)")
+def erase(subject: str, vault: VaultDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Crypto-shred the person's keys, delete their records; a signed deletion certificate."""
+    return vault.lifecycle.erase(principal, subject)
+
+
+erasures_router = APIRouter(prefix="/v1/erasures", tags=["subjects"])
+
+
+@erasures_router.get("/{erasure_id}", summary="A signed deletion certificate")
+def certificate(erasure_id: str, vault: VaultDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    """Privacy officers, auditors and the erased person may download it."""
+    return vault.lifecycle.certificate(principal, erasure_id)

@@ -1,0 +1,231 @@
+"""Erasure and KEK rotation: data that should be gone is gone, backups included (DESIGN.md §3).
+
+* Erasure destroys every subject-epoch key of a person in every dataset, deletes their records,
+  leaves record tombstones (reads answer 410), withdraws consent (ingest refuses them until
+  consent is given again) and issues a signed deletion certificate.
+* A backup taken before the erasure still holds the destroyed keys, wrapped by the dataset KEK.
+  Rotating the KEK (rewrap surviving keys) and destroying the old version in the provider makes
+  those copies useless. Until then the dataset's shred is *pending*; the time left is the shred
+  horizon, reported in the key inventory.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from vault.audit import AuditAction
+from vault.audit.chain import canonical_json
+from vault.domain.principal import Principal, Role
+from vault.errors import Conflict, NotFound, ValidationFailed
+from vault.services.base import ServiceBase
+from vault.storage.tables import consents, datasets, erasures, record_tombstones, records
+
+__all__ = ["CERTIFICATE_KEY_REF", "LifecycleService"]
+
+CERTIFICATE_KEY_REF = "deletion-certificates"
+CERTIFICATE_FORMAT = "tvault-deletion-certificate-v1"
+REWRAP_BATCH = 500
+_TOMBSTONE_BATCH = 1000
+
+
+class LifecycleService(ServiceBase):
+    """Erase people; rotate dataset KEKs so erasures reach backups."""
+
+    # -- erasure --------------------------------------------------------------------------------
+
+    def erase(self, principal: Principal, subject: str) -> dict[str, Any]:
+        """Crypto-shred ``subject`` in every dataset the caller may see; a signed certificate."""
+        action = AuditAction.SUBJECT_ERASE
+        if not 1 <= len(subject) <= 256 or not subject.isprintable():
+            raise ValidationFailed("subject must be 1..256 printable characters")
+        is_self = principal.has(Role.SUBJECT) and principal.sub == subject
+        if not (principal.has(Role.PRIVACY_OFFICER) or is_self):
+            self.require(principal, action, [Role.PRIVACY_OFFICER])
+        now = self.deps.now()
+        erasure_id = uuid.uuid4().hex
+        person = self.keyring.person_hash(subject)
+        destroyed: list[dict[str, Any]] = []
+        with self.db.write() as conn:
+            for ds in conn.execute(select(datasets).order_by(datasets.c.name)).all():
+                if not principal.may_see_dataset(ds.name):
+                    continue
+                pseudonym = self.keyring.subject_pseudonym(ds.id, subject)
+                keys = self.keyring.destroy_subject_keys(conn, ds.id, pseudonym)
+                count = self._delete_records(conn, ds.id, pseudonym, erasure_id, now)
+                self._withdraw(conn, ds.id, pseudonym, now)
+                if keys or count:
+                    conn.execute(
+                        update(datasets)
+                        .where(datasets.c.id == ds.id, datasets.c.shred_pending_since.is_(None))
+                        .values(shred_pending_since=now)
+                    )
+                destroyed.append({"dataset": ds.name, "keys": keys, "records": count})
+            certificate = self._certificate(erasure_id, person, principal, now, destroyed)
+            conn.execute(
+                insert(erasures).values(
+                    id=erasure_id,
+                    subject_hash=person,
+                    requested_by=self.actor(principal),
+                    at=now,
+                    certificate=canonical_json(certificate),
+                )
+            )
+            self.record(
+                conn,
+                principal,
+                action,
+                details={
+                    "erasure": erasure_id,
+                    "subject": person,
+                    "by_self": is_self,
+                    "datasets": destroyed,
+                    "certificate_sha256": hashlib.sha256(
+                        canonical_json(certificate).encode("ascii")
+                    ).hexdigest(),
+                },
+            )
+        return certificate
+
+    def _delete_records(
+        self, conn: Connection, dataset_id: str, subject: str, erasure_id: str, now: Any
+    ) -> int:
+        total = 0
+        while True:
+            ids = [
+                r.id
+                for r in conn.execute(
+                    select(records.c.id)
+                    .where(records.c.dataset_id == dataset_id, records.c.subject == subject)
+                    .limit(_TOMBSTONE_BATCH)
+                )
+            ]
+            if not ids:
+                return total
+            conn.execute(
+                insert(record_tombstones),
+                [
+                    {
+                        "id": rid,
+                        "dataset_id": dataset_id,
+                        "erased_at": now,
+                        "erasure_id": erasure_id,
+                    }
+                    for rid in ids
+                ],
+            )
+            conn.execute(delete(records).where(records.c.id.in_(ids)))
+            total += len(ids)
+
+    @staticmethod
+    def _withdraw(conn: Connection, dataset_id: str, subject: str, now: Any) -> None:
+        where = (consents.c.dataset_id == dataset_id, consents.c.subject == subject)
+        if conn.execute(select(consents.c.state).where(*where)).first() is None:
+            conn.execute(
+                insert(consents).values(
+                    dataset_id=dataset_id, subject=subject, state="withdrawn", updated_at=now
+                )
+            )
+        else:
+            conn.execute(update(consents).where(*where).values(state="withdrawn", updated_at=now))
+
+    def _certificate(
+        self,
+        erasure_id: str,
+        person: str,
+        principal: Principal,
+        now: Any,
+        destroyed: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        body = {
+            "format": CERTIFICATE_FORMAT,
+            "erasure": erasure_id,
+            "subject": person,
+            "requested_by": self.actor(principal),
+            "requested_via": principal.via,
+            "at": now.isoformat(),
+            "destroyed": destroyed,
+            "note": "keys destroyed in the live vault; backups are covered once each dataset's "
+            "KEK is rotated with the old version destroyed (see shred horizon)",
+        }
+        message = canonical_json(body).encode("ascii")
+        provider = self.keyring.provider
+        return {
+            **body,
+            "public_key": provider.public_key(CERTIFICATE_KEY_REF).hex(),
+            "signature": base64.b64encode(provider.sign(CERTIFICATE_KEY_REF, message)).decode(),
+        }
+
+    def certificate(self, principal: Principal, erasure_id: str) -> dict[str, Any]:
+        """A stored deletion certificate (privacy officer, auditor, or the erased person)."""
+        action = AuditAction.ERASURE_READ
+        with self.db.read() as conn:
+            row = conn.execute(select(erasures).where(erasures.c.id == erasure_id)).one_or_none()
+        own = (
+            row is not None
+            and principal.has(Role.SUBJECT)
+            and self.keyring.person_hash(principal.sub) == row.subject_hash
+        )
+        if not own:
+            self.require(principal, action, [Role.PRIVACY_OFFICER, Role.AUDITOR])
+        if row is None:
+            raise NotFound("not found")
+        doc: dict[str, Any] = json.loads(row.certificate)
+        return doc
+
+    # -- rotation -------------------------------------------------------------------------------
+
+    def rotate(self, principal: Principal, dataset: str, *, destroy_old: bool) -> dict[str, Any]:
+        """New KEK version, surviving SEKs rewrapped in batches, old versions optionally destroyed.
+
+        Resumable: run again after an interruption and it finishes the rewrap. Ingest and reads
+        go on meanwhile (new SEKs use the new version as soon as it exists).
+        """
+        action = AuditAction.KEYS_ROTATE
+        self.require(principal, action, [Role.ADMIN], dataset=dataset)
+        ds = self.visible_dataset(principal, dataset, action)
+        with self.db.write() as conn:
+            version = self.keyring.start_rotation(conn, ds.id)
+        rewrapped = 0
+        while True:
+            with self.db.write() as conn:
+                done = self.keyring.rewrap_batch(conn, ds.id, version, REWRAP_BATCH)
+            rewrapped += done
+            if done < REWRAP_BATCH:
+                break
+        destroyed: list[int] = []
+        with self.db.write() as conn:
+            # Lock the dataset row so no ingest makes an SEK under the old version meanwhile.
+            current = conn.execute(
+                select(datasets.c.kek_version).where(datasets.c.id == ds.id).with_for_update()
+            ).scalar_one()
+            if current != version:
+                raise Conflict("another rotation of this dataset ran at the same time")
+            rewrapped += self.keyring.rewrap_batch(conn, ds.id, version, 1_000_000)
+            if destroy_old:
+                destroyed = self.keyring.destroy_old_keks(conn, ds.id, version)
+                conn.execute(
+                    update(datasets).where(datasets.c.id == ds.id).values(shred_pending_since=None)
+                )
+            self.record(
+                conn,
+                principal,
+                action,
+                dataset=dataset,
+                details={
+                    "new_version": version,
+                    "rewrapped": rewrapped,
+                    "destroyed_versions": destroyed,
+                },
+            )
+        return {
+            "dataset": dataset,
+            "kek_version": version,
+            "rewrapped_keys": rewrapped,
+            "destroyed_versions": destroyed,
+        }
