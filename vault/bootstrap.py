@@ -26,7 +26,9 @@ from vault.services.health import HealthService
 from vault.services.ingest import IngestService
 from vault.services.keys import KeyService
 from vault.services.lifecycle import LifecycleService
+from vault.services.maintenance import Maintenance
 from vault.services.reads import ReadService
+from vault.services.retention import RetentionService
 from vault.services.subjects import SubjectService
 from vault.storage import Database, upgrade_to_head
 from vault.tokens import TokenSettings, TokenVerifier, ensure_dev_key
@@ -55,9 +57,12 @@ class Vault:
     health: HealthService
     subjects: SubjectService
     lifecycle: LifecycleService
+    retention: RetentionService
+    maintenance: Maintenance
 
     def close(self) -> None:
-        """Release database connections."""
+        """Stop background work and release database connections."""
+        self.maintenance.stop()
         self.db.dispose()
 
 
@@ -116,6 +121,9 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
             clock_skew_seconds=settings.clock_skew_seconds,
         ),
     )
+    lifecycle = LifecycleService(deps)
+    retention = RetentionService(deps)
+    shred_interval = timedelta(hours=settings.shred_interval_hours)
     return Vault(
         settings=settings,
         db=db,
@@ -133,8 +141,16 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         reads=ReadService(deps),
         consent=ConsentService(deps),
         audit=AuditService(deps),
-        keys=KeyService(deps, shred_interval=timedelta(hours=settings.shred_interval_hours)),
+        keys=KeyService(deps, shred_interval=shred_interval),
         health=HealthService(deps),
         subjects=SubjectService(deps),
-        lifecycle=LifecycleService(deps),
+        lifecycle=lifecycle,
+        retention=retention,
+        maintenance=Maintenance(
+            db,
+            retention,
+            lifecycle,
+            shred_interval=shred_interval,
+            every_seconds=settings.maintenance_interval_seconds,
+        ),
     )

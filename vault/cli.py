@@ -32,9 +32,11 @@ app = typer.Typer(
 dataset_app = typer.Typer(help="Datasets.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 keys_app = typer.Typer(help="Keys.", no_args_is_help=True)
+hold_app = typer.Typer(help="Legal holds.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(hold_app, name="hold")
 
 #: Exit codes by error class, most specific first.
 EXIT_CODES: tuple[tuple[type[e.VaultError], int], ...] = (
@@ -256,6 +258,53 @@ def erase(subject: str, home: HomeOpt = None, database_url: DbOpt = None) -> Non
     def body() -> None:
         with _vault(home, database_url) as vault:
             _emit(vault.lifecycle.erase(_operator(vault.settings), subject))
+
+    _run(body)
+
+
+@app.command()
+def sweep(home: HomeOpt = None, database_url: DbOpt = None) -> None:
+    """Delete everything past retention (keys of expired days first), except held data."""
+
+    def body() -> None:
+        with _vault(home, database_url) as vault:
+            _emit(vault.retention.sweep(_operator(vault.settings)))
+
+    _run(body)
+
+
+SubjectOpt = Annotated[str | None, typer.Option("--subject", help="Hold one subject only")]
+
+
+@hold_app.command("set")
+def hold_set(
+    dataset: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log)")],
+    subject: SubjectOpt = None,
+    home: HomeOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Place a legal hold on a dataset or one subject of it."""
+
+    def body() -> None:
+        spec: dict[str, Any] = {"reason": reason}
+        if subject is not None:
+            spec["subject"] = subject
+        with _vault(home, database_url) as vault:
+            _emit(vault.retention.set_hold(_operator(vault.settings), dataset, spec))
+
+    _run(body)
+
+
+@hold_app.command("lift")
+def hold_lift(
+    dataset: str, subject: SubjectOpt = None, home: HomeOpt = None, database_url: DbOpt = None
+) -> None:
+    """Lift a legal hold."""
+
+    def body() -> None:
+        with _vault(home, database_url) as vault:
+            _emit(vault.retention.lift_hold(_operator(vault.settings), dataset, subject))
 
     _run(body)
 

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     key_cache_size: int = Field(default=10_000, ge=1)
     key_cache_ttl_seconds: float = Field(default=300.0, gt=0)
     sek_max_wraps: int = Field(default=2**24, ge=1, le=2**30)
+    maintenance_interval_seconds: float = Field(
+        default=3600.0, ge=0, description="Sweep/rotation job period in `serve`; 0 disables it"
+    )
     shred_interval_hours: float = Field(
         default=24.0, gt=0, le=24 * 30, description="Longest time an erasure waits to reach backups"
     )

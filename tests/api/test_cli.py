@@ -147,3 +147,15 @@ def test_erase_and_rotate_from_cli(run) -> None:
     assert rotated.exit_code == 0, rotated.output
     assert json.loads(rotated.stdout)["destroyed_versions"] == [1]
     assert run("keys", "rotate", "nope").exit_code == 5
+
+
+def test_sweep_and_holds_from_cli(run) -> None:
+    run("dataset", "create", "ux", "--retention-days", "7", "--purpose", "research")
+    placed = run("hold", "set", "ux", "--reason", "litigation")
+    assert placed.exit_code == 0, placed.output
+    assert run("hold", "set", "ux", "--reason", "litigation").exit_code == 6
+    swept = run("sweep")
+    assert swept.exit_code == 0, swept.output
+    assert json.loads(swept.stdout)["datasets"][0]["records"] == 0
+    assert run("hold", "lift", "ux").exit_code == 0
+    assert run("hold", "lift", "ux").exit_code == 5

@@ -42,3 +42,29 @@ def test_erase_over_http(vault, client, auth, clock) -> None:
     keys = client.get("/v1/keys", headers=auth("adm", "admin")).json()
     assert keys["datasets"][0]["shred_horizon"]["pending"] is False
     assert client.get(f"{EVENTS}/{ids[1]}", headers=reader).status_code == 200
+
+
+def test_sweep_and_hold_routes(vault, client, auth, clock) -> None:
+    make_dataset(vault, "ux", retention_days=3)
+    collector = auth("col-1", "collector")
+    client.post(EVENTS, json=[event(clock, "emp-1"), event(clock, "emp-2")], headers=collector)
+    po = auth("po-1", "privacy_officer")
+    holds = "/v1/datasets/ux/legal-holds"
+    assert client.post(holds, json={"reason": "x"}, headers=po).status_code == 422
+    assert client.post(holds, json={"reason": "case 1"}, headers=collector).status_code == 403
+    placed = client.post(holds, json={"reason": "case 1", "subject": "emp-1"}, headers=po)
+    assert placed.status_code == 201, placed.text
+    assert (
+        client.post(holds, json={"reason": "case 1", "subject": "emp-1"}, headers=po).status_code
+        == 409
+    )
+    clock.advance(days=4)  # tokens made before are expired now: make fresh ones
+    admin, po = auth("adm", "admin"), auth("po-1", "privacy_officer")
+    assert client.post("/v1/sweep", headers=auth("col-1", "collector")).status_code == 403
+    swept = client.post("/v1/sweep", headers=admin)
+    assert swept.status_code == 200
+    assert swept.json()["datasets"][0]["records"] == 1
+    assert swept.json()["datasets"][0]["held_records"] == 1
+    assert client.delete(f"{holds}?subject=emp-1", headers=po).status_code == 200
+    assert client.delete(f"{holds}?subject=emp-1", headers=po).status_code == 404
+    assert client.post("/v1/sweep", headers=admin).json()["datasets"][0]["records"] == 1

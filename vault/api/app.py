@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from vault import __version__
 from vault.api.errors import install_error_handlers
 from vault.api.metrics import Metrics
-from vault.api.routes import audit, datasets, events, health, me, subjects
+from vault.api.routes import audit, datasets, events, health, me, retention, subjects
 from vault.bootstrap import Vault
 
 __all__ = ["create_app"]
@@ -15,7 +18,17 @@ __all__ = ["create_app"]
 
 def create_app(vault: Vault) -> FastAPI:
     """An app serving ``vault`` (built by :func:`vault.bootstrap.build_vault`)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        vault.maintenance.start()
+        try:
+            yield
+        finally:
+            vault.maintenance.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="telemetry-vault",
         version=__version__,
         summary="Encrypted, purpose-bound, audited storage for computer-use telemetry",
@@ -26,7 +39,7 @@ def create_app(vault: Vault) -> FastAPI:
     app.state.metrics = Metrics()
     app.middleware("http")(app.state.metrics.middleware)
     install_error_handlers(app)
-    for module in (health, datasets, events, subjects, me, audit):
+    for module in (health, datasets, events, subjects, me, audit, retention):
         app.include_router(module.router)
     app.include_router(subjects.erasures_router)
     return app

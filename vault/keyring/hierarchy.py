@@ -244,6 +244,10 @@ class Keyring:
                 self._cache.discard(sek_id)
         return len(ids)
 
+    def forget_cached(self) -> None:
+        """Drop every cached SEK (after a sweep deleted keys in bulk)."""
+        self._cache.clear()
+
     def start_rotation(self, conn: Connection, dataset_id: str) -> int:
         """Create the next KEK version and make it current for new SEKs; returns it."""
         version = self.create_dataset_kek(conn, dataset_id)

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -229,3 +230,18 @@ class LifecycleService(ServiceBase):
             "rewrapped_keys": rewrapped,
             "destroyed_versions": destroyed,
         }
+
+    def rotate_due(self, principal: Principal, interval: timedelta) -> list[dict[str, Any]]:
+        """Rotate, destroying old versions, every dataset whose shred horizon has come."""
+        due_before = self.deps.now() - interval
+        with self.db.read() as conn:
+            names = [
+                r.name
+                for r in conn.execute(
+                    select(datasets.c.name).where(
+                        datasets.c.shred_pending_since.is_not(None),
+                        datasets.c.shred_pending_since <= due_before,
+                    )
+                )
+            ]
+        return [self.rotate(principal, name, destroy_old=True) for name in names]

@@ -7,6 +7,8 @@ so two writers never deadlock upgrading a read lock. PostgreSQL: any SQLAlchemy 
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,6 +81,38 @@ class Database:
         """A read transaction (a consistent snapshot on both backends)."""
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Try to take a lock that one process of the whole deployment can hold; yields whether
+        it was taken. PostgreSQL: a session advisory lock (across replicas); SQLite: a file lock
+        beside the database (one machine holds the file)."""
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        if not self.is_sqlite:
+            with self.engine.connect() as conn:
+                got = bool(
+                    conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+                )
+                try:
+                    yield got
+                finally:
+                    if got:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+            return
+        path = Path(self.url.database or "tvault").with_name(
+            f".{Path(self.url.database or 'tvault').name}.{key & 0xFFFFFFFF:08x}.lock"
+        )
+        with path.open("a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""

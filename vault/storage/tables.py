@@ -35,6 +35,7 @@ __all__ = [
     "dataset_keks",
     "datasets",
     "erasures",
+    "legal_holds",
     "metadata",
     "record_tombstones",
     "records",
@@ -205,4 +206,17 @@ erasures = Table(
     Column("requested_by", String(64), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("certificate", Text, nullable=False),
+)
+
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    # NULL: the whole dataset is held; else the pseudonym of the one subject held.
+    Column("subject", PSEUDONYM, nullable=True),
+    Column("reason", String(256), nullable=False),
+    Column("set_by", String(64), nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+    UniqueConstraint("dataset_id", "subject"),
 )

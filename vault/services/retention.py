@@ -1,0 +1,202 @@
+"""Retention by event time, and the legal holds that stop it (DESIGN.md §3, §7).
+
+A sweep destroys the subject-epoch keys of wholly expired days first (crypto-shred), then
+deletes expired rows. A legal hold on a dataset, or on one subject of it, keeps its data past
+retention; setting, lifting and every sweep the hold blocks are audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Connection, Row, and_, delete, func, insert, not_, select, update
+
+from vault.audit import AuditAction, Outcome
+from vault.domain.events import epoch_of
+from vault.domain.principal import Principal, Role
+from vault.errors import Conflict, NotFound, ValidationFailed
+from vault.services.base import ServiceBase
+from vault.services.validation import pydantic_details
+from vault.storage.tables import datasets, legal_holds, records, subject_keys
+
+__all__ = ["HoldSpec", "RetentionService"]
+
+_DELETE_BATCH = 5000
+
+
+class HoldSpec(BaseModel):
+    """Body of a legal hold: the whole dataset, or one subject of it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subject: str | None = Field(default=None, min_length=1, max_length=256)
+    reason: str = Field(min_length=3, max_length=256)
+
+
+class RetentionService(ServiceBase):
+    """Sweeps and legal holds."""
+
+    # -- legal holds ----------------------------------------------------------------------------
+
+    def _hold_where(self, ds: Row[Any], subject: str | None) -> Any:
+        pseudonym = self.keyring.subject_pseudonym(ds.id, subject) if subject else None
+        column = legal_holds.c.subject
+        same = column.is_(None) if pseudonym is None else column == pseudonym
+        return and_(legal_holds.c.dataset_id == ds.id, same), pseudonym
+
+    def set_hold(self, principal: Principal, dataset: str, raw: Any) -> dict[str, Any]:
+        """Place a legal hold (privacy officer)."""
+        action = AuditAction.HOLD_SET
+        self.require(principal, action, [Role.PRIVACY_OFFICER], dataset=dataset)
+        ds = self.visible_dataset(principal, dataset, action)
+        try:
+            spec = HoldSpec.model_validate(raw)
+        except ValidationError as exc:
+            raise ValidationFailed("invalid legal hold", details=pydantic_details(exc)) from exc
+        where, pseudonym = self._hold_where(ds, spec.subject)
+        with self.db.write() as conn:
+            if conn.execute(select(legal_holds.c.id).where(where)).first() is not None:
+                raise Conflict("that hold is already in place")
+            hold_id = uuid.uuid4().hex
+            conn.execute(
+                insert(legal_holds).values(
+                    id=hold_id,
+                    dataset_id=ds.id,
+                    subject=pseudonym,
+                    reason=spec.reason,
+                    set_by=self.actor(principal),
+                    set_at=self.deps.now(),
+                )
+            )
+            self.record(
+                conn,
+                principal,
+                action,
+                dataset=dataset,
+                reason=spec.reason,
+                details=self._scope(spec.subject),
+            )
+        return {"id": hold_id, "dataset": dataset, "subject": pseudonym, "reason": spec.reason}
+
+    def lift_hold(self, principal: Principal, dataset: str, subject: str | None) -> dict[str, Any]:
+        """Lift a legal hold (privacy officer)."""
+        action = AuditAction.HOLD_LIFT
+        self.require(principal, action, [Role.PRIVACY_OFFICER], dataset=dataset)
+        ds = self.visible_dataset(principal, dataset, action)
+        where, _ = self._hold_where(ds, subject)
+        with self.db.write() as conn:
+            if conn.execute(delete(legal_holds).where(where)).rowcount == 0:
+                raise NotFound("no such hold")
+            self.record(conn, principal, action, dataset=dataset, details=self._scope(subject))
+        return {"dataset": dataset, "lifted": True}
+
+    def _scope(self, subject: str | None) -> dict[str, Any]:
+        return (
+            {"scope": "subject", "subject": self.keyring.person_hash(subject)}
+            if subject
+            else {"scope": "dataset"}
+        )
+
+    # -- sweep ----------------------------------------------------------------------------------
+
+    def sweep(self, principal: Principal) -> dict[str, Any]:
+        """Delete everything past retention in every dataset, except what a hold keeps."""
+        action = AuditAction.RETENTION_SWEEP
+        self.require(principal, action, [Role.ADMIN])
+        now = self.deps.now()
+        with self.db.read() as conn:
+            rows = conn.execute(select(datasets).order_by(datasets.c.name)).all()
+        report = [self._sweep_one(principal, ds, now) for ds in rows]
+        return {"at": now.isoformat(), "datasets": report}
+
+    def _sweep_one(self, principal: Principal, ds: Row[Any], now: datetime) -> dict[str, Any]:
+        action = AuditAction.RETENTION_SWEEP
+        cutoff = now - timedelta(days=ds.retention_days)
+        expired_day = epoch_of(cutoff)  # keys of days before this one hold only expired events
+        with self.db.write() as conn:
+            held = {
+                r.subject
+                for r in conn.execute(
+                    select(legal_holds.c.subject).where(legal_holds.c.dataset_id == ds.id)
+                )
+            }
+            whole = None in held
+            subjects = {s for s in held if s is not None}
+            blocked = self._count_expired(conn, ds.id, cutoff, None if whole else subjects)
+            if whole:
+                result = {"dataset": ds.name, "keys": 0, "records": 0, "held_records": blocked}
+                if blocked:
+                    self.record(
+                        conn,
+                        principal,
+                        action,
+                        Outcome.DENIED,
+                        dataset=ds.name,
+                        reason="legal hold on the dataset blocks the sweep",
+                        details=result,
+                    )
+                return result
+            key_where: list[Any] = [
+                subject_keys.c.dataset_id == ds.id,
+                subject_keys.c.epoch < expired_day,
+            ]
+            if subjects:
+                key_where.append(not_(subject_keys.c.subject.in_(subjects)))
+            keys = conn.execute(delete(subject_keys).where(*key_where)).rowcount
+            self.keyring.forget_cached()
+        deleted = 0
+        while True:
+            with self.db.write() as conn:
+                ids = [
+                    r.id
+                    for r in conn.execute(
+                        select(records.c.id)
+                        .where(*self._expired(ds.id, cutoff, subjects))
+                        .limit(_DELETE_BATCH)
+                    )
+                ]
+                if ids:
+                    conn.execute(delete(records).where(records.c.id.in_(ids)))
+            deleted += len(ids)
+            if len(ids) < _DELETE_BATCH:
+                break
+        result = {"dataset": ds.name, "keys": keys, "records": deleted, "held_records": blocked}
+        with self.db.write() as conn:
+            if keys or deleted:
+                conn.execute(
+                    update(datasets)
+                    .where(datasets.c.id == ds.id, datasets.c.shred_pending_since.is_(None))
+                    .values(shred_pending_since=now)
+                )
+            if keys or deleted or blocked:
+                self.record(
+                    conn,
+                    principal,
+                    action,
+                    dataset=ds.name,
+                    reason="legal hold kept some records" if blocked else None,
+                    details=result,
+                )
+        return result
+
+    @staticmethod
+    def _expired(dataset_id: str, cutoff: datetime, excluded: set[str]) -> list[Any]:
+        where: list[Any] = [records.c.dataset_id == dataset_id, records.c.event_time < cutoff]
+        if excluded:
+            where.append(not_(records.c.subject.in_(excluded)))
+        return where
+
+    @staticmethod
+    def _count_expired(
+        conn: Connection, dataset_id: str, cutoff: datetime, held: set[str] | None
+    ) -> int:
+        """Expired records a hold keeps: all of them (``held`` None) or those of held subjects."""
+        where: list[Any] = [records.c.dataset_id == dataset_id, records.c.event_time < cutoff]
+        if held is not None:
+            if not held:
+                return 0
+            where.append(records.c.subject.in_(held))
+        return int(conn.execute(select(func.count()).where(*where)).scalar_one())
