@@ -35,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dest="mode",
         action="store_const",
         const="full",
-        help="7 repetitions, 50k timed events per trial: a few minutes per backend",
+        help="7 repetitions, 30k timed events per trial: 3 to 5 minutes per backend",
     )
     parser.add_argument("--backend", choices=[*BACKENDS, "both"], default="sqlite")
     parser.add_argument(

@@ -276,10 +276,11 @@ def run(
     started = time.perf_counter()
     for name in backends:
         with open_backend(name, pg_url=pg_url) as backend:
-            entry: dict[str, Any] = {"backend": backend.describe(), "suites": []}
+            entry: dict[str, Any] = {"backend": {"backend": name}, "suites": []}
             for suite in suites(mode):
                 progress(f"{suite.name} on {name} ({repeats} repetitions, interleaved)")
                 entry["suites"].append(_run_suite(backend, suite, repeats, progress))
+            entry["backend"] = backend.describe()
             report["runs"].append(entry)
     report["meta"]["wall_seconds"] = round(time.perf_counter() - started, 1)
     report["meta"]["loadavg_at_end"] = _loadavg()

@@ -19,7 +19,7 @@ dataset fails to open. Anything but exactly ``84 + N`` bytes is refused before a
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vault.crypto.aead import KEY_BYTES, SEALED_OVERHEAD, new_key, open_sealed, seal
 from vault.crypto.context import encode_context
@@ -46,6 +46,7 @@ MAX_BODY = MAX_PLAINTEXT + SEALED_OVERHEAD
 _LEN = struct.Struct(">I")
 _DEK_LABEL = b"tvault/record-dek/v1"
 _BODY_LABEL = b"tvault/record-body/v1"
+_LABEL_PREFIX = {label: encode_context(label) for label in (_DEK_LABEL, _BODY_LABEL)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,22 +58,27 @@ class RecordContext:
     subject: str
     epoch: int
     sek_id: bytes
+    _fields: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.record_id) != ID_BYTES or len(self.sek_id) != ID_BYTES:
             raise ValueError("record and key ids are 16 bytes")
-
-    def aad(self, label: bytes) -> bytes:
-        """The associated data for one of the envelope's two seals."""
-        return encode_context(
-            label,
+        # Encoded once: both seals of an envelope bind the same fields under different labels.
+        fields = encode_context(
+            b"",
             FORMAT_VERSION,
             self.dataset_id,
             self.record_id,
             self.subject,
             self.epoch,
             self.sek_id,
-        )
+        )[2:]
+        object.__setattr__(self, "_fields", fields)
+
+    def aad(self, label: bytes) -> bytes:
+        """The associated data for one of the envelope's two seals (docs/envelope.md)."""
+        prefix = _LABEL_PREFIX.get(label)
+        return (prefix if prefix is not None else encode_context(label)) + self._fields
 
 
 def seal_record(sek: bytes, ctx: RecordContext, plaintext: bytes) -> bytes:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from vault.crypto.aead import new_key
@@ -183,6 +183,96 @@ class Keyring:
             .values(wraps=subject_keys.c.wraps + uses)
         )
         return SubjectKey(sek_id, dataset_id, subject, epoch, self._unwrap_row(row))
+
+    def seks_for_write(
+        self,
+        conn: Connection,
+        dataset_id: str,
+        kek_version: int,
+        wanted: dict[tuple[str, int], int],
+    ) -> dict[tuple[str, int], SubjectKey]:
+        """:meth:`sek_for_write` for a whole batch: one SELECT, one UPDATE, one INSERT.
+
+        ``wanted`` maps (subject, epoch) to the number of wraps to book.
+        """
+        if any(uses > self._max_wraps for uses in wanted.values()):
+            raise KeyUsageExceeded("subject-epoch key reached its usage limit")
+        subjects = sorted({s for s, _ in wanted})
+        epochs = sorted({e for _, e in wanted})
+        found: dict[tuple[str, int], Row[Any]] = {}
+        for start in range(0, len(subjects), 500):
+            for row in conn.execute(
+                select(subject_keys).where(
+                    subject_keys.c.dataset_id == dataset_id,
+                    subject_keys.c.subject.in_(subjects[start : start + 500]),
+                    subject_keys.c.epoch.in_(epochs),
+                )
+            ):
+                if (row.subject, row.epoch) in wanted:
+                    found[(row.subject, row.epoch)] = row
+        out: dict[tuple[str, int], SubjectKey] = {}
+        bumps = []
+        for pair, row in found.items():
+            if row.wraps + wanted[pair] > self._max_wraps:
+                raise KeyUsageExceeded("subject-epoch key reached its usage limit")
+            bumps.append({"b_id": bytes(row.id), "b_uses": wanted[pair]})
+            out[pair] = SubjectKey(
+                bytes(row.id), dataset_id, pair[0], pair[1], self._unwrap_row(row)
+            )
+        if bumps:
+            conn.execute(
+                update(subject_keys)
+                .where(subject_keys.c.id == bindparam("b_id"))
+                .values(wraps=subject_keys.c.wraps + bindparam("b_uses")),
+                bumps,
+            )
+        missing = [pair for pair in wanted if pair not in found]
+        if missing:
+            out.update(self._create_seks(conn, dataset_id, kek_version, missing, wanted))
+        return out
+
+    def _create_seks(
+        self,
+        conn: Connection,
+        dataset_id: str,
+        kek_version: int,
+        missing: list[tuple[str, int]],
+        wanted: dict[tuple[str, int], int],
+    ) -> dict[tuple[str, int], SubjectKey]:
+        made: dict[tuple[str, int], SubjectKey] = {}
+        rows = []
+        now = self._now()
+        ref = dataset_key_ref(dataset_id)
+        for subject, epoch in missing:
+            sek_id, key = uuid.uuid4().bytes, new_key()
+            context = self._sek_context(dataset_id, subject, epoch, sek_id, kek_version)
+            rows.append(
+                {
+                    "id": sek_id,
+                    "dataset_id": dataset_id,
+                    "subject": subject,
+                    "epoch": epoch,
+                    "kek_version": kek_version,
+                    "wrapped": self.provider.wrap(ref, kek_version, key, context),
+                    "wraps": wanted[(subject, epoch)],
+                    "created_at": now,
+                }
+            )
+            made[(subject, epoch)] = SubjectKey(sek_id, dataset_id, subject, epoch, key)
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(subject_keys), rows)
+        except SAIntegrityError:
+            # A concurrent writer made some of them first: take the careful path, one by one.
+            return {
+                pair: self.sek_for_write(
+                    conn, dataset_id, kek_version, pair[0], pair[1], uses=wanted[pair]
+                )
+                for pair in missing
+            }
+        for sek in made.values():
+            self._cache.put(sek.id, sek.key)
+        return made
 
     def sek_for_read(self, conn: Connection, sek_id: bytes) -> SubjectKey:
         """The SEK with that id; raises KeyDestroyed when it was shredded."""

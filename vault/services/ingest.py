@@ -30,6 +30,8 @@ __all__ = ["IngestService"]
 
 _EVENT = TypeAdapter(TelemetryEvent)
 ConsentState = Literal["granted", "withdrawn"]
+# One encoder, built once: json.dumps with options builds a new one on every call.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def _policy(ds: Row[Any], skew: int) -> CollectionPolicy:
@@ -93,7 +95,9 @@ class IngestService(ServiceBase):
         events = self._validate(principal, dataset, items)
         now = self.deps.now()
         policy = _policy(ds, self.deps.limits.clock_skew_seconds)
-        pseudonyms = {e.subject: self.keyring.subject_pseudonym(ds.id, e.subject) for e in events}
+        pseudonyms = {
+            s: self.keyring.subject_pseudonym(ds.id, s) for s in {e.subject for e in events}
+        }
 
         results: list[dict[str, Any]] = []
         reasons: Counter[str] = Counter()
@@ -117,10 +121,7 @@ class IngestService(ServiceBase):
                     results.append({"index": index, "status": "refused", "reason": decision.reason})
                     continue
                 outcome = redact_event(event)
-                body = json.dumps(
-                    outcome.body, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-                )
-                plaintext = body.encode("utf-8")
+                plaintext = _JSON.encode(outcome.body).encode("utf-8")
                 if len(plaintext) > MAX_PLAINTEXT:
                     raise PayloadTooLarge(f"event {index} is over the record size limit")
                 redactions.update(outcome.counts)
@@ -157,10 +158,11 @@ class IngestService(ServiceBase):
         now: datetime,
     ) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
+        keys = self.keyring.seks_for_write(
+            conn, ds.id, kek_version, {pair: len(members) for pair, members in groups.items()}
+        )
         for (subject, epoch), members in groups.items():
-            sek = self.keyring.sek_for_write(
-                conn, ds.id, kek_version, subject, epoch, uses=len(members)
-            )
+            sek = keys[(subject, epoch)]
             for index, event, plaintext, counts in members:
                 rid = uuid.uuid4()
                 ctx = RecordContext(ds.id, rid.bytes, subject, epoch, sek.id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,12 @@ from vault.errors import ConfigurationError, Unavailable
 __all__ = ["Database"]
 
 _IMMEDIATE = "tvault_write"
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def _json_dumps(value: Any) -> str:
+    # JSON columns (redaction counts) are written once per record: most are empty.
+    return "{}" if value == {} else _JSON.encode(value)
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
@@ -53,7 +60,7 @@ class Database:
             raise ConfigurationError("invalid database URL") from exc
         self.url = parsed
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        kwargs: dict[str, Any] = {"echo": echo, "future": True, "json_serializer": _json_dumps}
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Profile one scenario's timed part: ``python -m bench.profile [ingest-service|ingest-floor]``.
+"""Profile one scenario's timed part: ``python -m bench.profiler [ingest-service|ingest-floor]``.
 
 The same trial the benchmark times (fresh place, untimed preparation and warm-up), run once
 under cProfile (always available) or pyinstrument (``--pyinstrument``, if installed). cProfile
@@ -25,7 +25,7 @@ TARGETS: dict[str, Callable[[TrialPlace, int, int], Trial]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.profiler", description=__doc__)
     parser.add_argument("target", choices=sorted(TARGETS), nargs="?", default="ingest-service")
     parser.add_argument("--backend", choices=BACKENDS, default="sqlite")
     parser.add_argument("--batch", type=int, default=100, help="events per batch")
