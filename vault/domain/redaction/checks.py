@@ -1,0 +1,410 @@
+"""Candidate validators: checksums, ranges and entropy (docs/redaction.md cites each source).
+
+Every function here is pure and runs on one candidate, never on the whole text, so their cost
+is paid only by the few strings the patterns let through.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import math
+import re
+import zlib
+from collections import Counter
+
+from vault.domain.redaction.engine import has_context
+
+__all__ = [
+    "card_ok",
+    "entropy",
+    "github_checksum_ok",
+    "iban_ok",
+    "ip_ok",
+    "jwt_ok",
+    "looks_random",
+    "luhn_ok",
+    "phone_ok",
+    "ssn_ok",
+    "value_ok",
+]
+
+
+def luhn_ok(digits: str) -> bool:
+    """ISO/IEC 7812-1 Annex B (Luhn) check digit."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        number = ord(char) - 48
+        if index % 2:
+            number *= 2
+            if number > 9:
+                number -= 9
+        total += number
+    return total % 10 == 0
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy of ``value`` in bits per character."""
+    if not value:
+        return 0.0
+    size = len(value)
+    return -sum(n / size * math.log2(n / size) for n in Counter(value).values())
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def looks_random(value: str) -> bool:
+    """Whether ``value`` looks machine-generated enough to be a credential.
+
+    Thresholds per alphabet (hex carries at most 4 bits a character, base64 6): at least two
+    of lower/upper/digit, and an entropy near what a random string of that alphabet and
+    length would show. Words joined by ``_``/``-`` (``insert_key_here``) fail the first test.
+    """
+    size = len(value)
+    if size < 8:
+        return False
+    classes = (
+        any(c.islower() for c in value)
+        + any(c.isupper() for c in value)
+        + any(c.isdigit() for c in value)
+    )
+    if classes < 2:
+        return False
+    bits = entropy(value)
+    if all(c in _HEX for c in value):
+        return bits >= min(3.0, math.log2(size) * 0.75)
+    return bits >= min(3.5, math.log2(size) * 0.8)
+
+
+# Values that stand for a secret without being one: variables, templates, empty markers.
+_PLACEHOLDER = re.compile(
+    r"""^(?:[$%#&*@<{(\[]|\.\.\.|os\.|env\.|process\.env|getenv|none$|null$|nil$|true$|false$
+    |undefined$|password$|passwd$|secret$|changeit$|xxx+$|\*+$|redacted$|hidden$|example$
+    |your[_-]|my[_-]|insert[_ -]|enter[_ -]|<|.{0,200}(?:x{6}|X{6}|\*{6})$)""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def value_ok(value: str) -> bool:
+    """A value assigned to a password-like name: anything but an obvious stand-in."""
+    value = value.strip("'\"` ")
+    if not value or _PLACEHOLDER.match(value):
+        return False
+    return len(set(value)) > 1
+
+
+def card_ok(text: str, start: int, end: int) -> bool:
+    """A payment card: 12-19 digits, one separator style, a known industry digit, Luhn.
+
+    12-digit numbers (short Maestro cards) need a card word nearby: too many other
+    identifiers have that length.
+    """
+    raw = text[start:end]
+    separators = {c for c in raw if not c.isdigit()}
+    if len(separators) > 1:
+        return False
+    digits = raw.replace(" ", "").replace("-", "")
+    if not 12 <= len(digits) <= 19 or digits[0] not in "123456":
+        return False
+    if separators and any(len(g) < 3 for g in re.split(r"[ -]", raw)):
+        return False
+    if len(digits) < 13 and not has_context(text, start, end, _CARD_WORDS, 40):
+        return False
+    if re.search(r"[A-Za-z]{2}\d{2}[ -]?$", text[max(0, start - 5) : start]):
+        return False  # the middle of an IBAN
+    return luhn_ok(digits) and len(set(digits)) > 1
+
+
+_CARD_WORDS = ("card", "visa", "master", "amex", "maestro", "cc ", "cc#", "credit", "debit")
+
+# ISO 13616 registry (SWIFT, public): country -> IBAN length.
+_IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24,
+    "AE": 23,
+    "AL": 28,
+    "AT": 20,
+    "AZ": 28,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BI": 27,
+    "BR": 29,
+    "BY": 28,
+    "CH": 21,
+    "CR": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DJ": 27,
+    "DK": 18,
+    "DO": 28,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FK": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GE": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "GT": 28,
+    "HN": 28,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IQ": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LC": 32,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "LY": 25,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "MN": 20,
+    "MR": 27,
+    "MT": 31,
+    "MU": 30,
+    "NI": 28,
+    "NL": 18,
+    "NO": 15,
+    "OM": 23,
+    "PK": 24,
+    "PL": 28,
+    "PS": 29,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "RU": 33,
+    "SA": 24,
+    "SC": 31,
+    "SD": 18,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "SO": 23,
+    "ST": 25,
+    "SV": 28,
+    "TL": 23,
+    "TN": 24,
+    "TR": 26,
+    "UA": 29,
+    "VA": 22,
+    "VG": 24,
+    "XK": 20,
+    "YE": 30,
+}
+
+
+def iban_ok(text: str, start: int, end: int) -> bool | int:
+    """ISO 13616: the country's registered length and the ISO 7064 mod-97-10 check.
+
+    Returns where the IBAN ends when the pattern also took a following word ("... ALL").
+    """
+    real_end = iban_end(text, start, end)
+    if real_end is None:
+        return False
+    if real_end < len(text) and text[real_end].isalnum():
+        return False
+    iban = text[start:real_end].replace(" ", "").replace("-", "").upper()
+    expected = _IBAN_LENGTHS.get(iban[:2])
+    if expected is None or len(iban) != int(expected):
+        return False
+    rearranged = iban[4:] + iban[:4]
+    number = "".join(str(int(c, 36)) for c in rearranged)
+    if int(number) % 97 != 1:
+        return False
+    return True if real_end == end else real_end
+
+
+def iban_end(text: str, start: int, end: int) -> int | None:
+    """Where the IBAN starting at ``start`` ends, trimming groups the pattern took too many."""
+    raw = text[start:end]
+    expected = _IBAN_LENGTHS.get(raw[:2].upper())
+    if expected is None:
+        return None
+    want, seen = expected, 0
+    for offset, char in enumerate(raw):
+        if char not in " -":
+            seen += 1
+            if seen == want:
+                return start + offset + 1
+    return None
+
+
+# SSA: area 000, 666 and 900-999 are never issued; group 00 and serial 0000 neither; a few
+# numbers were voided after appearing in advertising.
+_SSN_VOID = frozenset({"078051120", "219099999", "123456789"})
+_SSN_WORDS = ("ssn", "social security", "social sec", "ss#", "ssid", "sozialversicherung")
+
+
+def ssn_ok(text: str, start: int, end: int) -> bool:
+    """A US social security number outside the SSA's never-issued ranges.
+
+    Separators, when present, are one kind; nine bare digits need an SSN word nearby.
+    """
+    raw = text[start:end]
+    separators = {c for c in raw if not c.isdigit()}
+    if len(separators) > 1:
+        return False
+    digits = "".join(c for c in raw if c.isdigit())
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return False
+    if digits in _SSN_VOID:
+        return False
+    if not separators or raw.count(next(iter(separators))) < 2:
+        return has_context(text, start, end, _SSN_WORDS, 40)
+    return True
+
+
+def itin_ok(text: str, start: int, end: int) -> bool:
+    """A US ITIN: area 9xx and group 50-65, 70-88, 90-92 or 94-99 (IRS)."""
+    raw = text[start:end]
+    if len({c for c in raw if not c.isdigit()}) > 1:
+        return False
+    digits = "".join(c for c in raw if c.isdigit())
+    group = int(digits[3:5])
+    return 50 <= group <= 65 or 70 <= group <= 88 or 90 <= group <= 92 or group >= 94
+
+
+# Addresses that identify no one: loopback, unspecified, limited broadcast, cloud metadata.
+_NOT_PERSONAL = frozenset({"255.255.255.255", "169.254.169.254"})
+
+
+def ip_ok(text: str, start: int, end: int) -> bool:
+    """A valid IPv4/IPv6 address (optional zone and prefix length) that can point at a host.
+
+    Private (RFC 1918, ULA, link-local) addresses are kept as personal: inside a company
+    network they identify a device and so its user.
+    """
+    raw = text[start:end]
+    if end < len(text) and (text[end].isalnum() or text[end] == "_"):
+        return False
+    core = raw.split("/", 1)[0]
+    try:
+        address = ipaddress.ip_address(core)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if ":" not in core:
+            return False
+        mapped = address.ipv4_mapped
+        if mapped is not None:
+            address = mapped
+    if address.is_loopback or address.is_unspecified:
+        return False
+    return str(address) not in _NOT_PERSONAL
+
+
+_PHONE_WORDS = (
+    "phone",
+    "tel",
+    "mobile",
+    "cell",
+    "fax",
+    "call",
+    "contact",
+    "whatsapp",
+    "sms",
+    "text me",
+    "office",
+    "message",
+    "desk",
+    "mob",
+    "number",
+    "telefon",
+    "téléphone",
+    "teléfono",
+    "handy",
+    "ring",
+    "reach me",
+    "dial",
+)
+
+
+def phone_ok(text: str, start: int, end: int) -> bool:
+    """A phone number: 7-15 digits; a strong shape, or a phone word nearby.
+
+    Strong shapes: a ``+`` country code, or the North American ``(NXX) NXX-XXXX`` and
+    ``NXX-NXX-XXXX`` forms.
+    """
+    raw = text[start:end]
+    digits = "".join(c for c in raw if c.isdigit())
+    if not 7 <= len(digits) <= 15 or len(set(digits)) < 3:
+        return False
+    if has_context(text, start, end, _CARD_WORDS, 30):
+        return False
+    if raw.startswith("+"):
+        return len(digits) >= 8
+    if _NANP.fullmatch(raw):
+        return True
+    return has_context(text, start, end, _PHONE_WORDS, 40)
+
+
+_NANP = re.compile(r"\(?[2-9]\d\d\)?[ .-]?[2-9]\d\d[.-]\d{4}|\([2-9]\d\d\) ?[2-9]\d\d ?\d{4}")
+
+
+def _b64url_json(segment: str) -> object:
+    padded = segment + "=" * (-len(segment) % 4)
+    try:
+        return json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def jwt_ok(text: str, start: int, end: int) -> bool:
+    """RFC 7519: the header segment decodes (base64url) to a JSON object."""
+    header = text[start:end].split(".", 1)[0]
+    return isinstance(_b64url_json(header), dict)
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _base62(number: int, width: int) -> str:
+    out = ""
+    while number:
+        number, digit = divmod(number, 62)
+        out = _BASE62[digit] + out
+    return out.rjust(width, "0")
+
+
+def github_checksum_ok(token: str) -> bool:
+    """GitHub's 2021 token format: the last 6 characters are base62(CRC32(random part))."""
+    body = token.split("_", 1)[-1]
+    if len(body) != 36:
+        return False
+    random_part, check = body[:30], body[30:]
+    return _base62(zlib.crc32(random_part.encode()), 6) == check
+
+
+def token_ok(text: str, start: int, end: int) -> bool:
+    """A prefixed token: a valid checksum, or a body that is not a documentation filler.
+
+    ``ghp_xxxx…``/``ghp_****…`` are stand-ins in docs and templates; anything else with the
+    prefix and length is taken, checksum or not (older or mistyped tokens are still secrets).
+    """
+    token = text[start:end]
+    if github_checksum_ok(token):
+        return True
+    body = token.split("_", 1)[-1] if "_" in token[:12] else token.split("-", 1)[-1]
+    return not set(body) <= set("xX*")

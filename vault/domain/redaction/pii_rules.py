@@ -1,0 +1,217 @@
+"""Personal-data detectors: e-mail, phone, government ids, cards, IBANs, IPs, dates of birth.
+
+Numbers are the hard part: most numbers in telemetry are not personal. Each numeric rule
+therefore has a validator (Luhn, mod-97, SSA ranges, address validity) or needs a context word
+near the candidate; docs/redaction.md gives the reasoning rule by rule.
+"""
+
+from __future__ import annotations
+
+from vault.domain.redaction.checks import card_ok, iban_ok, ip_ok, itin_ok, phone_ok, ssn_ok
+from vault.domain.redaction.engine import Rule, has_context
+
+__all__ = ["PII_RULES"]
+
+# A run of 7+ digits, possibly grouped: phones, SSNs, cards, IBANs, IPv4 addresses.
+_NUMERIC = r"\d[\d .()/-]{5,}\d"
+_EXTENSION = r"(?: ?(?:x|ext\.?) ?\d{1,6})?"
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?"
+_DATE = (
+    r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?[ -](?:of )?{_MONTH},?[ -]\d{{2,4}}"
+    rf"|{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?,? \d{{2,4}})"
+)
+_STREET_SUFFIX = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way"
+    r"|Terrace|Ter|Circle|Cir|Highway|Hwy|Parkway|Pkwy|Square|Sq|Trail|Trl|Crescent|Cres"
+    r"|Alley|Loop|Plaza|Row|Walk|Close|Pike|Ridge|Path|Heights|Hts|Crossing)"
+)
+
+
+def _digits_at_least(count: int, length: tuple[int, int]) -> object:
+    def check(text: str, start: int, end: int) -> bool:
+        value = text[start:end]
+        digits = sum(c.isdigit() for c in value)
+        return digits >= count and length[0] <= len(value) <= length[1]
+
+    return check
+
+
+def _uk_licence_ok(text: str, start: int, end: int) -> bool:
+    """DVLA number: month 01-12 (51-62 for women) and day 01-31 of birth at offsets 6-9."""
+    value = text[start:end]
+    month, day = int(value[6:8]), int(value[8:10])
+    return (1 <= month <= 12 or 51 <= month <= 62) and 1 <= day <= 31
+
+
+def _itin_ok(text: str, start: int, end: int) -> bool:
+    if not itin_ok(text, start, end):
+        return False
+    raw = text[start:end]
+    return not raw.isdigit() or has_context(text, start, end, ("itin", "tax", "taxpayer"), 40)
+
+
+PII_RULES: tuple[Rule, ...] = (
+    Rule(
+        "email",
+        "EMAIL",
+        # ASCII addresses (IDN domains in their xn-- form); the local part is anchored at the
+        # start of its run so that a failed attempt is not retried at every position inside.
+        r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9_][A-Za-z0-9._%+\-]{0,63}@"
+        r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,16}"
+        # The top-level label runs to the end of the word: a token glued to an address
+        # ("a@b.comghp_…") is redacted with it rather than left half-seen.
+        r"[A-Za-z]{2}[A-Za-z0-9_\-]*",
+        triggers=("@",),
+        confidence=0.9,
+    ),
+    Rule(
+        "credit-card",
+        "CREDIT_CARD",
+        r"(?<![\w.,-])(?:\d{12,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5})"
+        r"(?![\w]|[.,-]\d)",
+        gate=_NUMERIC,
+        validate=card_ok,
+        confidence=0.9,
+    ),
+    Rule(
+        "iban",
+        "IBAN",
+        r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]{4}){2,7}(?:[ -]?[A-Za-z0-9]{1,4})?"
+        r"(?![A-Za-z0-9])",
+        gate=r"[A-Za-z]{2}\d{2}[ -]?[A-Za-z0-9]{4}",
+        validate=iban_ok,
+        confidence=0.92,
+    ),
+    Rule(
+        "us-ssn",
+        "US_SSN",
+        r"(?<![\w.-])\d{3}[ .-]?\d{2}[ .-]?\d{4}(?![\w]|[.-]\d)",
+        gate=_NUMERIC,
+        validate=ssn_ok,
+        confidence=0.85,
+    ),
+    Rule(
+        "us-itin",
+        "US_ITIN",
+        r"(?<![\w.-])9\d{2}[ .-]?\d{2}[ .-]?\d{4}(?![\w]|[.-]\d)",
+        gate=_NUMERIC,
+        validate=_itin_ok,
+        confidence=0.85,
+    ),
+    Rule(
+        "ipv4",
+        "IP_ADDRESS",
+        rf"(?<![\w.]){_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}(?:/(?:3[0-2]|[12]?\d))?(?![\w]|\.\d)",
+        gate=r"\d\.\d{1,3}\.\d",
+        validate=ip_ok,
+        confidence=0.85,
+    ),
+    Rule(
+        "ipv6",
+        "IP_ADDRESS",
+        r"(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:.]{1,44}[0-9A-Fa-f:]"
+        r"(?:%[A-Za-z0-9]{1,16})?(?:/\d{1,3}(?!\d))?",
+        gate=r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
+        validate=ip_ok,
+        confidence=0.85,
+    ),
+    Rule(
+        "phone-international",
+        "PHONE",
+        r"(?<![\w+])\+[1-9]\d{0,3}(?:[ .\-]{0,2}(?:\(\d{1,5}\)|\d++)){1,8}"
+        + _EXTENSION
+        + r"(?!\w)",
+        triggers=("+",),
+        validate=phone_ok,
+        confidence=0.8,
+    ),
+    Rule(
+        "phone-national",
+        "PHONE",
+        r"(?<![\w+.\-/:])(?:\(\d{1,5}\)[ .\-]?)?\d++(?:[ .\-/]\d++){0,5}"
+        + _EXTENSION
+        + r"(?!\w|[.\-/:]\d)",
+        gate=_NUMERIC,
+        validate=phone_ok,
+        confidence=0.6,
+    ),
+    Rule(
+        "date-of-birth",
+        "DATE_OF_BIRTH",
+        r"(?:(?<![A-Za-z])d\.?o\.?b\.?|date of birth|birth ?date|birthday|born(?: on| in)?"
+        r"|geburtsdatum|geboren(?: am)?|fecha de nacimiento|date de naissance|n[e\xe9]e? le)"
+        rf"[\s:=\"'-]{{0,4}}(?:is |was |on |:)?\s{{0,2}}(?P<value>{_DATE}|(?:19|20)\d\d(?!\d))",
+        triggers=(
+            "dob",
+            "d.o.b",
+            "birth",
+            "born",
+            "geburtsdatum",
+            "geboren",
+            "nacimiento",
+            "naissance",
+            "e le",
+        ),
+        ignore_case=True,
+        confidence=0.85,
+    ),
+    Rule(
+        "passport-number",
+        "PASSPORT",
+        r"(?:passport|pasaporte|reisepass|passeport|passaporto|pass-nr|travel document)"
+        r"[^\n]{0,30}?(?<![A-Za-z0-9])(?P<value>[A-Za-z]{0,3}\d[A-Za-z0-9]{4,10})(?![A-Za-z0-9])",
+        triggers=(
+            "passport",
+            "pasaporte",
+            "reisepass",
+            "passeport",
+            "passaporto",
+            "pass-nr",
+            "travel document",
+        ),
+        validate=_digits_at_least(5, (6, 12)),  # type: ignore[arg-type]
+        ignore_case=True,
+        confidence=0.8,
+    ),
+    Rule(
+        "driving-licence-number",
+        "DRIVER_LICENSE",
+        r"(?:driv(?:er|ing|ers)'?s?[ -]?licen[cs]e|licen[cs]e (?:no|number|#)"
+        r"|(?<![A-Za-z])dl ?(?:no|#)"
+        r"|f\xfchrerschein|fuehrerschein|fahrerlaubnis|permis de conduire|licencia de conducir)"
+        r"[^\n]{0,30}?(?<![A-Za-z0-9*-])"
+        r"(?P<value>(?=[A-Za-z*-]{0,12}\d)[A-Za-z0-9][A-Za-z0-9*-]{4,19})(?![A-Za-z0-9*])",
+        triggers=(
+            "licen",
+            "dl",
+            "hrerschein",
+            "fuehrerschein",
+            "fahrerlaubnis",
+            "permis de conduire",
+            "licencia de conducir",
+        ),
+        validate=_digits_at_least(3, (5, 20)),  # type: ignore[arg-type]
+        ignore_case=True,
+        confidence=0.8,
+    ),
+    Rule(
+        "uk-driving-licence",
+        "DRIVER_LICENSE",
+        r"(?<![A-Za-z0-9])[A-Za-z9]{5}\d{6}[A-Za-z9]{2}\d[A-Za-z]{2}(?![A-Za-z0-9])",
+        gate=r"\d{6}[A-Za-z9]{2}\d[A-Za-z]{2}",
+        validate=_uk_licence_ok,
+        confidence=0.85,
+    ),
+    Rule(
+        "us-street-address",
+        "STREET_ADDRESS",
+        r"(?<![\w-])\d{1,6}[A-Za-z]?(?: {1,3}(?:[NSEW]\.?|North|South|East|West))?"
+        r"(?: {1,3}(?:[A-Z][A-Za-z'.-]{0,24}|\d{1,3}(?:st|nd|rd|th))){1,4}"
+        rf" {{1,3}}{_STREET_SUFFIX}\b\.?"
+        r"(?:,? {1,3}(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|#)\.? {0,2}#?[A-Za-z0-9-]{1,8})?",
+        gate=r"\d [A-Z0-9]",
+        confidence=0.7,
+    ),
+)

@@ -1,0 +1,603 @@
+"""Secret detectors: provider token formats, key blocks, credentials in context.
+
+Patterns are written from each provider's published token format (docs/redaction.md lists the
+source of each); none is copied from another scanner's rule file. Conventions that keep them
+linear-time: a pattern starts with a literal prefix or a look-behind that pins it to the start
+of a run, every repetition is bounded or stops on a class the next element cannot match.
+"""
+
+from __future__ import annotations
+
+from vault.domain.redaction.checks import (
+    jwt_ok,
+    looks_random,
+    token_ok,
+    value_ok,
+)
+from vault.domain.redaction.engine import Rule
+
+__all__ = ["SECRET_RULES"]
+
+_B = "A-Za-z0-9_\\-"  # base64url alphabet
+_A = "A-Za-z0-9"
+_START = f"(?<![{_B}])"  # not inside a longer token
+_END = f"(?![{_B}])"
+_ENDW = f"(?![{_A}])"
+
+
+def _url_password_ok(text: str, start: int, end: int) -> bool:
+    """Any password but a port number or a stand-in (``${DB_PASSWORD}``)."""
+    value = text[start:end]
+    return not value.isdigit() and (len(value) == 1 or value_ok(value))
+
+
+def _value_random(text: str, start: int, end: int) -> bool:
+    value = text[start:end]
+    return value_ok(value) and looks_random(value)
+
+
+def _value_plain(text: str, start: int, end: int) -> bool:
+    return value_ok(text[start:end])
+
+
+def _basic_ok(text: str, start: int, end: int) -> bool:
+    """HTTP Basic credentials: base64 of ``user:password`` (RFC 7617)."""
+    import base64
+    import binascii
+
+    try:
+        decoded = base64.b64decode(text[start:end], validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return False
+    return ":" in decoded
+
+
+def _said_ok(text: str, start: int, end: int) -> bool:
+    value = text[start:end].rstrip(".,;!?")
+    has_letter = any(c.isalpha() for c in value)
+    has_other = any(not c.isalpha() for c in value)
+    return value_ok(value) and has_letter and has_other and len(value) >= 6
+
+
+# Separator between a credential name and its value: `=`, `:`, `:=`, `=>`, with optional
+# closing quote on the name (JSON, YAML, .env, INI, connection strings, Python kwargs).
+_SEP = r"""["'`]?\]?[ \t]{0,4}(?:=>|:=|==|[=:])[ \t]{0,4}(?:[rbf]?["'`])?"""
+_PW_NAMES = (
+    r"(?:(?:password|passwd|passphrase|passwort|kennwort|contrase(?:n|\xf1)a)[A-Za-z0-9_.-]{0,32}"
+    r"|(?<![A-Za-z])(?:pass|pwd|pw)(?:[_.-][A-Za-z0-9_.-]{0,30})?(?![A-Za-z]))"
+)
+# Names of credentials, not a credential (S105 is a false alarm).
+_SECRET_NAMES = (
+    r"(?:secret|token|api[_.-]?key|apikey|access[_.-]?key|accountkey|auth(?!or)|credential"  # noqa: S105
+    r"|private[_.-]?key|signature|sharedaccesskey|(?<![A-Za-z])key|(?<![A-Za-z])sig)"
+)
+_NAME_TAIL = "[A-Za-z0-9_.-]{0,32}"
+
+SECRET_RULES: tuple[Rule, ...] = (
+    # --- key blocks ----------------------------------------------------------------------------
+    Rule(
+        "private-key-block",
+        "PRIVATE_KEY",
+        # The body may not contain "-----": it stops at the END line (or the next marker),
+        # so each character is scanned by one BEGIN at most. A truncated paste is still
+        # redacted up to the next marker. Also covers GCP service-account JSON private_key.
+        r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:[^-]|-(?!----))*"
+        r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?![A-Za-z0-9_]))?",
+        triggers=("-----begin ",),
+        confidence=1.0,
+    ),
+    Rule(
+        "putty-private-key",
+        "PRIVATE_KEY",
+        r"Private-Lines: \d{1,4}(?:\r?\n|\\n)(?:[A-Za-z0-9+/=]{1,80}(?:\r?\n|\\n)){1,200}",
+        triggers=("private-lines:",),
+        confidence=1.0,
+    ),
+    Rule(
+        "age-secret-key",
+        "PRIVATE_KEY",
+        r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}",
+        triggers=("age-secret-key-1",),
+        confidence=1.0,
+    ),
+    # --- cloud ---------------------------------------------------------------------------------
+    Rule(
+        "aws-access-key-id",
+        "AWS_ACCESS_KEY",
+        r"(?<![A-Za-z0-9])(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)"
+        r"[A-Z0-9]{16}(?![A-Z0-9])",
+        triggers=(
+            "akia",
+            "asia",
+            "abia",
+            "acca",
+            "a3t",
+            "agpa",
+            "aida",
+            "aroa",
+            "aipa",
+            "anpa",
+            "anva",
+            "apka",
+        ),
+        confidence=0.95,
+    ),
+    Rule(
+        "aws-secret-access-key",
+        "AWS_SECRET_KEY",
+        # 40 base64 characters are too common to redact on sight (hashes, ids): only when
+        # assigned to an AWS/secret-looking name.
+        r"(?:aws_?)?(?:secret|access)(?:_?access)?(?:_?key)?"
+        + _SEP
+        + r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        triggers=("secret", "access"),
+        ignore_case=True,
+        confidence=0.95,
+    ),
+    Rule(
+        "gcp-api-key",
+        "GCP_API_KEY",
+        rf"AIza[{_B}]{{35,}}",
+        triggers=("aiza",),
+        confidence=0.95,
+    ),
+    Rule(
+        "gcp-oauth-client-secret",
+        "GCP_CLIENT_SECRET",
+        rf"GOCSPX-[{_B}]{{28}}{_END}",
+        triggers=("gocspx-",),
+        confidence=0.95,
+    ),
+    Rule(
+        "gcp-service-account-key-id",
+        "GCP_SERVICE_ACCOUNT_KEY",
+        r'"private_key_id"\s{0,4}:\s{0,4}"(?P<value>[0-9a-f]{40})"',
+        triggers=("private_key_id",),
+        confidence=0.95,
+    ),
+    Rule(
+        "azure-storage-account-key",
+        "AZURE_STORAGE_KEY",
+        r"(?:AccountKey|SharedAccessKey|PrimaryKey|SecondaryKey)\s{0,2}=\s{0,2}"
+        r"(?P<value>[A-Za-z0-9+/]{40,100}={0,2})",
+        triggers=("accountkey", "sharedaccesskey", "primarykey", "secondarykey"),
+        ignore_case=True,
+        confidence=0.95,
+    ),
+    Rule(
+        "azure-sas-signature",
+        "AZURE_SAS_TOKEN",
+        r"(?<![A-Za-z0-9])sig=(?P<value>[A-Za-z0-9%+/]{20,120}(?:=|%3[Dd]){0,2})",
+        triggers=("sig=",),
+        confidence=0.9,
+    ),
+    Rule(
+        "azure-ad-client-secret",
+        "AZURE_CLIENT_SECRET",
+        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[78]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
+        triggers=("8q~", "7q~"),
+        confidence=0.9,
+    ),
+    Rule(
+        "digitalocean-token",
+        "DIGITALOCEAN_TOKEN",
+        r"do[por]_v1_[a-f0-9]{64}(?![a-f0-9])",
+        triggers=("dop_v1_", "doo_v1_", "dor_v1_"),
+        confidence=0.95,
+    ),
+    Rule(
+        "heroku-api-key",
+        "HEROKU_API_KEY",
+        rf"HRKU-[{_B}]{{60}}{_END}|(?i:heroku)[^\n]{{0,40}}?"
+        r"(?P<value>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})",
+        triggers=("hrku-", "heroku"),
+        confidence=0.9,
+    ),
+    Rule(
+        "databricks-token",
+        "DATABRICKS_TOKEN",
+        r"(?<![A-Za-z0-9])dapi[a-f0-9]{32}(?:-\d)?(?![A-Za-z0-9])",
+        triggers=("dapi",),
+        confidence=0.95,
+    ),
+    # --- source control, packages, CI ----------------------------------------------------------
+    Rule(
+        "github-token",
+        "GITHUB_TOKEN",
+        rf"(?<![{_A}])gh[pousr]_[{_A}]{{36,}}{_ENDW}",
+        triggers=("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+        validate=token_ok,
+        confidence=0.97,
+    ),
+    Rule(
+        "github-fine-grained-pat",
+        "GITHUB_TOKEN",
+        rf"github_pat_[{_A}_]{{22,}}{_ENDW}",
+        triggers=("github_pat_",),
+        confidence=0.97,
+    ),
+    Rule(
+        "gitlab-token",
+        "GITLAB_TOKEN",
+        # Personal/project/group, deploy, runner, CI build, feed, SCIM, feature-flag, OAuth
+        # and agent tokens; newer ones carry a routing suffix ".01.xxxx".
+        r"(?<![A-Za-z0-9])(?:glpat|gldt|glrt|glcbt|glft|glsoat|glffct|gltst|glagent|gloas|glimt"
+        r"|glptt)-(?:[0-9]{2}_)?[A-Za-z0-9_-]{20,}(?:\.[A-Za-z0-9_-]{2,40}){0,2}"
+        r"(?![A-Za-z0-9_-])|GR1348941[A-Za-z0-9_-]{20,50}(?![A-Za-z0-9_-])",
+        triggers=(
+            "glpat-",
+            "gldt-",
+            "glrt-",
+            "glcbt-",
+            "glft-",
+            "glsoat-",
+            "glffct-",
+            "gltst-",
+            "glagent-",
+            "gloas-",
+            "glimt-",
+            "glptt-",
+            "gr1348941",
+        ),
+        validate=lambda text, s, e: _gitlab_ok(text[s:e]),
+        confidence=0.95,
+    ),
+    Rule(
+        "bitbucket-app-password",
+        "BITBUCKET_TOKEN",
+        r"(?<![A-Za-z0-9])ATBB[A-Za-z0-9_=.-]{24,64}(?![A-Za-z0-9_=.-])",
+        triggers=("atbb",),
+        confidence=0.9,
+    ),
+    Rule(
+        "npm-token",
+        "NPM_TOKEN",
+        rf"(?<![{_A}])npm_[{_A}]{{36,}}",
+        triggers=("npm_",),
+        validate=token_ok,
+        confidence=0.95,
+    ),
+    Rule(
+        "npmrc-auth",
+        "NPM_TOKEN",
+        # //registry.example/:_authToken=... in .npmrc (the registry URL is kept).
+        r"//[A-Za-z0-9.-]{1,253}(?::\d{1,5})?(?:/[^\s/:]{0,64}){0,8}/:_(?:authToken|password|auth)"
+        r"\s{0,2}=\s{0,2}(?P<value>[^\s\"']{6,512})",
+        triggers=(":_authtoken", ":_password", ":_auth"),
+        validate=_value_plain,
+        confidence=0.95,
+    ),
+    Rule(
+        "pypi-token",
+        "PYPI_TOKEN",
+        # A macaroon whose base64 starts with the issuer: pypi.org or test.pypi.org.
+        rf"pypi-(?:AgEIcHlwaS5vcmc|AgENdGVzdC5weXBpLm9yZw)[{_B}]{{16,}}",
+        triggers=("pypi-ag",),
+        confidence=0.97,
+    ),
+    Rule(
+        "artifactory-token",
+        "ARTIFACTORY_TOKEN",
+        r"(?:(?<=[\s=:\"'])|^)(?:AKC[A-Za-z0-9]{10,80}|AP[0-9A-F][A-Za-z0-9]{8,80}"
+        r"|cmVmdGtuOjAxOj[A-Za-z0-9]{40,80})(?![A-Za-z0-9])",
+        gate=r"AKC[A-Za-z0-9]{10}|AP[0-9A-F][A-Za-z0-9]{8}|cmVmdGtuOjAxOj",
+        validate=lambda text, s, e: _artifactory_ok(text[s:e]),
+        confidence=0.88,
+    ),
+    Rule(
+        "vault-token",
+        "VAULT_TOKEN",
+        rf"(?<![{_A}])hv[sbr]\.[{_B}]{{24,300}}{_END}",
+        triggers=("hvs.", "hvb.", "hvr."),
+        confidence=0.95,
+    ),
+    Rule(
+        "doppler-token",
+        "DOPPLER_TOKEN",
+        r"(?<![A-Za-z0-9])dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}(?![A-Za-z0-9])",
+        triggers=("dp.pt.", "dp.st.", "dp.sa.", "dp.ct.", "dp.scim.", "dp.audit."),
+        confidence=0.95,
+    ),
+    Rule(
+        "postman-api-key",
+        "POSTMAN_API_KEY",
+        r"PMAK-[a-fA-F0-9]{24}-[a-fA-F0-9]{34}(?![A-Za-z0-9])",
+        triggers=("pmak-",),
+        confidence=0.97,
+    ),
+    Rule(
+        "grafana-token",
+        "GRAFANA_TOKEN",
+        r"(?<![A-Za-z0-9])(?:glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,400}={0,2})"
+        r"(?![A-Za-z0-9])",
+        triggers=("glsa_", "glc_"),
+        confidence=0.95,
+    ),
+    Rule(
+        "sentry-token",
+        "SENTRY_TOKEN",
+        r"(?<![A-Za-z0-9])(?:sntrys_[A-Za-z0-9+/=_-]{40,400}|sntryu_[a-f0-9]{64})"
+        r"(?![A-Za-z0-9])|(?<![A-Za-z0-9])(?P<value>[a-f0-9]{32})@o?[0-9]{0,12}\.?ingest\.",
+        triggers=("sntrys_", "sntryu_", "ingest."),
+        confidence=0.95,
+    ),
+    # --- chat, SaaS, AI ------------------------------------------------------------------------
+    Rule(
+        "slack-token",
+        "SLACK_TOKEN",
+        r"(?<![A-Za-z0-9])(?:xox[baprseo]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,}"
+        r"|xoxe\.xox[bp]-\d-[A-Za-z0-9-]{20,})(?![A-Za-z0-9-])",
+        triggers=("xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-", "xoxe", "xoxo-", "xapp-"),
+        confidence=0.95,
+    ),
+    Rule(
+        "slack-webhook",
+        "SLACK_WEBHOOK",
+        r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<value>[A-Za-z0-9_/-]{20,200})",
+        triggers=("hooks.slack.com/",),
+        confidence=0.97,
+    ),
+    Rule(
+        "discord-bot-token",
+        "DISCORD_TOKEN",
+        # base64(user id).base64(timestamp).HMAC; an id is a number, so its base64 starts
+        # with M, N or O.
+        rf"(?<![{_B}.])[MNO][{_B}]{{23,25}}\.[{_B}]{{6}}\.[{_B}]{{27,38}}(?![{_B}.])"
+        rf"|mfa\.[{_B}]{{84}}{_END}",
+        gate=rf"[{_B}]{{20}}\.[{_B}]{{6}}\.",
+        confidence=0.85,
+    ),
+    Rule(
+        "discord-webhook",
+        "DISCORD_WEBHOOK",
+        r"discord(?:app)?\.com/api/webhooks/\d{5,30}/(?P<value>[A-Za-z0-9_-]{40,100})",
+        triggers=("/api/webhooks/",),
+        confidence=0.97,
+    ),
+    Rule(
+        "telegram-bot-token",
+        "TELEGRAM_TOKEN",
+        # In Bot API URLs the token follows "bot" (…/bot123456:AA…/sendMessage).
+        r"(?:(?<=bot)|(?<![A-Za-z0-9_]))\d{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])",
+        triggers=(":aa",),
+        confidence=0.95,
+    ),
+    Rule(
+        "stripe-key",
+        "STRIPE_KEY",
+        r"(?<![A-Za-z0-9])(?:(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{24,})"
+        r"(?![A-Za-z0-9])",
+        triggers=("k_live_", "k_test_", "whsec_"),
+        confidence=0.97,
+    ),
+    Rule(
+        "square-token",
+        "SQUARE_TOKEN",
+        rf"(?<![{_A}])(?:sq0atp-[{_B}]{{22}}|sq0csp-[{_B}]{{43}}|EAAA[{_B}]{{60}}){_END}",
+        triggers=("sq0atp-", "sq0csp-", "eaaa"),
+        confidence=0.9,
+    ),
+    Rule(
+        "twilio-sid",
+        "TWILIO_KEY",
+        r"(?<![A-Za-z0-9])(?:AC|SK)[a-z0-9]{32}(?![A-Za-z0-9])",
+        gate=r"(?:AC|SK)[a-z0-9]{32}",
+        validate=lambda text, s, e: len(set(text[s + 2 : e])) > 1 or "twilio" in text.lower(),
+        confidence=0.85,
+    ),
+    Rule(
+        "sendgrid-key",
+        "SENDGRID_KEY",
+        rf"SG\.[{_B}]{{22}}\.[{_B}]{{43}}{_END}",
+        triggers=("sg.",),
+        confidence=0.97,
+    ),
+    Rule(
+        "mailgun-key",
+        "MAILGUN_KEY",
+        r"(?<![A-Za-z0-9])key-[a-f0-9]{32}(?![A-Za-z0-9])",
+        triggers=("key-",),
+        confidence=0.9,
+    ),
+    Rule(
+        "mailchimp-key",
+        "MAILCHIMP_KEY",
+        r"(?<![A-Za-z0-9])[a-f0-9]{32}-us\d{1,2}(?![A-Za-z0-9])",
+        triggers=("-us",),
+        confidence=0.95,
+    ),
+    Rule(
+        "shopify-token",
+        "SHOPIFY_TOKEN",
+        r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}(?![A-Za-z0-9])",
+        triggers=("shpat_", "shpss_", "shpca_", "shppa_"),
+        confidence=0.97,
+    ),
+    Rule(
+        "atlassian-api-token",
+        "ATLASSIAN_TOKEN",
+        r"(?<![A-Za-z0-9])AT(?:ATT|CTT)3[A-Za-z0-9_=-]{60,400}(?![A-Za-z0-9_=-])",
+        triggers=("atatt3", "atctt3"),
+        confidence=0.95,
+    ),
+    Rule(
+        "anthropic-key",
+        "ANTHROPIC_KEY",
+        rf"(?<![{_A}])sk-ant-[a-z]{{2,8}}\d{{2}}-[{_B}]{{32,200}}{_END}",
+        triggers=("sk-ant-",),
+        confidence=0.98,
+    ),
+    Rule(
+        "openai-key",
+        "OPENAI_KEY",
+        # Legacy keys embed "T3BlbkFJ" (base64 of "OpenAI"); project, service-account and
+        # admin keys are long (over 100 characters) and carry a type prefix.
+        rf"(?<![{_A}-])sk-(?!ant-)(?:(?:proj|svcacct|admin|None)-)?[{_B}]{{20,250}}{_END}",
+        triggers=("sk-",),
+        validate=lambda text, s, e: "T3BlbkFJ" in text[s:e] or e - s >= 80,
+        confidence=0.95,
+    ),
+    Rule(
+        "huggingface-token",
+        "HUGGINGFACE_TOKEN",
+        rf"(?<![{_A}])(?:hf_|api_org_)[{_A}]{{30,40}}{_ENDW}",
+        triggers=("hf_", "api_org_"),
+        validate=lambda text, s, e: looks_random(text[s:e].split("_")[-1]),
+        confidence=0.9,
+    ),
+    Rule(
+        "linear-api-key",
+        "LINEAR_KEY",
+        r"lin_(?:api|oauth)_[A-Za-z0-9]{40}(?![A-Za-z0-9])",
+        triggers=("lin_api_", "lin_oauth_"),
+        confidence=0.97,
+    ),
+    Rule(
+        "notion-token",
+        "NOTION_TOKEN",
+        r"(?<![A-Za-z0-9_])(?:secret_[A-Za-z0-9]{43}|ntn_[A-Za-z0-9]{40,50})(?![A-Za-z0-9])",
+        triggers=("secret_", "ntn_"),
+        confidence=0.9,
+    ),
+    Rule(
+        "dropbox-token",
+        "DROPBOX_TOKEN",
+        r"(?<![A-Za-z0-9])(?:sl\.(?:u\.)?[A-Za-z0-9_-]{130,1400}"
+        r"|[a-z0-9]{11}AAAAAAAAAA[a-zA-Z0-9_=-]{43})(?![A-Za-z0-9_=-])",
+        triggers=("sl.", "aaaaaaaaaa"),
+        confidence=0.9,
+    ),
+    # --- generic structures ----------------------------------------------------------------
+    Rule(
+        "jwt",
+        "JWT",
+        rf"(?<![{_B}])eyJ[{_B}]{{5,8000}}\.eyJ[{_B}]{{5,8000}}(?:\.[{_B}]{{0,8000}}){{0,3}}",
+        triggers=("eyj",),
+        validate=jwt_ok,
+        confidence=0.95,
+    ),
+    Rule(
+        "url-password",
+        "PASSWORD",
+        # scheme://user:password@host, anchored on "://". The password runs to the last "@"
+        # before the path, as in browsers; neither part can cross a "/", so a start never
+        # scans past the next "://".
+        r"://[^\s/?#@:\[\]]{0,256}:(?!\[PASSWORD\]@)(?P<value>[^\s/?#\"'<>]{1,512})@",
+        triggers=("://",),
+        validate=_url_password_ok,
+        confidence=0.93,
+    ),
+    Rule(
+        "authorization-header",
+        "SECRET",
+        r"(?:authorization|x-api-key|x-auth-token|api-key|x-jfrog-art-api|private-token)"
+        r"\s{0,2}[:=]\s{0,2}[\"']?(?:(?:bearer|token|digest|negotiate|sso-key|apikey|basic)"
+        r"\s{1,4})?(?P<value>[A-Za-z0-9+/=._~:-]{8,4096})",
+        triggers=("authorization", "api-key", "x-auth-token", "x-jfrog-art-api", "private-token"),
+        validate=_value_plain,
+        ignore_case=True,
+        confidence=0.85,
+    ),
+    Rule(
+        "bearer-token",
+        "SECRET",
+        r"(?<![A-Za-z])bearer\s{1,4}(?P<value>[A-Za-z0-9+/=._~-]{16,4096})",
+        triggers=("bearer",),
+        validate=_value_plain,
+        ignore_case=True,
+        confidence=0.85,
+    ),
+    Rule(
+        "basic-credentials",
+        "PASSWORD",
+        r"(?<![A-Za-z])basic\s{1,4}(?P<value>[A-Za-z0-9+/]{8,1024}={0,2})(?![A-Za-z0-9+/=])",
+        triggers=("basic",),
+        validate=_basic_ok,
+        ignore_case=True,
+        confidence=0.85,
+    ),
+    Rule(
+        "password-assignment",
+        "PASSWORD",
+        _PW_NAMES + _SEP + r"(?P<value>[^\s\"'`,;&<>]{1,256})",
+        triggers=("pass", "pwd", "pw", "kennwort", "contrase"),
+        validate=_value_plain,
+        ignore_case=True,
+        confidence=0.8,
+    ),
+    Rule(
+        "password-flag",
+        "PASSWORD",
+        r"(?<![A-Za-z0-9-])--?(?:password|passwd|pass|pwd|token|secret|api-key|apikey|auth-token)"
+        r"(?:[ \t]{1,4}|=)[\"']?(?P<value>[^\s\"'`;&|<>]{1,256})",
+        triggers=("-pass", "-pwd", "-token", "-secret", "-api-key", "-apikey", "-auth-token"),
+        validate=_value_plain,
+        ignore_case=True,
+        confidence=0.8,
+    ),
+    Rule(
+        "password-said",
+        "PASSWORD",
+        # Prose: "the wifi password is Tr0ub4dor&3". Only values mixing letters with
+        # digits or symbols, so "password is incorrect" stays.
+        r"(?:password|passwort|passcode|(?<![A-Za-z])pin|(?<![A-Za-z])pwd)\s{1,3}(?:is|was|:|=|ist|es)\s{1,3}"
+        r"[\"']?(?P<value>[^\s\"']{4,128})",
+        triggers=("password", "passwort", "passcode", "pin ", "pwd "),
+        validate=_said_ok,
+        ignore_case=True,
+        confidence=0.6,
+    ),
+    Rule(
+        "xml-credential",
+        "SECRET",
+        r"<(?:password|passwd|secret|token|apikey|api_key|accesskey|clientsecret)>"
+        r"(?P<value>[^<\s]{1,256})</",
+        triggers=(
+            "password>",
+            "passwd>",
+            "secret>",
+            "token>",
+            "apikey>",
+            "api_key>",
+            "accesskey>",
+            "clientsecret>",
+        ),
+        validate=_value_plain,
+        ignore_case=True,
+        confidence=0.8,
+    ),
+    Rule(
+        "credential-assignment",
+        "SECRET",
+        # A high-entropy value assigned to a credential-looking name; low-entropy values
+        # ("insert_key_here", "not_long_enough") are left.
+        _SECRET_NAMES + _NAME_TAIL + _SEP + r"(?P<value>[A-Za-z0-9+/=_.~-]{8,512})",
+        triggers=("secret", "token", "key", "auth", "credential", "signature", "sig"),
+        validate=_value_random,
+        ignore_case=True,
+        confidence=0.7,
+    ),
+)
+
+
+def _gitlab_ok(token: str) -> bool:
+    """Lengths GitLab documents for its fixed-size token kinds."""
+    if token.startswith("GR1348941"):
+        return token_ok(token, 0, len(token))
+    prefix, _, body = token.partition("-")
+    body = body.split(".", 1)[0]
+    fixed = {"glimt": 25, "glptt": 40, "gloas": 64}
+    if prefix in fixed:
+        return len(body) == fixed[prefix]
+    if prefix == "glagent" and len(body) < 50:
+        return False
+    return token_ok(token, 0, len(token))
+
+
+def _artifactory_ok(token: str) -> bool:
+    if token.startswith("cmVmdGtu"):
+        return True
+    # Not an upper-case word or an identifier such as APP_CONFIG: at least one lower-case
+    # letter or digit after the prefix.
+    return any(c.islower() or c.isdigit() for c in token[3:])
