@@ -20,6 +20,7 @@ from vault.providers import KeyProvider, open_provider
 from vault.services.audit_service import AuditService
 from vault.services.auth import AuthService
 from vault.services.base import Deps, Limits
+from vault.services.blobs import BlobService
 from vault.services.consent import ConsentService
 from vault.services.datasets import DatasetService
 from vault.services.health import HealthService
@@ -57,6 +58,7 @@ class Vault:
     health: HealthService
     subjects: SubjectService
     lifecycle: LifecycleService
+    blobs: BlobService
     retention: RetentionService
     maintenance: Maintenance
 
@@ -145,6 +147,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         health=HealthService(deps),
         subjects=SubjectService(deps),
         lifecycle=lifecycle,
+        blobs=BlobService(deps, max_bytes=settings.max_blob_bytes),
         retention=retention,
         maintenance=Maintenance(
             db,

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8600, ge=1, le=65535)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    max_blob_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     max_batch_events: int = Field(default=1000, ge=1, le=100_000)
     max_json_depth: int = Field(default=32, ge=4, le=256)
     max_page_size: int = Field(default=1000, ge=1)

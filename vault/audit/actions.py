@@ -17,6 +17,8 @@ class AuditAction(enum.StrEnum):
     EVENTS_INGEST = "events:ingest"
     EVENTS_READ = "events:read"
     EVENT_READ = "event:read"
+    BLOB_UPLOAD = "blob:upload"
+    BLOB_READ = "blob:read"
     CONSENT_SET = "consent:set"
     SUBJECT_ACCESS = "subject:access"
     SUBJECT_ERASE = "subject:erase"

@@ -15,7 +15,14 @@ from typing import Any, NoReturn
 from sqlalchemy import Connection, Row, select
 
 from vault.audit import AuditAction, AuditEntry, AuditLog, Outcome
-from vault.domain.access import Decision, Denial, Denied, decide_dataset_visible, decide_role
+from vault.domain.access import (
+    Decision,
+    Denial,
+    Denied,
+    decide_dataset_visible,
+    decide_read,
+    decide_role,
+)
 from vault.domain.principal import Principal, Role
 from vault.domain.purposes import ForbiddenPurposes, normalize_purpose
 from vault.errors import BadRequest, Forbidden, ForbiddenPurpose, NotFound, VaultError
@@ -172,6 +179,17 @@ class ServiceBase:
         if row is None:
             self.deny(principal, action, Denied("no such dataset", Denial.NOT_FOUND), dataset=name)
         return row
+
+    def authorize_read(
+        self, principal: Principal, dataset: str, purpose: str | None, action: AuditAction
+    ) -> tuple[Row[Any], str]:
+        """Reader role, a grant on the dataset and an allowed purpose; returns the purpose."""
+        self.require(principal, action, [Role.READER], dataset=dataset)
+        ds = self.visible_dataset(principal, dataset, action)
+        decision = decide_read(principal, ds.purposes, purpose, self.deps.forbidden)
+        if isinstance(decision, Denied):
+            self.deny(principal, action, decision, dataset=dataset, purpose=purpose)
+        return ds, decision.purpose or ""
 
     @staticmethod
     def dataset_row(conn: Connection, name: str) -> Row[Any] | None:

@@ -26,7 +26,7 @@ from vault.services.base import ServiceBase
 from vault.services.validation import pydantic_details
 from vault.storage.tables import consents, datasets, records
 
-__all__ = ["IngestService"]
+__all__ = ["IngestService", "collection_policy", "consent_states"]
 
 _EVENT = TypeAdapter(TelemetryEvent)
 ConsentState = Literal["granted", "withdrawn"]
@@ -34,7 +34,8 @@ ConsentState = Literal["granted", "withdrawn"]
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def _policy(ds: Row[Any], skew: int) -> CollectionPolicy:
+def collection_policy(ds: Row[Any], skew: int) -> CollectionPolicy:
+    """The collection rules of one dataset row."""
     exclusions = ds.exclusions or {}
     return CollectionPolicy(
         consent_mode=ds.consent_mode,
@@ -94,7 +95,7 @@ class IngestService(ServiceBase):
             )
         events = self._validate(principal, dataset, items)
         now = self.deps.now()
-        policy = _policy(ds, self.deps.limits.clock_skew_seconds)
+        policy = collection_policy(ds, self.deps.limits.clock_skew_seconds)
         pseudonyms = {
             s: self.keyring.subject_pseudonym(ds.id, s) for s in {e.subject for e in events}
         }
@@ -112,7 +113,7 @@ class IngestService(ServiceBase):
                 .where(datasets.c.id == ds.id)
                 .with_for_update(read=True)
             ).scalar_one()
-            consent = self._consent_states(conn, ds.id, set(pseudonyms.values()))
+            consent = consent_states(conn, ds.id, set(pseudonyms.values()))
             for index, event in enumerate(events):
                 subject = pseudonyms[event.subject]
                 decision = decide_collection(event, policy, consent.get(subject), now)
@@ -188,18 +189,19 @@ class IngestService(ServiceBase):
                 results.append(result)
         return rows
 
-    @staticmethod
-    def _consent_states(
-        conn: Connection, dataset_id: str, subjects: set[str]
-    ) -> dict[str, ConsentState]:
-        found: dict[str, ConsentState] = {}
-        ordered = sorted(subjects)
-        for start in range(0, len(ordered), 500):
-            chunk = ordered[start : start + 500]
-            for row in conn.execute(
-                select(consents.c.subject, consents.c.state).where(
-                    consents.c.dataset_id == dataset_id, consents.c.subject.in_(chunk)
-                )
-            ):
-                found[row.subject] = "granted" if row.state == "granted" else "withdrawn"
-        return found
+
+def consent_states(
+    conn: Connection, dataset_id: str, subjects: set[str]
+) -> dict[str, ConsentState]:
+    """The recorded consent of each of ``subjects`` (pseudonyms) in one dataset."""
+    found: dict[str, ConsentState] = {}
+    ordered = sorted(subjects)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        for row in conn.execute(
+            select(consents.c.subject, consents.c.state).where(
+                consents.c.dataset_id == dataset_id, consents.c.subject.in_(chunk)
+            )
+        ):
+            found[row.subject] = "granted" if row.state == "granted" else "withdrawn"
+    return found

@@ -25,7 +25,14 @@ from vault.audit.chain import canonical_json
 from vault.domain.principal import Principal, Role
 from vault.errors import Conflict, NotFound, ValidationFailed
 from vault.services.base import ServiceBase
-from vault.storage.tables import consents, datasets, erasures, record_tombstones, records
+from vault.storage.tables import (
+    blobs,
+    consents,
+    datasets,
+    erasures,
+    record_tombstones,
+    records,
+)
 
 __all__ = ["CERTIFICATE_KEY_REF", "LifecycleService"]
 
@@ -59,6 +66,7 @@ class LifecycleService(ServiceBase):
                 pseudonym = self.keyring.subject_pseudonym(ds.id, subject)
                 keys = self.keyring.destroy_subject_keys(conn, ds.id, pseudonym)
                 count = self._delete_records(conn, ds.id, pseudonym, erasure_id, now)
+                count += self._delete_blobs(conn, ds.id, pseudonym, erasure_id, now)
                 self._withdraw(conn, ds.id, pseudonym, now)
                 if keys or count:
                     conn.execute(
@@ -122,6 +130,34 @@ class LifecycleService(ServiceBase):
             )
             conn.execute(delete(records).where(records.c.id.in_(ids)))
             total += len(ids)
+
+    @staticmethod
+    def _delete_blobs(
+        conn: Connection, dataset_id: str, subject: str, erasure_id: str, now: Any
+    ) -> int:
+        ids = [
+            r.id
+            for r in conn.execute(
+                select(blobs.c.id).where(
+                    blobs.c.dataset_id == dataset_id, blobs.c.subject == subject
+                )
+            )
+        ]
+        if ids:
+            conn.execute(
+                insert(record_tombstones),
+                [
+                    {
+                        "id": bid,
+                        "dataset_id": dataset_id,
+                        "erased_at": now,
+                        "erasure_id": erasure_id,
+                    }
+                    for bid in ids
+                ],
+            )
+            conn.execute(delete(blobs).where(blobs.c.id.in_(ids)))
+        return len(ids)
 
     @staticmethod
     def _withdraw(conn: Connection, dataset_id: str, subject: str, now: Any) -> None:

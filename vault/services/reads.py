@@ -19,7 +19,6 @@ from sqlalchemy import Connection, Row, and_, or_, select
 
 from vault.audit import AuditAction, Outcome
 from vault.crypto.envelope import RecordContext, open_record
-from vault.domain.access import Denied, decide_read
 from vault.domain.events import EventKind, format_time, parse_time_utc
 from vault.domain.principal import Principal, Role
 from vault.errors import (
@@ -36,7 +35,7 @@ from vault.storage.tables import record_tombstones, records
 
 __all__ = ["EventQuery", "ReadService"]
 
-_RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
+RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEFAULT_PAGE = 100
 #: The purpose recorded when people read their own data; it needs no grant.
 SUBJECT_ACCESS = "subject_access"
@@ -76,7 +75,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
             raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         when, rid = json.loads(raw)
-        if not isinstance(rid, str) or not _RECORD_ID.fullmatch(rid):
+        if not isinstance(rid, str) or not RECORD_ID.fullmatch(rid):
             raise ValueError("bad id")
         return parse_time_utc(when), rid
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
@@ -85,16 +84,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 class ReadService(ServiceBase):
     """Decrypted reads for allowed purposes."""
-
-    def _authorize(
-        self, principal: Principal, dataset: str, purpose: str | None, action: AuditAction
-    ) -> tuple[Row[Any], str]:
-        self.require(principal, action, [Role.READER], dataset=dataset)
-        ds = self.visible_dataset(principal, dataset, action)
-        decision = decide_read(principal, ds.purposes, purpose, self.deps.forbidden)
-        if isinstance(decision, Denied):
-            self.deny(principal, action, decision, dataset=dataset, purpose=purpose)
-        return ds, decision.purpose or ""
 
     def _open(self, conn: Connection, ds: Row[Any], row: Row[Any]) -> dict[str, Any]:
         sek = self.keyring.sek_for_read(conn, bytes(row.sek_id))
@@ -138,7 +127,7 @@ class ReadService(ServiceBase):
     ) -> dict[str, Any]:
         """One page of decrypted events, oldest first, and the cursor of the next page."""
         action = AuditAction.EVENTS_READ
-        ds, purpose_ok = self._authorize(principal, dataset, purpose, action)
+        ds, purpose_ok = self.authorize_read(principal, dataset, purpose, action)
         return self._page(principal, ds, purpose_ok, query, action)
 
     def list_own_events(
@@ -237,15 +226,15 @@ class ReadService(ServiceBase):
     ) -> dict[str, Any]:
         """One decrypted event; NotFound when absent or in another dataset."""
         action = AuditAction.EVENT_READ
-        ds, purpose_ok = self._authorize(principal, dataset, purpose, action)
+        ds, purpose_ok = self.authorize_read(principal, dataset, purpose, action)
         row = None
-        if _RECORD_ID.fullmatch(record_id):
+        if RECORD_ID.fullmatch(record_id):
             with self.db.read() as conn:
                 row = conn.execute(
                     select(records).where(records.c.id == record_id, records.c.dataset_id == ds.id)
                 ).one_or_none()
         if row is None:
-            if _RECORD_ID.fullmatch(record_id) and self._erased(ds.id, record_id):
+            if RECORD_ID.fullmatch(record_id) and self._erased(ds.id, record_id):
                 raise Gone("this record was erased")
             raise NotFound("not found")
         (event,) = self._decrypt_all(principal, ds, [row], action, purpose_ok)

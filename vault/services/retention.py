@@ -20,7 +20,7 @@ from vault.domain.principal import Principal, Role
 from vault.errors import Conflict, NotFound, ValidationFailed
 from vault.services.base import ServiceBase
 from vault.services.validation import pydantic_details
-from vault.storage.tables import datasets, legal_holds, records, subject_keys
+from vault.storage.tables import blobs, datasets, legal_holds, records, subject_keys
 
 __all__ = ["HoldSpec", "RetentionService"]
 
@@ -147,7 +147,11 @@ class RetentionService(ServiceBase):
                 key_where.append(not_(subject_keys.c.subject.in_(subjects)))
             keys = conn.execute(delete(subject_keys).where(*key_where)).rowcount
             self.keyring.forget_cached()
-        deleted = 0
+        with self.db.write() as conn:
+            blob_where: list[Any] = [blobs.c.dataset_id == ds.id, blobs.c.taken_at < cutoff]
+            if subjects:
+                blob_where.append(not_(blobs.c.subject.in_(subjects)))
+            deleted = conn.execute(delete(blobs).where(*blob_where)).rowcount
         while True:
             with self.db.write() as conn:
                 ids = [

@@ -31,6 +31,7 @@ __all__ = [
     "audit_checkpoints",
     "audit_head",
     "audit_log",
+    "blobs",
     "consents",
     "dataset_keks",
     "datasets",
@@ -219,4 +220,22 @@ legal_holds = Table(
     Column("set_by", String(64), nullable=False),
     Column("set_at", UTCDateTime, nullable=False),
     UniqueConstraint("dataset_id", "subject"),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    Column("subject", PSEUDONYM, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("taken_at", UTCDateTime, nullable=False),
+    Column("content_type", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("regions", Integer, nullable=False),  # how many regions were blacked out
+    Column("sek_id", LargeBinary(16), nullable=False),
+    Column("sealed_key", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+    Index("ix_blobs_dataset_subject", "dataset_id", "subject", "taken_at"),
 )
