@@ -8,6 +8,7 @@ codes in one place (``EXIT_CODES``).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -129,6 +130,9 @@ def serve(
 
         from vault.api import create_app
 
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         settings = load_settings(home=home, database_url=database_url, host=host, port=port)
         vault = build_vault(settings)
         typer.echo(f"telemetry-vault home: {settings.home}", err=True)
@@ -136,7 +140,13 @@ def serve(
         typer.echo(f"key provider: {settings.effective_key_provider}", err=True)
         typer.echo(f"listening on http://{settings.host}:{settings.port} (docs at /docs)", err=True)
         try:
-            uvicorn.run(create_app(vault), host=settings.host, port=settings.port, log_level="info")
+            uvicorn.run(
+                create_app(vault),
+                host=settings.host,
+                port=settings.port,
+                log_level="info",
+                access_log=False,  # uvicorn's logs raw paths; vault.access logs templates
+            )
         finally:
             vault.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -10,6 +11,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["Metrics"]
+
+access = logging.getLogger("vault.access")
 
 
 class Metrics:
@@ -45,6 +48,9 @@ class Metrics:
         route = request.scope.get("route")
         template = getattr(route, "path", "unmatched")
         self.requests.labels(request.method, template, str(response.status_code)).inc()
+        # The access log names route templates, never raw paths or query strings: those can
+        # carry subject ids (``/v1/subjects/{subject}``, ``?subject=``).
+        access.info("%s %s %s", request.method, template, response.status_code)
         self.latency.labels(template).observe(time.perf_counter() - start)
         return response
 

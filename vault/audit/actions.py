@@ -24,6 +24,7 @@ class AuditAction(enum.StrEnum):
     SUBJECT_ERASE = "subject:erase"
     ERASURE_READ = "erasure:read"
     KEYS_ROTATE = "keys:rotate"
+    KEYS_DESTROY = "keys:destroy"
     HOLD_SET = "hold:set"
     HOLD_LIFT = "hold:lift"
     RETENTION_SWEEP = "retention:sweep"

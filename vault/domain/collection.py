@@ -218,6 +218,21 @@ _AUTHORITY_END = re.compile(r"[/\\?#]")
 _C0_AND_SPACE = "".join(chr(code) for code in range(0x21))
 
 
+_WRAPPERS = ("blob:", "view-source:")
+
+
+def _unwrap(text: str) -> str:
+    """Wrapper schemes show the page of the URL they wrap: judge that one."""
+    for _ in range(3):
+        for prefix in _WRAPPERS:
+            if text[: len(prefix)].lower() == prefix:
+                text = text[len(prefix) :]
+                break
+        else:
+            return text
+    return text
+
+
 def url_host(url: str) -> str | None:
     """The host a URL points to, in ``canonical_host`` form, or ``None``. Never raises.
 
@@ -232,6 +247,7 @@ def url_host(url: str) -> str | None:
     text = url.strip(_C0_AND_SPACE)
     # Browsers remove tabs and newlines anywhere in a URL before parsing it.
     text = text.replace("\t", "").replace("\n", "").replace("\r", "")
+    text = _unwrap(text)
     scheme = _SCHEME.match(text)
     if scheme is not None:
         name = scheme.group()[:-1].lower()

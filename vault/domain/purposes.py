@@ -37,14 +37,19 @@ def normalize_purpose(raw: str) -> str | None:
     Case, surrounding space, hyphens and spaces are folded so that ``Performance-Review``
     cannot slip past the floor as a "different" purpose.
     """
-    folded = re.sub(r"[\s\-]+", "_", raw.strip().lower())
+    folded = re.sub(r"[\s\-_]+", "_", raw.strip().lower()).strip("_")
     return folded if PURPOSE_PATTERN.fullmatch(folded) else None
+
+
+def _compact(purpose: str) -> str:
+    # "performance_review", "performancereview" and "performance__review" are one purpose.
+    return purpose.replace("_", "")
 
 
 class ForbiddenPurposes:
     """The forbidden list in force: the floor plus configured additions."""
 
-    __slots__ = ("_names",)
+    __slots__ = ("_compact", "_names")
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         names = set(FORBIDDEN_FLOOR)
@@ -54,9 +59,13 @@ class ForbiddenPurposes:
                 raise ValueError(f"invalid forbidden purpose name: {item!r}")
             names.add(norm)
         self._names = frozenset(names)
+        self._compact = frozenset(_compact(n) for n in names)
 
     def __contains__(self, purpose: object) -> bool:
-        return isinstance(purpose, str) and purpose in self._names
+        if not isinstance(purpose, str):
+            return False
+        norm = normalize_purpose(purpose)
+        return purpose in self._names or (norm is not None and _compact(norm) in self._compact)
 
     @property
     def names(self) -> frozenset[str]:

@@ -374,10 +374,12 @@ class Keyring:
             )
         return len(rows)
 
-    def destroy_old_keks(self, conn: Connection, dataset_id: str, current: int) -> list[int]:
-        """Destroy, in the provider, every KEK version but ``current``; returns the versions.
+    def mark_old_keks(self, conn: Connection, dataset_id: str, current: int) -> list[int]:
+        """Mark every KEK version but ``current`` as being destroyed; returns all so marked.
 
-        Refuses while any SEK is still wrapped by an older version (it would be lost).
+        Refuses while any SEK is still wrapped by an older version (it would be lost). The
+        provider is not touched here: the caller commits this state (and its audit entry)
+        first, then calls :meth:`destroy_marked`, then :meth:`confirm_destroyed`.
         """
         left = conn.execute(
             select(subject_keys.c.id)
@@ -386,26 +388,44 @@ class Keyring:
         ).first()
         if left is not None:
             raise KeyError_("subject-epoch keys remain under an old KEK version; rewrap first")
-        old = [
+        conn.execute(
+            update(dataset_keks)
+            .where(
+                dataset_keks.c.dataset_id == dataset_id,
+                dataset_keks.c.version != current,
+                dataset_keks.c.state == "active",
+            )
+            .values(state="destroying")
+        )
+        return self.marked_keks(conn, dataset_id)
+
+    @staticmethod
+    def marked_keks(conn: Connection, dataset_id: str) -> list[int]:
+        """KEK versions marked for destruction and not yet confirmed destroyed."""
+        return [
             int(r.version)
             for r in conn.execute(
-                select(dataset_keks.c.version).where(
-                    dataset_keks.c.dataset_id == dataset_id,
-                    dataset_keks.c.version != current,
-                    dataset_keks.c.state != "destroyed",
+                select(dataset_keks.c.version)
+                .where(
+                    dataset_keks.c.dataset_id == dataset_id, dataset_keks.c.state == "destroying"
                 )
+                .order_by(dataset_keks.c.version)
             )
         ]
-        now = self._now()
-        for version in old:
+
+    def destroy_marked(self, dataset_id: str, versions: list[int]) -> None:
+        """Destroy the versions in the provider (idempotent: a rerun after a crash is safe)."""
+        for version in versions:
+            self.provider.destroy_version(dataset_key_ref(dataset_id), version)
+
+    def confirm_destroyed(self, conn: Connection, dataset_id: str, versions: list[int]) -> None:
+        """Record that the provider destroyed those versions."""
+        if versions:
             conn.execute(
                 update(dataset_keks)
-                .where(dataset_keks.c.dataset_id == dataset_id, dataset_keks.c.version == version)
-                .values(state="destroyed", destroyed_at=now)
+                .where(
+                    dataset_keks.c.dataset_id == dataset_id,
+                    dataset_keks.c.version.in_(versions),
+                )
+                .values(state="destroyed", destroyed_at=self._now())
             )
-        # Destroyed in the provider last, inside the caller's transaction: if the provider fails,
-        # the state change rolls back; if the commit then fails, the rewrapped keys are safe and
-        # a rerun finds the versions already gone.
-        for version in old:
-            self.provider.destroy_version(dataset_key_ref(dataset_id), version)
-        return old

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from vault.audit import AuditAction
+from vault.domain.access import Denied
 from vault.domain.principal import Principal, Role
 from vault.errors import BadRequest
 from vault.services.base import ServiceBase
@@ -19,9 +20,19 @@ MAX_SEQ = 2**63 - 1
 class AuditService(ServiceBase):
     """What auditors (and the local operator) can do with the log."""
 
+    def _whole_log(self, principal: Principal, action: AuditAction) -> None:
+        """The log is vault-wide: an auditor token limited to some datasets may not read it."""
+        self.require(principal, action, _AUDIT_ROLES)
+        if principal.datasets is not None:
+            self.deny(
+                principal,
+                action,
+                Denied("the audit log spans every dataset; this token is limited to some"),
+            )
+
     def entries(self, principal: Principal, after: int = 0, limit: int = 100) -> dict[str, Any]:
         """Entries after ``after``; the read itself is audited."""
-        self.require(principal, AuditAction.AUDIT_READ, _AUDIT_ROLES)
+        self._whole_log(principal, AuditAction.AUDIT_READ)
         if not 0 <= after <= MAX_SEQ or not 1 <= limit <= self.deps.limits.max_page_size:
             raise BadRequest(f"after >= 0 and limit 1..{self.deps.limits.max_page_size}")
         with self.db.read() as conn:
@@ -41,7 +52,7 @@ class AuditService(ServiceBase):
         self, principal: Principal, checkpoint: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Verify the whole chain, stored checkpoints and an optional external checkpoint."""
-        self.require(principal, AuditAction.AUDIT_VERIFY, _AUDIT_ROLES)
+        self._whole_log(principal, AuditAction.AUDIT_VERIFY)
         with self.db.read() as conn:
             report = self.audit.verify(conn, checkpoint)
         with self.db.write() as conn:
@@ -59,7 +70,7 @@ class AuditService(ServiceBase):
 
     def checkpoint(self, principal: Principal) -> dict[str, Any]:
         """Sign the head (after recording this request) and return the checkpoint document."""
-        self.require(principal, AuditAction.AUDIT_CHECKPOINT, _AUDIT_ROLES)
+        self._whole_log(principal, AuditAction.AUDIT_CHECKPOINT)
         with self.db.write() as conn:
             self.record(conn, principal, AuditAction.AUDIT_CHECKPOINT)
             return self.audit.checkpoint(conn)

@@ -6,6 +6,7 @@ CLI) call them, so no check can be skipped by choosing the other face.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -113,12 +114,28 @@ class ServiceBase:
                 role=principal.primary_role,
                 action=action,
                 outcome=outcome,
-                dataset=_clean(dataset, 64),
-                purpose=_clean(purpose, 64),
+                dataset=self._safe_name(dataset, DATASET_NAME.fullmatch),
+                purpose=self._safe_name(purpose, normalize_purpose),
                 reason=_clean(reason, 256),
                 details=details or {"via": principal.via},
             ),
         )
+
+    def _safe_name(self, value: str | None, check: Callable[[str], object]) -> str | None:
+        """A dataset name or purpose as the audit log may hold it.
+
+        Well-formed names are kept (purposes in canonical form); anything else is caller input
+        that may carry personal data, so only its keyed hash is written.
+        """
+        if value is None:
+            return None
+        ok = check(value)
+        if isinstance(ok, str):
+            return ok
+        if ok is not None:
+            return value
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+        return "malformed:" + self.keyring.person_hash(digest)[:16]
 
     def deny(
         self,
@@ -137,7 +154,7 @@ class ServiceBase:
                 action,
                 Outcome.DENIED,
                 dataset=dataset,
-                purpose=(normalize_purpose(purpose) or purpose) if purpose else None,
+                purpose=purpose,
                 reason=denied.reason,
             )
         raise _DENIAL_ERRORS[denied.kind](_CLIENT_MESSAGES[denied.kind])

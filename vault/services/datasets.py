@@ -92,7 +92,8 @@ class DatasetService(ServiceBase):
                     AuditAction.DATASET_CREATE,
                     Outcome.DENIED,
                     dataset=spec.name,
-                    reason="; ".join(p["msg"] for p in problems)[:256],
+                    # Field names only: the rejected values are caller input.
+                    reason="invalid " + ", ".join(sorted({str(p["loc"][0]) for p in problems})),
                 )
             raise ValidationFailed("invalid dataset", details=problems)
         return spec

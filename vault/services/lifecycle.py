@@ -18,10 +18,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from vault.audit import AuditAction
 from vault.audit.chain import canonical_json
+from vault.domain.access import Denial, Denied
 from vault.domain.principal import Principal, Role
 from vault.errors import Conflict, NotFound, ValidationFailed
 from vault.services.base import ServiceBase
@@ -30,6 +31,7 @@ from vault.storage.tables import (
     consents,
     datasets,
     erasures,
+    legal_holds,
     record_tombstones,
     records,
 )
@@ -60,14 +62,22 @@ class LifecycleService(ServiceBase):
         person = self.keyring.person_hash(subject)
         destroyed: list[dict[str, Any]] = []
         with self.db.write() as conn:
-            for ds in conn.execute(select(datasets).order_by(datasets.c.name)).all():
+            # FOR UPDATE waits for in-flight ingests (they hold FOR SHARE) and keeps new ones
+            # out until the erasure commits, so nothing of this person is stored behind it.
+            rows = conn.execute(select(datasets).order_by(datasets.c.name).with_for_update()).all()
+            for ds in rows:
                 if not principal.may_see_dataset(ds.name):
                     continue
                 pseudonym = self.keyring.subject_pseudonym(ds.id, subject)
+                self._withdraw(conn, ds.id, pseudonym, now)
+                if self._held(conn, ds.id, pseudonym):
+                    # A legal hold outranks the erasure request (GDPR Art. 17(3)(e)): keep the
+                    # data, stop collection, and say so in the certificate.
+                    destroyed.append({"dataset": ds.name, "keys": 0, "records": 0, "held": True})
+                    continue
                 keys = self.keyring.destroy_subject_keys(conn, ds.id, pseudonym)
                 count = self._delete_records(conn, ds.id, pseudonym, erasure_id, now)
                 count += self._delete_blobs(conn, ds.id, pseudonym, erasure_id, now)
-                self._withdraw(conn, ds.id, pseudonym, now)
                 if keys or count:
                     conn.execute(
                         update(datasets)
@@ -130,6 +140,18 @@ class LifecycleService(ServiceBase):
             )
             conn.execute(delete(records).where(records.c.id.in_(ids)))
             total += len(ids)
+
+    @staticmethod
+    def _held(conn: Connection, dataset_id: str, subject: str) -> bool:
+        return (
+            conn.execute(
+                select(legal_holds.c.id).where(
+                    legal_holds.c.dataset_id == dataset_id,
+                    or_(legal_holds.c.subject.is_(None), legal_holds.c.subject == subject),
+                )
+            ).first()
+            is not None
+        )
 
     @staticmethod
     def _delete_blobs(
@@ -213,6 +235,15 @@ class LifecycleService(ServiceBase):
         if row is None:
             raise NotFound("not found")
         doc: dict[str, Any] = json.loads(row.certificate)
+        named = {d["dataset"] for d in doc.get("destroyed", [])}
+        if not own and principal.datasets is not None and not named <= principal.datasets:
+            self.deny(
+                principal,
+                action,
+                Denied("certificate names datasets outside the grant", Denial.NOT_FOUND),
+            )
+        with self.db.write() as conn:
+            self.record(conn, principal, action, details={"erasure": erasure_id, "own": own})
         return doc
 
     # -- rotation -------------------------------------------------------------------------------
@@ -220,14 +251,23 @@ class LifecycleService(ServiceBase):
     def rotate(self, principal: Principal, dataset: str, *, destroy_old: bool) -> dict[str, Any]:
         """New KEK version, surviving SEKs rewrapped in batches, old versions optionally destroyed.
 
-        Resumable: run again after an interruption and it finishes the rewrap. Ingest and reads
-        go on meanwhile (new SEKs use the new version as soon as it exists).
+        Fail closed and resumable: every step that changes keys commits with its audit entry;
+        old versions are marked for destruction (and that is audited) before the provider
+        destroys them, and a rotation interrupted after the mark finishes on the next run.
+        Ingest and reads go on meanwhile (new SEKs use the new version as soon as it exists).
         """
         action = AuditAction.KEYS_ROTATE
         self.require(principal, action, [Role.ADMIN], dataset=dataset)
         ds = self.visible_dataset(principal, dataset, action)
         with self.db.write() as conn:
             version = self.keyring.start_rotation(conn, ds.id)
+            self.record(
+                conn,
+                principal,
+                action,
+                dataset=dataset,
+                details={"step": "new_version", "new_version": version},
+            )
         rewrapped = 0
         while True:
             with self.db.write() as conn:
@@ -235,9 +275,9 @@ class LifecycleService(ServiceBase):
             rewrapped += done
             if done < REWRAP_BATCH:
                 break
-        destroyed: list[int] = []
+        marked: list[int] = []
         with self.db.write() as conn:
-            # Lock the dataset row so no ingest makes an SEK under the old version meanwhile.
+            # Lock the dataset row so no ingest makes an SEK under an old version meanwhile.
             current = conn.execute(
                 select(datasets.c.kek_version).where(datasets.c.id == ds.id).with_for_update()
             ).scalar_one()
@@ -245,27 +285,44 @@ class LifecycleService(ServiceBase):
                 raise Conflict("another rotation of this dataset ran at the same time")
             rewrapped += self.keyring.rewrap_batch(conn, ds.id, version, 1_000_000)
             if destroy_old:
-                destroyed = self.keyring.destroy_old_keks(conn, ds.id, version)
-                conn.execute(
-                    update(datasets).where(datasets.c.id == ds.id).values(shred_pending_since=None)
-                )
+                marked = self.keyring.mark_old_keks(conn, ds.id, version)
             self.record(
                 conn,
                 principal,
                 action,
                 dataset=dataset,
                 details={
+                    "step": "rewrapped",
                     "new_version": version,
                     "rewrapped": rewrapped,
-                    "destroyed_versions": destroyed,
+                    "destroying_versions": marked,
                 },
             )
+        destroyed = self._finish_destruction(principal, ds.id, dataset) if destroy_old else []
         return {
             "dataset": dataset,
             "kek_version": version,
             "rewrapped_keys": rewrapped,
             "destroyed_versions": destroyed,
         }
+
+    def _finish_destruction(self, principal: Principal, dataset_id: str, name: str) -> list[int]:
+        with self.db.read() as conn:
+            marked = self.keyring.marked_keks(conn, dataset_id)
+        self.keyring.destroy_marked(dataset_id, marked)
+        with self.db.write() as conn:
+            self.keyring.confirm_destroyed(conn, dataset_id, marked)
+            conn.execute(
+                update(datasets).where(datasets.c.id == dataset_id).values(shred_pending_since=None)
+            )
+            self.record(
+                conn,
+                principal,
+                AuditAction.KEYS_DESTROY,
+                dataset=name,
+                details={"destroyed_versions": marked},
+            )
+        return marked
 
     def rotate_due(self, principal: Principal, interval: timedelta) -> list[dict[str, Any]]:
         """Rotate, destroying old versions, every dataset whose shred horizon has come."""

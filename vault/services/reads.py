@@ -235,6 +235,17 @@ class ReadService(ServiceBase):
                 ).one_or_none()
         if row is None:
             if RECORD_ID.fullmatch(record_id) and self._erased(ds.id, record_id):
+                with self.db.write() as conn:
+                    self.record(
+                        conn,
+                        principal,
+                        action,
+                        Outcome.DENIED,
+                        dataset=dataset,
+                        purpose=purpose_ok,
+                        reason="record erased",
+                        details={"record": record_id},
+                    )
                 raise Gone("this record was erased")
             raise NotFound("not found")
         (event,) = self._decrypt_all(principal, ds, [row], action, purpose_ok)

@@ -103,13 +103,18 @@ class RetentionService(ServiceBase):
     # -- sweep ----------------------------------------------------------------------------------
 
     def sweep(self, principal: Principal) -> dict[str, Any]:
-        """Delete everything past retention in every dataset, except what a hold keeps."""
+        """Delete everything past retention in every dataset the caller may see, except held data.
+
+        Fail closed: each transaction that destroys keys or rows carries its own audit entry.
+        """
         action = AuditAction.RETENTION_SWEEP
         self.require(principal, action, [Role.ADMIN])
         now = self.deps.now()
         with self.db.read() as conn:
             rows = conn.execute(select(datasets).order_by(datasets.c.name)).all()
-        report = [self._sweep_one(principal, ds, now) for ds in rows]
+        report = [
+            self._sweep_one(principal, ds, now) for ds in rows if principal.may_see_dataset(ds.name)
+        ]
         return {"at": now.isoformat(), "datasets": report}
 
     def _sweep_one(self, principal: Principal, ds: Row[Any], now: datetime) -> dict[str, Any]:
@@ -139,19 +144,31 @@ class RetentionService(ServiceBase):
                         details=result,
                     )
                 return result
-            key_where: list[Any] = [
-                subject_keys.c.dataset_id == ds.id,
-                subject_keys.c.epoch < expired_day,
-            ]
-            if subjects:
-                key_where.append(not_(subject_keys.c.subject.in_(subjects)))
-            keys = conn.execute(delete(subject_keys).where(*key_where)).rowcount
-            self.keyring.forget_cached()
-        with self.db.write() as conn:
+            keys = self._delete_keys(conn, ds.id, expired_day, subjects)
             blob_where: list[Any] = [blobs.c.dataset_id == ds.id, blobs.c.taken_at < cutoff]
             if subjects:
                 blob_where.append(not_(blobs.c.subject.in_(subjects)))
             deleted = conn.execute(delete(blobs).where(*blob_where)).rowcount
+            if keys or deleted or blocked:
+                conn.execute(
+                    update(datasets)
+                    .where(datasets.c.id == ds.id, datasets.c.shred_pending_since.is_(None))
+                    .values(shred_pending_since=now)
+                )
+                self.record(
+                    conn,
+                    principal,
+                    action,
+                    dataset=ds.name,
+                    reason="legal hold kept some records" if blocked else None,
+                    details={
+                        "step": "keys",
+                        "keys": keys,
+                        "blobs": deleted,
+                        "held_records": blocked,
+                    },
+                )
+        self.keyring.forget_cached()
         while True:
             with self.db.write() as conn:
                 ids = [
@@ -164,27 +181,27 @@ class RetentionService(ServiceBase):
                 ]
                 if ids:
                     conn.execute(delete(records).where(records.c.id.in_(ids)))
+                    self.record(
+                        conn,
+                        principal,
+                        action,
+                        dataset=ds.name,
+                        details={"step": "records", "records": len(ids)},
+                    )
             deleted += len(ids)
             if len(ids) < _DELETE_BATCH:
                 break
-        result = {"dataset": ds.name, "keys": keys, "records": deleted, "held_records": blocked}
-        with self.db.write() as conn:
-            if keys or deleted:
-                conn.execute(
-                    update(datasets)
-                    .where(datasets.c.id == ds.id, datasets.c.shred_pending_since.is_(None))
-                    .values(shred_pending_since=now)
-                )
-            if keys or deleted or blocked:
-                self.record(
-                    conn,
-                    principal,
-                    action,
-                    dataset=ds.name,
-                    reason="legal hold kept some records" if blocked else None,
-                    details=result,
-                )
-        return result
+        return {"dataset": ds.name, "keys": keys, "records": deleted, "held_records": blocked}
+
+    @staticmethod
+    def _delete_keys(conn: Connection, dataset_id: str, expired_day: int, held: set[str]) -> int:
+        where: list[Any] = [
+            subject_keys.c.dataset_id == dataset_id,
+            subject_keys.c.epoch < expired_day,
+        ]
+        if held:
+            where.append(not_(subject_keys.c.subject.in_(held)))
+        return int(conn.execute(delete(subject_keys).where(*where)).rowcount)
 
     @staticmethod
     def _expired(dataset_id: str, cutoff: datetime, excluded: set[str]) -> list[Any]:
