@@ -23,6 +23,7 @@ from vault.services.base import Deps, Limits
 from vault.services.blobs import BlobService
 from vault.services.consent import ConsentService
 from vault.services.datasets import DatasetService
+from vault.services.export import ExportService
 from vault.services.health import HealthService
 from vault.services.ingest import IngestService
 from vault.services.keys import KeyService
@@ -59,6 +60,7 @@ class Vault:
     subjects: SubjectService
     lifecycle: LifecycleService
     blobs: BlobService
+    exports: ExportService
     retention: RetentionService
     maintenance: Maintenance
 
@@ -124,6 +126,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         ),
     )
     lifecycle = LifecycleService(deps)
+    reads = ReadService(deps)
     retention = RetentionService(deps)
     shred_interval = timedelta(hours=settings.shred_interval_hours)
     return Vault(
@@ -140,7 +143,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         ),
         datasets=DatasetService(deps),
         ingest=IngestService(deps),
-        reads=ReadService(deps),
+        reads=reads,
         consent=ConsentService(deps),
         audit=AuditService(deps),
         keys=KeyService(deps, shred_interval=shred_interval),
@@ -148,6 +151,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         subjects=SubjectService(deps),
         lifecycle=lifecycle,
         blobs=BlobService(deps, max_bytes=settings.max_blob_bytes),
+        exports=ExportService(deps, reads),
         retention=retention,
         maintenance=Maintenance(
             db,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,7 @@ from vault import errors as e
 from vault.bootstrap import Vault, build_vault
 from vault.config import Settings, load_settings
 from vault.domain.principal import Principal, Role
+from vault.services.export import ExportQuery
 
 __all__ = ["EXIT_CODES", "app", "main"]
 
@@ -268,6 +271,41 @@ def erase(subject: str, home: HomeOpt = None, database_url: DbOpt = None) -> Non
     def body() -> None:
         with _vault(home, database_url) as vault:
             _emit(vault.lifecycle.erase(_operator(vault.settings), subject))
+
+    _run(body)
+
+
+@app.command()
+def export(
+    dataset: str,
+    purpose: Annotated[str, typer.Option("--purpose", help="The declared purpose (audited)")],
+    out: Annotated[Path | None, typer.Option("--out", help="File to write; default stdout")] = None,
+    since: Annotated[str | None, typer.Option(help="RFC 3339, inclusive")] = None,
+    until: Annotated[str | None, typer.Option(help="RFC 3339, exclusive")] = None,
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="Event kind")] = None,
+    subject: Annotated[list[str] | None, typer.Option("--subject", help="Only this person")] = None,
+    linkage: Annotated[str, typer.Option(help="purpose or export")] = "purpose",
+    home: HomeOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Export a dataset as NDJSON for a declared purpose, with an audited manifest."""
+
+    def body() -> None:
+        query = ExportQuery(since, until, tuple(kind or ()), tuple(subject or ()), linkage)
+        with _vault(home, database_url) as vault:
+            export_id, chunks = vault.exports.start(
+                _operator(vault.settings), dataset, purpose, query
+            )
+            if out is None:
+                for chunk in chunks:
+                    sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            else:
+                fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    for chunk in chunks:
+                        fh.write(chunk)
+            typer.echo(f"export {export_id} written", err=True)
 
     _run(body)
 

@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from vault import __version__
 from vault.api.errors import install_error_handlers
 from vault.api.metrics import Metrics
-from vault.api.routes import audit, blobs, datasets, events, health, me, retention, subjects
+from vault.api.routes import (
+    audit,
+    blobs,
+    datasets,
+    events,
+    export,
+    health,
+    me,
+    retention,
+    subjects,
+)
 from vault.bootstrap import Vault
 
 __all__ = ["create_app"]
@@ -39,7 +49,7 @@ def create_app(vault: Vault) -> FastAPI:
     app.state.metrics = Metrics()
     app.middleware("http")(app.state.metrics.middleware)
     install_error_handlers(app)
-    for module in (health, datasets, events, blobs, subjects, me, audit, retention):
+    for module in (health, datasets, events, blobs, export, subjects, me, audit, retention):
         app.include_router(module.router)
     app.include_router(subjects.erasures_router)
     return app

@@ -19,6 +19,8 @@ class AuditAction(enum.StrEnum):
     EVENT_READ = "event:read"
     BLOB_UPLOAD = "blob:upload"
     BLOB_READ = "blob:read"
+    EXPORT_START = "export:start"
+    EXPORT_FINISH = "export:finish"
     CONSENT_SET = "consent:set"
     SUBJECT_ACCESS = "subject:access"
     SUBJECT_ERASE = "subject:erase"

@@ -34,6 +34,7 @@ _SEK_LABEL = b"tvault/sek/v1"
 _PSEUDONYM_WRAP_LABEL = b"tvault/pseudonym-key/v1"
 _SUBJECT_LABEL = b"tvault/subject/v1"
 _PERSON_LABEL = b"tvault/audit-person/v1"
+_LINKAGE_LABEL = b"tvault/export-subject/v1"
 PSEUDONYM_KEY_REF = "vault-pseudonym"
 
 
@@ -106,6 +107,10 @@ class Keyring:
     def subject_pseudonym(self, dataset_id: str, subject: str) -> str:
         """The keyed pseudonym of ``subject`` in one dataset (differs across datasets)."""
         return keyed_hash(self._pkey(), _SUBJECT_LABEL, dataset_id, subject)
+
+    def linkage_pseudonym(self, scope: str, pseudonym: str) -> str:
+        """A pseudonym derived for one export or purpose, so separate scopes cannot be joined."""
+        return keyed_hash(self._pkey(), _LINKAGE_LABEL, scope, pseudonym)
 
     def person_hash(self, identity: str) -> str:
         """The keyed hash that stands for a person (or caller) in the audit log."""

@@ -31,6 +31,8 @@ from vault.storage.tables import (
     consents,
     datasets,
     erasures,
+    export_subjects,
+    exports,
     legal_holds,
     record_tombstones,
     records,
@@ -84,7 +86,16 @@ class LifecycleService(ServiceBase):
                         .where(datasets.c.id == ds.id, datasets.c.shred_pending_since.is_(None))
                         .values(shred_pending_since=now)
                     )
-                destroyed.append({"dataset": ds.name, "keys": keys, "records": count})
+                destroyed.append(
+                    {
+                        "dataset": ds.name,
+                        "keys": keys,
+                        "records": count,
+                        # Exports made before hold copies outside the vault: name them so the
+                        # people who hold those copies (and models trained on them) can act.
+                        "exports": self._exports_of(conn, ds.id, pseudonym),
+                    }
+                )
             certificate = self._certificate(erasure_id, person, principal, now, destroyed)
             conn.execute(
                 insert(erasures).values(
@@ -140,6 +151,18 @@ class LifecycleService(ServiceBase):
             )
             conn.execute(delete(records).where(records.c.id.in_(ids)))
             total += len(ids)
+
+    @staticmethod
+    def _exports_of(conn: Connection, dataset_id: str, subject: str) -> list[str]:
+        return [
+            r.id
+            for r in conn.execute(
+                select(exports.c.id)
+                .join(export_subjects, export_subjects.c.export_id == exports.c.id)
+                .where(exports.c.dataset_id == dataset_id, export_subjects.c.subject == subject)
+                .order_by(exports.c.started_at)
+            )
+        ]
 
     @staticmethod
     def _held(conn: Connection, dataset_id: str, subject: str) -> bool:

@@ -85,7 +85,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 class ReadService(ServiceBase):
     """Decrypted reads for allowed purposes."""
 
-    def _open(self, conn: Connection, ds: Row[Any], row: Row[Any]) -> dict[str, Any]:
+    def open_row(self, conn: Connection, ds: Row[Any], row: Row[Any]) -> dict[str, Any]:
+        """Decrypt one record row of ``ds``; any tampering is a DecryptionError."""
         sek = self.keyring.sek_for_read(conn, bytes(row.sek_id))
         ctx = RecordContext(ds.id, bytes.fromhex(row.id), row.subject, row.epoch, sek.id)
         body = json.loads(open_record(sek.key, ctx, bytes(row.envelope)))
@@ -105,7 +106,7 @@ class ReadService(ServiceBase):
     ) -> list[dict[str, Any]]:
         try:
             with self.db.read() as conn:
-                return [self._open(conn, ds, row) for row in rows]
+                return [self.open_row(conn, ds, row) for row in rows]
         except (DecryptionError, KeyDestroyed) as exc:
             gone = isinstance(exc, KeyDestroyed)
             with self.db.write() as conn:

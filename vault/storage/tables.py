@@ -36,6 +36,8 @@ __all__ = [
     "dataset_keks",
     "datasets",
     "erasures",
+    "export_subjects",
+    "exports",
     "legal_holds",
     "metadata",
     "record_tombstones",
@@ -238,4 +240,28 @@ blobs = Table(
     Column("ciphertext", LargeBinary, nullable=False),
     Column("stored_at", UTCDateTime, nullable=False),
     Index("ix_blobs_dataset_subject", "dataset_id", "subject", "taken_at"),
+)
+
+exports = Table(
+    "exports",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("requested_by", String(64), nullable=False),
+    Column("linkage", String(16), nullable=False),
+    Column("filters", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),  # NULL: interrupted
+    Column("records", Integer, nullable=False),
+    Column("ids_sha256", String(64), nullable=True),
+)
+
+export_subjects = Table(
+    "export_subjects",
+    metadata,
+    Column("export_id", ID, primary_key=True),
+    Column("subject", PSEUDONYM, primary_key=True),
+    Column("records", Integer, nullable=False),
+    Index("ix_export_subjects_subject", "subject"),
 )
