@@ -264,6 +264,35 @@ def keys_rotate(
     _run(body)
 
 
+@keys_app.command("rotate-master")
+def keys_rotate_master(
+    unseal: Annotated[
+        bool, typer.Option("--unseal", help="Unseal the keyring (development only)")
+    ] = False,
+    home: HomeOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Reseal the local keyring under TVAULT_NEW_MASTER_PASSPHRASE (stop the service first)."""
+
+    def body() -> None:
+        with _vault(home, database_url) as vault:
+            new = vault.settings.new_master_passphrase
+            counts = vault.keys.rotate_master(
+                _operator(vault.settings),
+                new.get_secret_value() if new else None,
+                scrypt_n=vault.settings.scrypt_n,
+                allow_unseal=unseal,
+            )
+        _emit(counts)
+        typer.echo(
+            "done: set TVAULT_MASTER_PASSPHRASE to the new passphrase and restart every vault "
+            "process",
+            err=True,
+        )
+
+    _run(body)
+
+
 @app.command()
 def erase(subject: str, home: HomeOpt = None, database_url: DbOpt = None) -> None:
     """Erase a person from every dataset (crypto-shred); prints the signed certificate."""

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     master_passphrase: SecretStr | None = Field(
         default=None, description="Seals the local keyring; unset means unsealed (dev only)"
     )
+    new_master_passphrase: SecretStr | None = Field(
+        default=None, description="New passphrase for `tvault keys rotate-master`"
+    )
     scrypt_n: int = Field(default=2**17, ge=2**14, le=2**22)
 
     # -- HTTP ---------------------------------------------------------------------------------

@@ -159,3 +159,27 @@ def test_sweep_and_holds_from_cli(run) -> None:
     assert json.loads(swept.stdout)["datasets"][0]["records"] == 0
     assert run("hold", "lift", "ux").exit_code == 0
     assert run("hold", "lift", "ux").exit_code == 5
+
+
+def test_rotate_master_seals_the_keyring(tmp_path: Path, database_url: str) -> None:
+    runner = CliRunner()
+    env = {
+        "TVAULT_HOME": str(tmp_path / "home"),
+        "TVAULT_DATABASE_URL": database_url,
+        "TVAULT_SCRYPT_N": str(2**14),
+    }
+
+    def invoke(*args: str, **extra: str):
+        return runner.invoke(app, list(args), env={**env, **extra}, catch_exceptions=False)
+
+    assert (
+        invoke("dataset", "create", "ux", "--retention-days", "7", "--purpose", "r").exit_code == 0
+    )
+    assert invoke("keys", "rotate-master").exit_code == 10  # no new passphrase given
+    sealed = invoke("keys", "rotate-master", TVAULT_NEW_MASTER_PASSPHRASE="correct horse 42")
+    assert sealed.exit_code == 0, sealed.output
+    assert json.loads(sealed.stdout)["sealed"] is True
+    assert invoke("dataset", "list").exit_code == 10  # now sealed: the passphrase is needed
+    reopened = invoke("dataset", "list", TVAULT_MASTER_PASSPHRASE="correct horse 42")
+    assert reopened.exit_code == 0
+    assert [d["name"] for d in json.loads(reopened.stdout)] == ["ux"]

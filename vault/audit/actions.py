@@ -27,6 +27,7 @@ class AuditAction(enum.StrEnum):
     ERASURE_READ = "erasure:read"
     KEYS_ROTATE = "keys:rotate"
     KEYS_DESTROY = "keys:destroy"
+    KEYS_ROTATE_MASTER = "keys:rotate_master"
     HOLD_SET = "hold:set"
     HOLD_LIFT = "hold:lift"
     RETENTION_SWEEP = "retention:sweep"

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 from vault.audit import AuditAction
 from vault.domain.lifecycle import shred_horizon
 from vault.domain.principal import Principal, Role
+from vault.errors import ConfigurationError
+from vault.providers.local import LocalKeyringProvider
 from vault.services.base import Deps, ServiceBase
 from vault.storage.tables import dataset_keks, datasets, subject_keys
 
@@ -68,3 +70,31 @@ class KeyService(ServiceBase):
             self.record(conn, principal, AuditAction.KEYS_LIST)
         status = self.keyring.provider.check()
         return {"provider": status, "datasets": out}
+
+    def rotate_master(
+        self,
+        principal: Principal,
+        new_passphrase: str | None,
+        *,
+        scrypt_n: int,
+        allow_unseal: bool,
+    ) -> dict[str, Any]:
+        """Reseal every key file of the local keyring under a new master key (admin)."""
+        action = AuditAction.KEYS_ROTATE_MASTER
+        self.require(principal, action, [Role.ADMIN])
+        provider = self.keyring.provider
+        if not isinstance(provider, LocalKeyringProvider):
+            raise ConfigurationError("master-key rotation applies to the local keyring only")
+        if new_passphrase is None and not allow_unseal:
+            raise ConfigurationError(
+                "set TVAULT_NEW_MASTER_PASSPHRASE (or pass --unseal to unseal, dev only)"
+            )
+        # Announced first: if the rotation then fails half-way, the log says it was attempted.
+        with self.db.write() as conn:
+            self.record(conn, principal, action, details={"step": "start"})
+        counts = provider.rotate_master(
+            new_passphrase, scrypt_n=scrypt_n, allow_unseal=allow_unseal
+        )
+        with self.db.write() as conn:
+            self.record(conn, principal, action, details={"step": "done", **counts})
+        return counts
