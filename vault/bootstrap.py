@@ -30,6 +30,7 @@ from vault.services.keys import KeyService
 from vault.services.lifecycle import LifecycleService
 from vault.services.maintenance import Maintenance
 from vault.services.reads import ReadService
+from vault.services.restore import RestoreService
 from vault.services.retention import RetentionService
 from vault.services.subjects import SubjectService
 from vault.storage import Database, upgrade_to_head
@@ -62,6 +63,7 @@ class Vault:
     blobs: BlobService
     exports: ExportService
     retention: RetentionService
+    restore: RestoreService
     maintenance: Maintenance
 
     def close(self) -> None:
@@ -153,6 +155,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         blobs=BlobService(deps, max_bytes=settings.max_blob_bytes),
         exports=ExportService(deps, reads),
         retention=retention,
+        restore=RestoreService(deps),
         maintenance=Maintenance(
             db,
             retention,

@@ -350,6 +350,23 @@ def sweep(home: HomeOpt = None, database_url: DbOpt = None) -> None:
     _run(body)
 
 
+@app.command()
+def restore(
+    backup: Annotated[
+        str, typer.Argument(help="The backup: a SQLite file, or a SQLAlchemy URL of its database")
+    ],
+    home: HomeOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Bring back records and screenshots from a backup, keeping every erasure made since."""
+
+    def body() -> None:
+        with _vault(home, database_url) as vault:
+            _emit(vault.restore.restore(_operator(vault.settings), backup))
+
+    _run(body)
+
+
 SubjectOpt = Annotated[str | None, typer.Option("--subject", help="Hold one subject only")]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,20 @@ def test_rotate_master_seals_the_keyring(tmp_path: Path, database_url: str) -> N
     reopened = invoke("dataset", "list", TVAULT_MASTER_PASSPHRASE="correct horse 42")
     assert reopened.exit_code == 0
     assert [d["name"] for d in json.loads(reopened.stdout)] == ["ux"]
+
+
+def test_restore_from_cli(run, tmp_path: Path, database_url: str) -> None:
+    run("dataset", "create", "ux", "--retention-days", "7", "--purpose", "research")
+    missing = run("restore", str(tmp_path / "nope.sqlite3"))
+    assert missing.exit_code == 2
+    assert not (tmp_path / "nope.sqlite3").exists()
+    if database_url.startswith("sqlite"):  # a copy of the live file restores nothing new
+        live = Path(database_url.removeprefix("sqlite:///"))
+        backup = tmp_path / "copy.sqlite3"
+        src, dst = sqlite3.connect(live), sqlite3.connect(backup)
+        src.backup(dst)
+        src.close()
+        dst.close()
+        done = run("restore", str(backup))
+        assert done.exit_code == 0, done.output
+        assert json.loads(done.stdout)["restored"] == {"records": 0, "blobs": 0}

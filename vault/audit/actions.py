@@ -38,6 +38,7 @@ class AuditAction(enum.StrEnum):
     KEYS_LIST = "keys:list"
     TOKEN_ISSUE = "token:issue"  # noqa: S105 - an action name, not a secret
     VAULT_START = "vault:start"
+    RESTORE = "vault:restore"
 
 
 class Outcome(enum.StrEnum):
