@@ -146,7 +146,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         datasets=DatasetService(deps),
         ingest=IngestService(deps),
         reads=reads,
-        consent=ConsentService(deps),
+        consent=ConsentService(deps, lifecycle),
         audit=AuditService(deps),
         keys=KeyService(deps, shred_interval=shred_interval),
         health=HealthService(deps),

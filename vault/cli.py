@@ -197,6 +197,9 @@ def dataset_create(
     exclude_app: Annotated[list[str] | None, typer.Option("--exclude-app")] = None,
     exclude_domain: Annotated[list[str] | None, typer.Option("--exclude-domain")] = None,
     exclude_category: Annotated[list[str] | None, typer.Option("--exclude-category")] = None,
+    erase_on_withdrawal: Annotated[
+        bool, typer.Option("--erase-on-withdrawal", help="Withdrawn consent erases stored data")
+    ] = False,
     home: HomeOpt = None,
     database_url: DbOpt = None,
 ) -> None:
@@ -206,6 +209,7 @@ def dataset_create(
         "retention_days": retention_days,
         "purposes": purpose,
         "consent": consent,
+        "erase_on_withdrawal": erase_on_withdrawal,
         "exclusions": {
             "apps": exclude_app or [],
             "domains": exclude_domain or [],

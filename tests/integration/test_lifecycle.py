@@ -222,3 +222,17 @@ def test_rotation_under_concurrent_ingest_loses_nothing(vault: Vault, clock: Clo
             v for (v,) in conn.execute(text("SELECT DISTINCT kek_version FROM subject_keys"))
         }
     assert versions == {4}
+
+
+def test_withdrawal_erases_where_the_dataset_says_so(vault: Vault, clock: Clock) -> None:
+    make_dataset(vault, "ux", erase_on_withdrawal=True)
+    make_dataset(vault, "other")
+    ingest(vault, clock, "emp-1", 2)
+    ingest(vault, clock, "emp-1", 2, dataset="other")
+    result = vault.consent.set(PRIVACY, "emp-1", {"dataset": "ux", "state": "withdrawn"})
+    assert [d["dataset"] for d in result["erasure"]["destroyed"]] == ["ux"]
+    assert read_subject(vault, "emp-1") == []
+    kept = vault.consent.set(PRIVACY, "emp-1", {"dataset": "other", "state": "withdrawn"})
+    assert "erasure" not in kept
+    assert len(read_subject(vault, "emp-1", dataset="other")) == 2
+    assert vault.datasets.get(ADMIN, "ux")["erase_on_withdrawal"] is True

@@ -12,7 +12,8 @@ from vault.audit import AuditAction
 from vault.domain.access import Denied
 from vault.domain.principal import Principal, Role
 from vault.errors import ValidationFailed
-from vault.services.base import ServiceBase
+from vault.services.base import Deps, ServiceBase
+from vault.services.lifecycle import LifecycleService
 from vault.services.validation import pydantic_details
 from vault.storage.tables import consents
 
@@ -30,6 +31,10 @@ class ConsentChange(BaseModel):
 
 class ConsentService(ServiceBase):
     """Records consent decisions; ingest reads them for every event."""
+
+    def __init__(self, deps: Deps, lifecycle: LifecycleService) -> None:
+        super().__init__(deps)
+        self._lifecycle = lifecycle
 
     def set(self, principal: Principal, subject: str, raw: Any) -> dict[str, Any]:
         """Set the consent of ``subject`` for one dataset."""
@@ -80,9 +85,13 @@ class ConsentService(ServiceBase):
                     "by_self": is_self,
                 },
             )
-        return {
+        result: dict[str, Any] = {
             "subject": pseudonym,
             "dataset": ds.name,
             "state": change.state,
             "updated_at": now.isoformat(),
         }
+        if change.state == "withdrawn" and ds.erase_on_withdrawal:
+            # The dataset promises that withdrawing consent also removes what was collected.
+            result["erasure"] = self._lifecycle.erase(principal, subject, only_dataset=ds.name)
+        return result

@@ -6,7 +6,7 @@ import re
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 from sqlalchemy import Row, insert, select
 
 from vault.audit import AuditAction, Outcome
@@ -44,6 +44,7 @@ class DatasetSpec(BaseModel):
     consent: Literal["opt_in", "opt_out"] = "opt_in"
     jurisdictions: list[str] | None = Field(default=None, min_length=1, max_length=250)
     exclusions: Exclusions = Field(default_factory=Exclusions)
+    erase_on_withdrawal: StrictBool = False
 
 
 def describe(row: Row[Any]) -> dict[str, Any]:
@@ -56,6 +57,7 @@ def describe(row: Row[Any]) -> dict[str, Any]:
         "jurisdictions": list(row.jurisdictions) if row.jurisdictions is not None else None,
         "exclusions": dict(row.exclusions),
         "kek_version": row.kek_version,
+        "erase_on_withdrawal": bool(row.erase_on_withdrawal),
         "created_at": row.created_at.isoformat(),
     }
 
@@ -125,6 +127,7 @@ class DatasetService(ServiceBase):
                         "categories": sorted(categories),
                     },
                     kek_version=1,
+                    erase_on_withdrawal=spec.erase_on_withdrawal,
                     created_at=self.deps.now(),
                 )
             )

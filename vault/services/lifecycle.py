@@ -51,8 +51,11 @@ class LifecycleService(ServiceBase):
 
     # -- erasure --------------------------------------------------------------------------------
 
-    def erase(self, principal: Principal, subject: str) -> dict[str, Any]:
-        """Crypto-shred ``subject`` in every dataset the caller may see; a signed certificate."""
+    def erase(
+        self, principal: Principal, subject: str, *, only_dataset: str | None = None
+    ) -> dict[str, Any]:
+        """Crypto-shred ``subject`` in every dataset the caller may see (or in ``only_dataset``,
+        as consent withdrawal does where the dataset says so); a signed certificate."""
         action = AuditAction.SUBJECT_ERASE
         if not 1 <= len(subject) <= 256 or not subject.isprintable():
             raise ValidationFailed("subject must be 1..256 printable characters")
@@ -69,6 +72,8 @@ class LifecycleService(ServiceBase):
             rows = conn.execute(select(datasets).order_by(datasets.c.name).with_for_update()).all()
             for ds in rows:
                 if not principal.may_see_dataset(ds.name):
+                    continue
+                if only_dataset is not None and ds.name != only_dataset:
                     continue
                 pseudonym = self.keyring.subject_pseudonym(ds.id, subject)
                 self._withdraw(conn, ds.id, pseudonym, now)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -95,6 +97,7 @@ datasets = Table(
     Column("created_at", UTCDateTime, nullable=False),
     # Set by an erasure or sweep, cleared by the KEK rotation that makes it reach backups.
     Column("shred_pending_since", UTCDateTime, nullable=True),
+    Column("erase_on_withdrawal", Boolean, nullable=False, server_default=false()),
 )
 
 dataset_keks = Table(
