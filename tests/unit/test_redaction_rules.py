@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vault.domain.events import TelemetryEvent
 from vault.domain.redaction import (
@@ -391,3 +393,43 @@ def test_oversized_text_is_cut_not_refused() -> None:
     redacted, counts = redact_text(text)
     assert counts == {"EMAIL": 1}
     assert len(redacted) < len(text)
+
+
+# --- the prefilter is exact on texts made of rule examples and prose ------------------------
+
+_PROSE = st.sampled_from(
+    [
+        "deploy is green now, ",
+        "the password is ",
+        "Bearer ",
+        "basic ",
+        "AKIA is ",
+        " ",
+        "\n",
+        ". ",
+        "-",
+        "_",
+        "=",
+        ": ",
+        "@",
+        "sk-",
+        "key ",
+    ]
+)
+_EXAMPLE = st.sampled_from([text for text, _ in POSITIVES.values()])
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(_EXAMPLE, _PROSE), min_size=1, max_size=6),
+    st.sampled_from(["same", "lower", "upper"]),
+    st.integers(min_value=0, max_value=40),
+)
+def test_the_prefilter_is_exact_on_examples_and_prose(
+    parts: list[str], case: str, cut: int
+) -> None:
+    text = "".join(parts)
+    text = {"same": text, "lower": text.lower(), "upper": text.upper()}[case]
+    rules = DEFAULT_RULES
+    for variant in (text, text[cut:], text[: len(text) - cut]):
+        assert rules.find(variant) == rules.find(variant, prefilter=False)

@@ -81,7 +81,7 @@ def looks_random(value: str) -> bool:
 
 # Values that stand for a secret without being one: variables, templates, empty markers.
 _PLACEHOLDER = re.compile(
-    r"""^(?:[$%#&*@<{(\[]|\.\.\.|os\.|env\.|process\.env|getenv|none$|null$|nil$|true$|false$
+    r"""^(?:\$\{|\$[A-Za-z_]\w*$|%[sd]$|%\(\w+\)[sd]$|%\w+%$|[<{\[]|\#\{|\.\.\.|os\.|env\.|process\.env|getenv|none$|null$|nil$|true$|false$
     |undefined$|password$|passwd$|secret$|changeit$|xxx+$|\*+$|redacted$|hidden$|example$
     |your[_-]|my[_-]|insert[_ -]|enter[_ -]|<|.{0,200}(?:x{6}|X{6}|\*{6})$)""",
     re.IGNORECASE | re.VERBOSE,

@@ -52,12 +52,18 @@ class Rule:
     window: int = 40
     confidence: float = 0.9
     ignore_case: bool = False
+    #: ASCII characters (case-sensitive) of which every *validated* finding's match contains at
+    #: least one; ``None`` when the rule can match letters and spaces alone. Texts holding none
+    #: of them skip the rule before any trigger or gate is searched.
+    needs: str | None = None
 
     def __post_init__(self) -> None:
         if not self.triggers and self.gate is None:
             raise ValueError(f"rule {self.name} has neither triggers nor a gate")
         if any(t != t.lower() or not t for t in self.triggers):
             raise ValueError(f"rule {self.name}: triggers are non-empty and lower-case")
+        if self.needs is not None and (not self.needs or not self.needs.isascii()):
+            raise ValueError(f"rule {self.name}: needs is a non-empty ASCII string")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -75,6 +81,10 @@ def has_context(text: str, start: int, end: int, words: Iterable[str], window: i
     """Whether one of ``words`` (lower-case) occurs within ``window`` characters of the span."""
     around = text[max(0, start - window) : start].lower() + " " + text[end : end + window].lower()
     return any(word in around for word in words)
+
+
+def _holds_any(value: str, chars: str) -> bool:
+    return any(c in value for c in chars)
 
 
 def _trie_regex(words: Iterable[str]) -> str:
@@ -103,6 +113,100 @@ def _trie_regex(words: Iterable[str]) -> str:
     return build(trie)
 
 
+#: Bound on the cached prefilter plans (one per combination of character groups present);
+#: past it a plan is rebuilt per text (cheap: plans compile nothing).
+_MAX_PLANS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What the prefilter looks for once the character classes of a text are known."""
+
+    possible: frozenset[int]
+    words: tuple[tuple[str, frozenset[int]], ...]
+    anchored: bool
+    gates: tuple[tuple[re.Pattern[str], frozenset[int]], ...]
+
+
+def _is_plain(char: str) -> bool:
+    return char == " " or "a" <= char <= "z"
+
+
+def _anchor_split(trigger: str) -> tuple[str, str, str]:
+    """(before, anchor, after): the anchor is the first non-letter after a letter, else the
+    first non-letter."""
+    at = next(i for i, c in enumerate(trigger) if not _is_plain(c))
+    if at == 0:
+        at = next(
+            (
+                i
+                for i, c in enumerate(trigger)
+                if i and not _is_plain(c) and _is_plain(trigger[i - 1])
+            ),
+            0,
+        )
+    return trigger[:at], trigger[at], trigger[at + 1 :]
+
+
+def _compatible(one: str, other: str) -> bool:
+    """Whether two anchored triggers can both fit at the same anchor of some text.
+
+    Only one alternative is reported per anchor, so such triggers announce each other's rules.
+    """
+    b1, a1, f1 = _anchor_split(one)
+    b2, a2, f2 = _anchor_split(other)
+    return (
+        a1 == a2
+        and (b1.endswith(b2) or b2.endswith(b1))
+        and (f1.startswith(f2) or f2.startswith(f1))
+    )
+
+
+def _anchored_regex(triggers: Sequence[str]) -> str:
+    """One expression finding every trigger that holds a character other than ``a-z``/space.
+
+    Each trigger is found from that character (its *anchor*, the first one after a letter, or
+    its first character): the expression starts with the class of anchors, so ``re`` skips
+    letters and spaces at C speed and only tries the alternatives at anchors. Trigger ``i``
+    sets capture group ``i + 1`` (read back through ``lastindex``).
+    """
+    # anchor -> (alternatives without look-behind, {char before the anchor: alternatives})
+    by_anchor: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
+    nexts: dict[str, set[str]] = {}
+    # Longest first: at one anchor the first alternative that fits wins, and a longer trigger
+    # announces the rules of the shorter ones it contains (see RuleSet).
+    order = sorted(range(len(triggers)), key=lambda i: (-len(triggers[i]), triggers[i]))
+    for number, trigger in ((i + 1, triggers[i]) for i in order):
+        before, anchor, after = _anchor_split(trigger)
+        ahead, behind = by_anchor.setdefault(anchor, ([], {}))
+        # The rest of the trigger is only looked at, not consumed: every anchor is tried.
+        tail = (f"(?={re.escape(after)})" if after else "") + f"(?P<t{number}>)"
+        if before:
+            look = f"(?<={re.escape(before + anchor)})" if len(before) > 1 else ""
+            behind.setdefault(before[-1], []).append(look + tail)
+        else:
+            ahead.append(tail)
+            nexts.setdefault(anchor, set()).add(after[:1])
+    branches = []
+    for anchor, (ahead, behind) in sorted(by_anchor.items()):
+        # Cheap guards first: the next character (alternatives without look-behind) or the
+        # previous one (the others) must fit before any alternative is tried.
+        options = []
+        if ahead:
+            chars = nexts[anchor]
+            guard = "" if "" in chars else f"(?=[{''.join(re.escape(c) for c in sorted(chars))}])"
+            options.append(guard + "(?:" + "|".join(ahead) + ")")
+        if behind:
+            chars_before = "".join(re.escape(c) for c in sorted(behind))
+            nested = "|".join(
+                f"(?<={re.escape(c + anchor)})(?:" + "|".join(alts) + ")"
+                for c, alts in sorted(behind.items())
+            )
+            options.append(f"(?<=[{chars_before}]{re.escape(anchor)})(?:{nested})")
+        branches.append(re.escape(anchor) + "(?:" + "|".join(options) + ")")
+    return "(?:" + "|".join(branches) + ")"
+
+
 class RuleSet:
     """A compiled table of rules; :meth:`find` and :meth:`redact` are pure and thread-safe."""
 
@@ -115,33 +219,121 @@ class RuleSet:
             re.compile(rule.pattern, re.ASCII | (re.IGNORECASE if rule.ignore_case else 0))
             for rule in self.rules
         ]
+        self._gate_cache: dict[str, re.Pattern[str]] = {}
         self._value_group = [
             "value" if "(?P<value>" in rule.pattern else None for rule in self.rules
         ]
-        triggers = sorted({t for rule in self.rules for t in rule.triggers})
-        # A trigger hidden inside a longer one (findall does not overlap) still announces its
-        # rules: each trigger maps to the rules of every trigger it contains.
-        by_trigger: dict[str, set[int]] = {t: set() for t in triggers}
+        # Level 1: character classes. Rules are grouped by their ``needs`` set; a text's
+        # residue (its ASCII bytes minus letters and blanks nobody needs) says which groups
+        # can match, in C: one encode, one translate, one set.
+        needed = {c for rule in self.rules if rule.needs for c in rule.needs}
+        self._delete = bytes(
+            b for b in range(128) if (chr(b).isalpha() or chr(b).isspace()) and chr(b) not in needed
+        )
+        groups: dict[frozenset[int], set[int]] = {}
+        free: set[int] = set()
         for index, rule in enumerate(self.rules):
-            for t in rule.triggers:
-                for longer in triggers:
-                    if t in longer:
-                        by_trigger[longer].add(index)
-        self._by_trigger = {t: frozenset(ids) for t, ids in by_trigger.items()}
-        self._triggers = re.compile(_trie_regex(triggers)) if triggers else None
+            if rule.needs is None:
+                free.add(index)
+            else:
+                groups.setdefault(frozenset(rule.needs.encode()), set()).add(index)
+        self._groups = [(chars, frozenset(ids)) for chars, ids in groups.items()]
+        self._free = frozenset(free)
+        # Level 2: triggers. Those holding a digit or a symbol are found by one anchored
+        # expression; letter-only ones (few per text after level 1) by ``in`` on the
+        # lower-cased text, shortest per rule first.
+        special: dict[str, set[int]] = {}
+        plain: dict[int, tuple[str, ...]] = {}
+        for index, rule in enumerate(self.rules):
+            kept = [t for t in rule.triggers if not any(o != t and o in t for o in rule.triggers)]
+            plain[index] = tuple(t for t in kept if all(_is_plain(c) for c in t))
+            for t in kept:
+                if not all(_is_plain(c) for c in t):
+                    special.setdefault(t, set()).add(index)
+        self._special_words = sorted(special)
+        self._special_ids = [
+            frozenset(
+                i
+                for other in self._special_words
+                if other in t or _compatible(t, other)
+                for i in special[other]
+            )
+            for t in self._special_words
+        ]
+        self._special = (
+            re.compile(_anchored_regex(self._special_words)) if self._special_words else None
+        )
+        # Capture group number -> the rules of its trigger.
+        self._group_ids: list[frozenset[int]] = [frozenset()]
+        if self._special is not None:
+            numbers = {n: name for name, n in self._special.groupindex.items()}
+            self._group_ids += [
+                self._special_ids[int(numbers[n][1:]) - 1] for n in range(1, len(numbers) + 1)
+            ]
+        self._plain = plain
+        self._plans: dict[int, _Plan] = {}
+        self._everything = self._plan(frozenset(range(len(self.rules))))
+
+    def _plan(self, possible: frozenset[int]) -> _Plan:
+        """Level 2 for the rules ``possible`` after level 1: their triggers and gates."""
+        words: dict[str, set[int]] = {}
+        for index in possible:
+            for t in self._plain[index]:
+                words.setdefault(t, set()).add(index)
         gates: dict[str, set[int]] = {}
-        for index, rule in enumerate(self.rules):
-            if rule.gate is not None:
-                gates.setdefault(rule.gate, set()).add(index)
-        self._gates = [(re.compile(g, re.ASCII), frozenset(ids)) for g, ids in gates.items()]
+        for index in possible:
+            gate = self.rules[index].gate
+            if gate is not None:
+                gates.setdefault(gate, set()).add(index)
+        compiled_gates = tuple(
+            (self._gate_cache.setdefault(g, re.compile(g, re.ASCII)), frozenset(ids))
+            for g, ids in gates.items()
+        )
+        anchored = any(ids & possible for ids in self._special_ids)
+        return _Plan(
+            possible,
+            tuple((t, frozenset(ids)) for t, ids in sorted(words.items())),
+            anchored,
+            compiled_gates,
+        )
+
+    def _plan_for(self, text: str) -> _Plan:
+        """Level 1: the plan for the character groups ``text`` holds."""
+        if not text.isascii():  # rare: patterns are ASCII, but stay simple and exact
+            return self._everything
+        present = set(text.encode("ascii").translate(None, self._delete))
+        mask = 0
+        bit = 1
+        for chars, _ in self._groups:
+            if not chars.isdisjoint(present):
+                mask |= bit
+            bit <<= 1
+        plan = self._plans.get(mask)
+        if plan is None:
+            possible = set(self._free)
+            for position, (_, ids) in enumerate(self._groups):
+                if mask >> position & 1:
+                    possible |= ids
+            plan = self._plan(frozenset(possible))
+            if len(self._plans) < _MAX_PLANS:
+                self._plans[mask] = plan
+        return plan
 
     def candidates(self, text: str) -> list[int]:
         """Indexes of the rules the prefilter lets through for ``text`` (in table order)."""
+        plan = self._plan_for(text)
         selected: set[int] = set()
-        if self._triggers is not None:
-            for hit in self._triggers.findall(text.lower()):
-                selected |= self._by_trigger.get(hit, frozenset())
-        for gate, ids in self._gates:
+        if plan.words or plan.anchored:
+            lowered = text.lower()
+            for word, ids in plan.words:
+                if word in lowered:
+                    selected |= ids
+            if plan.anchored and self._special is not None:
+                group_ids = self._group_ids
+                for match in self._special.finditer(lowered):
+                    selected |= group_ids[match.lastindex or 0]
+                selected &= plan.possible
+        for gate, ids in plan.gates:
             if not ids <= selected and gate.search(text):
                 selected |= ids
         return sorted(selected)
@@ -160,6 +352,8 @@ class RuleSet:
                 if start < 0:
                     start, end = match.span()
                 if start == end:
+                    continue
+                if rule.needs is not None and not _holds_any(match.group(), rule.needs):
                     continue
                 if rule.context and not has_context(
                     text, match.start(), match.end(), rule.context, rule.window

@@ -12,6 +12,8 @@ from vault.domain.redaction.engine import Rule, has_context
 
 __all__ = ["PII_RULES"]
 
+_DIGITS = "0123456789"
+
 # A run of 7+ digits, possibly grouped: phones, SSNs, cards, IBANs, IPv4 addresses.
 _NUMERIC = r"\d[\d .()/-]{5,}\d"
 _EXTENSION = r"(?: ?(?:x|ext\.?) ?\d{1,6})?"
@@ -65,6 +67,7 @@ PII_RULES: tuple[Rule, ...] = (
         r"[A-Za-z]{2}[A-Za-z0-9_\-]*",
         triggers=("@",),
         confidence=0.9,
+        needs="@",
     ),
     Rule(
         "credit-card",
@@ -74,15 +77,17 @@ PII_RULES: tuple[Rule, ...] = (
         gate=_NUMERIC,
         validate=card_ok,
         confidence=0.9,
+        needs=_DIGITS,
     ),
     Rule(
         "iban",
         "IBAN",
         r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?:[ -]?[A-Za-z0-9]{4}){2,7}(?:[ -]?[A-Za-z0-9]{1,4})?"
         r"(?![A-Za-z0-9])",
-        gate=r"[A-Za-z]{2}\d{2}[ -]?[A-Za-z0-9]{4}",
+        gate=r"\d(?<=[A-Za-z]{2}\d)\d[ -]?[A-Za-z0-9]{4}",
         validate=iban_ok,
         confidence=0.92,
+        needs=_DIGITS,
     ),
     Rule(
         "us-ssn",
@@ -91,6 +96,7 @@ PII_RULES: tuple[Rule, ...] = (
         gate=_NUMERIC,
         validate=ssn_ok,
         confidence=0.85,
+        needs=_DIGITS,
     ),
     Rule(
         "us-itin",
@@ -99,6 +105,7 @@ PII_RULES: tuple[Rule, ...] = (
         gate=_NUMERIC,
         validate=_itin_ok,
         confidence=0.85,
+        needs=_DIGITS,
     ),
     Rule(
         "ipv4",
@@ -107,15 +114,17 @@ PII_RULES: tuple[Rule, ...] = (
         gate=r"\d\.\d{1,3}\.\d",
         validate=ip_ok,
         confidence=0.85,
+        needs=_DIGITS,
     ),
     Rule(
         "ipv6",
         "IP_ADDRESS",
         r"(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:.]{1,44}[0-9A-Fa-f:]"
         r"(?:%[A-Za-z0-9]{1,16})?(?:/\d{1,3}(?!\d))?",
-        gate=r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:",
+        gate=r":[0-9A-Fa-f]{0,4}:",
         validate=ip_ok,
         confidence=0.85,
+        needs=":",
     ),
     Rule(
         "phone-international",
@@ -126,6 +135,7 @@ PII_RULES: tuple[Rule, ...] = (
         triggers=("+",),
         validate=phone_ok,
         confidence=0.8,
+        needs="+",
     ),
     Rule(
         "phone-national",
@@ -136,6 +146,7 @@ PII_RULES: tuple[Rule, ...] = (
         gate=_NUMERIC,
         validate=phone_ok,
         confidence=0.6,
+        needs=_DIGITS,
     ),
     Rule(
         "date-of-birth",
@@ -156,6 +167,7 @@ PII_RULES: tuple[Rule, ...] = (
         ),
         ignore_case=True,
         confidence=0.85,
+        needs=_DIGITS,
     ),
     Rule(
         "passport-number",
@@ -174,6 +186,7 @@ PII_RULES: tuple[Rule, ...] = (
         validate=_digits_at_least(5, (6, 12)),  # type: ignore[arg-type]
         ignore_case=True,
         confidence=0.8,
+        needs=_DIGITS,
     ),
     Rule(
         "driving-licence-number",
@@ -195,6 +208,7 @@ PII_RULES: tuple[Rule, ...] = (
         validate=_digits_at_least(3, (5, 20)),  # type: ignore[arg-type]
         ignore_case=True,
         confidence=0.8,
+        needs=_DIGITS,
     ),
     Rule(
         "uk-driving-licence",
@@ -203,6 +217,7 @@ PII_RULES: tuple[Rule, ...] = (
         gate=r"\d{6}[A-Za-z9]{2}\d[A-Za-z]{2}",
         validate=_uk_licence_ok,
         confidence=0.85,
+        needs=_DIGITS,
     ),
     Rule(
         "us-street-address",
@@ -213,5 +228,6 @@ PII_RULES: tuple[Rule, ...] = (
         r"(?:,? {1,3}(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|#)\.? {0,2}#?[A-Za-z0-9-]{1,8})?",
         gate=r"\d [A-Z0-9]",
         confidence=0.7,
+        needs=_DIGITS,
     ),
 )

@@ -23,6 +23,8 @@ _A = "A-Za-z0-9"
 _START = f"(?<![{_B}])"  # not inside a longer token
 _END = f"(?![{_B}])"
 _ENDW = f"(?![{_A}])"
+_DIGITS = "0123456789"
+_PUNCT = "!#$%&()*+,-./:;<=>?@[\\]^_`{|}~"  # ASCII punctuation but quotes
 
 
 def _url_password_ok(text: str, start: int, end: int) -> bool:
@@ -86,6 +88,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----(?![A-Za-z0-9_]))?",
         triggers=("-----begin ",),
         confidence=1.0,
+        needs="-",
     ),
     Rule(
         "putty-private-key",
@@ -93,6 +96,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"Private-Lines: \d{1,4}(?:\r?\n|\\n)(?:[A-Za-z0-9+/=]{1,80}(?:\r?\n|\\n)){1,200}",
         triggers=("private-lines:",),
         confidence=1.0,
+        needs="-",
     ),
     Rule(
         "age-secret-key",
@@ -100,6 +104,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}",
         triggers=("age-secret-key-1",),
         confidence=1.0,
+        needs="-",
     ),
     # --- cloud ---------------------------------------------------------------------------------
     Rule(
@@ -107,21 +112,10 @@ SECRET_RULES: tuple[Rule, ...] = (
         "AWS_ACCESS_KEY",
         r"(?<![A-Za-z0-9])(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)"
         r"[A-Z0-9]{16}(?![A-Z0-9])",
-        triggers=(
-            "akia",
-            "asia",
-            "abia",
-            "acca",
-            "a3t",
-            "agpa",
-            "aida",
-            "aroa",
-            "aipa",
-            "anpa",
-            "anva",
-            "apka",
-        ),
+        # Case-sensitive gate led by a literal: found at C speed, unlike a lower-cased trigger.
+        gate=r"A(?:3T|KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)",
         confidence=0.95,
+        needs="A",
     ),
     Rule(
         "aws-secret-access-key",
@@ -134,13 +128,15 @@ SECRET_RULES: tuple[Rule, ...] = (
         triggers=("secret", "access"),
         ignore_case=True,
         confidence=0.95,
+        needs="=:",
     ),
     Rule(
         "gcp-api-key",
         "GCP_API_KEY",
         rf"AIza[{_B}]{{35,}}",
-        triggers=("aiza",),
+        gate="AIza",
         confidence=0.95,
+        needs="A",
     ),
     Rule(
         "gcp-oauth-client-secret",
@@ -148,6 +144,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         rf"GOCSPX-[{_B}]{{28}}{_END}",
         triggers=("gocspx-",),
         confidence=0.95,
+        needs="-",
     ),
     Rule(
         "gcp-service-account-key-id",
@@ -155,6 +152,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r'"private_key_id"\s{0,4}:\s{0,4}"(?P<value>[0-9a-f]{40})"',
         triggers=("private_key_id",),
         confidence=0.95,
+        needs="_",
     ),
     Rule(
         "azure-storage-account-key",
@@ -164,6 +162,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         triggers=("accountkey", "sharedaccesskey", "primarykey", "secondarykey"),
         ignore_case=True,
         confidence=0.95,
+        needs="=",
     ),
     Rule(
         "azure-sas-signature",
@@ -171,6 +170,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?<![A-Za-z0-9])sig=(?P<value>[A-Za-z0-9%+/]{20,120}(?:=|%3[Dd]){0,2})",
         triggers=("sig=",),
         confidence=0.9,
+        needs="=",
     ),
     Rule(
         "azure-ad-client-secret",
@@ -178,6 +178,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[78]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
         triggers=("8q~", "7q~"),
         confidence=0.9,
+        needs="~",
     ),
     Rule(
         "digitalocean-token",
@@ -185,6 +186,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"do[por]_v1_[a-f0-9]{64}(?![a-f0-9])",
         triggers=("dop_v1_", "doo_v1_", "dor_v1_"),
         confidence=0.95,
+        needs="_",
     ),
     Rule(
         "heroku-api-key",
@@ -193,6 +195,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?P<value>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})",
         triggers=("hrku-", "heroku"),
         confidence=0.9,
+        needs="-",
     ),
     Rule(
         "databricks-token",
@@ -200,6 +203,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?<![A-Za-z0-9])dapi[a-f0-9]{32}(?:-\d)?(?![A-Za-z0-9])",
         triggers=("dapi",),
         confidence=0.95,
+        needs=_DIGITS,
     ),
     # --- source control, packages, CI ----------------------------------------------------------
     Rule(
@@ -209,6 +213,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         triggers=("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
         validate=token_ok,
         confidence=0.97,
+        needs="_",
     ),
     Rule(
         "github-fine-grained-pat",
@@ -216,6 +221,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         rf"github_pat_[{_A}_]{{22,}}{_ENDW}",
         triggers=("github_pat_",),
         confidence=0.97,
+        needs="_",
     ),
     Rule(
         "gitlab-token",
@@ -242,13 +248,15 @@ SECRET_RULES: tuple[Rule, ...] = (
         ),
         validate=lambda text, s, e: _gitlab_ok(text[s:e]),
         confidence=0.95,
+        needs="-" + _DIGITS,
     ),
     Rule(
         "bitbucket-app-password",
         "BITBUCKET_TOKEN",
         r"(?<![A-Za-z0-9])ATBB[A-Za-z0-9_=.-]{24,64}(?![A-Za-z0-9_=.-])",
-        triggers=("atbb",),
+        gate="ATBB",
         confidence=0.9,
+        needs="A",
     ),
     Rule(
         "npm-token",
@@ -257,6 +265,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         triggers=("npm_",),
         validate=token_ok,
         confidence=0.95,
+        needs="_",
     ),
     Rule(
         "npmrc-auth",
@@ -267,6 +276,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         triggers=(":_authtoken", ":_password", ":_auth"),
         validate=_value_plain,
         confidence=0.95,
+        needs="/",
     ),
     Rule(
         "pypi-token",
@@ -275,6 +285,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         rf"pypi-(?:AgEIcHlwaS5vcmc|AgENdGVzdC5weXBpLm9yZw)[{_B}]{{16,}}",
         triggers=("pypi-ag",),
         confidence=0.97,
+        needs="-",
     ),
     Rule(
         "artifactory-token",
@@ -284,6 +295,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         gate=r"AKC[A-Za-z0-9]{10}|AP[0-9A-F][A-Za-z0-9]{8}|cmVmdGtuOjAxOj",
         validate=lambda text, s, e: _artifactory_ok(text[s:e]),
         confidence=0.88,
+        needs="AV",  # AKC…/AP… or cmVm…,
     ),
     Rule(
         "vault-token",
@@ -291,6 +303,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         rf"(?<![{_A}])hv[sbr]\.[{_B}]{{24,300}}{_END}",
         triggers=("hvs.", "hvb.", "hvr."),
         confidence=0.95,
+        needs=".",
     ),
     Rule(
         "doppler-token",
@@ -298,6 +311,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?<![A-Za-z0-9])dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44}(?![A-Za-z0-9])",
         triggers=("dp.pt.", "dp.st.", "dp.sa.", "dp.ct.", "dp.scim.", "dp.audit."),
         confidence=0.95,
+        needs=".",
     ),
     Rule(
         "postman-api-key",
@@ -305,6 +319,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"PMAK-[a-fA-F0-9]{24}-[a-fA-F0-9]{34}(?![A-Za-z0-9])",
         triggers=("pmak-",),
         confidence=0.97,
+        needs="-",
     ),
     Rule(
         "grafana-token",
@@ -313,6 +328,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?![A-Za-z0-9])",
         triggers=("glsa_", "glc_"),
         confidence=0.95,
+        needs="_",
     ),
     Rule(
         "sentry-token",
@@ -321,6 +337,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?![A-Za-z0-9])|(?<![A-Za-z0-9])(?P<value>[a-f0-9]{32})@o?[0-9]{0,12}\.?ingest\.",
         triggers=("sntrys_", "sntryu_", "ingest."),
         confidence=0.95,
+        needs="_@",
     ),
     # --- chat, SaaS, AI ------------------------------------------------------------------------
     Rule(
@@ -328,8 +345,9 @@ SECRET_RULES: tuple[Rule, ...] = (
         "SLACK_TOKEN",
         r"(?<![A-Za-z0-9])(?:xox[baprseo]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,}"
         r"|xoxe\.xox[bp]-\d-[A-Za-z0-9-]{20,})(?![A-Za-z0-9-])",
-        triggers=("xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-", "xoxe", "xoxo-", "xapp-"),
+        triggers=("xoxb-", "xoxa-", "xoxp-", "xoxr-", "xoxs-", "xoxe-", "xoxe.", "xoxo-", "xapp-"),
         confidence=0.95,
+        needs="-",
     ),
     Rule(
         "slack-webhook",
@@ -337,6 +355,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<value>[A-Za-z0-9_/-]{20,200})",
         triggers=("hooks.slack.com/",),
         confidence=0.97,
+        needs=".",
     ),
     Rule(
         "discord-bot-token",
@@ -345,8 +364,10 @@ SECRET_RULES: tuple[Rule, ...] = (
         # with M, N or O.
         rf"(?<![{_B}.])[MNO][{_B}]{{23,25}}\.[{_B}]{{6}}\.[{_B}]{{27,38}}(?![{_B}.])"
         rf"|mfa\.[{_B}]{{84}}{_END}",
-        gate=rf"[{_B}]{{20}}\.[{_B}]{{6}}\.",
+        triggers=("mfa.",),
+        gate=rf"\.[{_B}]{{6}}\.",
         confidence=0.85,
+        needs=".",
     ),
     Rule(
         "discord-webhook",
@@ -354,6 +375,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"discord(?:app)?\.com/api/webhooks/\d{5,30}/(?P<value>[A-Za-z0-9_-]{40,100})",
         triggers=("/api/webhooks/",),
         confidence=0.97,
+        needs="/",
     ),
     Rule(
         "telegram-bot-token",
@@ -362,6 +384,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?:(?<=bot)|(?<![A-Za-z0-9_]))\d{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])",
         triggers=(":aa",),
         confidence=0.95,
+        needs=":",
     ),
     Rule(
         "stripe-key",
@@ -370,13 +393,16 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?![A-Za-z0-9])",
         triggers=("k_live_", "k_test_", "whsec_"),
         confidence=0.97,
+        needs="_",
     ),
     Rule(
         "square-token",
         "SQUARE_TOKEN",
         rf"(?<![{_A}])(?:sq0atp-[{_B}]{{22}}|sq0csp-[{_B}]{{43}}|EAAA[{_B}]{{60}}){_END}",
-        triggers=("sq0atp-", "sq0csp-", "eaaa"),
+        triggers=("sq0atp-", "sq0csp-"),
+        gate="EAAA",
         confidence=0.9,
+        needs="-E",
     ),
     Rule(
         "twilio-sid",
@@ -385,6 +411,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         gate=r"(?:AC|SK)[a-z0-9]{32}",
         validate=lambda text, s, e: len(set(text[s + 2 : e])) > 1 or "twilio" in text.lower(),
         confidence=0.85,
+        needs=_DIGITS,
     ),
     Rule(
         "sendgrid-key",
@@ -392,6 +419,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         rf"SG\.[{_B}]{{22}}\.[{_B}]{{43}}{_END}",
         triggers=("sg.",),
         confidence=0.97,
+        needs=".",
     ),
     Rule(
         "mailgun-key",
@@ -399,6 +427,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?<![A-Za-z0-9])key-[a-f0-9]{32}(?![A-Za-z0-9])",
         triggers=("key-",),
         confidence=0.9,
+        needs="-",
     ),
     Rule(
         "mailchimp-key",
@@ -406,6 +435,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?<![A-Za-z0-9])[a-f0-9]{32}-us\d{1,2}(?![A-Za-z0-9])",
         triggers=("-us",),
         confidence=0.95,
+        needs="-",
     ),
     Rule(
         "shopify-token",
@@ -413,6 +443,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}(?![A-Za-z0-9])",
         triggers=("shpat_", "shpss_", "shpca_", "shppa_"),
         confidence=0.97,
+        needs="_",
     ),
     Rule(
         "atlassian-api-token",
@@ -420,6 +451,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?<![A-Za-z0-9])AT(?:ATT|CTT)3[A-Za-z0-9_=-]{60,400}(?![A-Za-z0-9_=-])",
         triggers=("atatt3", "atctt3"),
         confidence=0.95,
+        needs="3",
     ),
     Rule(
         "anthropic-key",
@@ -427,6 +459,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         rf"(?<![{_A}])sk-ant-[a-z]{{2,8}}\d{{2}}-[{_B}]{{32,200}}{_END}",
         triggers=("sk-ant-",),
         confidence=0.98,
+        needs="-",
     ),
     Rule(
         "openai-key",
@@ -437,6 +470,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         triggers=("sk-",),
         validate=lambda text, s, e: "T3BlbkFJ" in text[s:e] or e - s >= 80,
         confidence=0.95,
+        needs="-",
     ),
     Rule(
         "huggingface-token",
@@ -445,6 +479,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         triggers=("hf_", "api_org_"),
         validate=lambda text, s, e: looks_random(text[s:e].split("_")[-1]),
         confidence=0.9,
+        needs="_",
     ),
     Rule(
         "linear-api-key",
@@ -452,6 +487,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"lin_(?:api|oauth)_[A-Za-z0-9]{40}(?![A-Za-z0-9])",
         triggers=("lin_api_", "lin_oauth_"),
         confidence=0.97,
+        needs="_",
     ),
     Rule(
         "notion-token",
@@ -459,23 +495,27 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"(?<![A-Za-z0-9_])(?:secret_[A-Za-z0-9]{43}|ntn_[A-Za-z0-9]{40,50})(?![A-Za-z0-9])",
         triggers=("secret_", "ntn_"),
         confidence=0.9,
+        needs="_",
     ),
     Rule(
         "dropbox-token",
         "DROPBOX_TOKEN",
         r"(?<![A-Za-z0-9])(?:sl\.(?:u\.)?[A-Za-z0-9_-]{130,1400}"
         r"|[a-z0-9]{11}AAAAAAAAAA[a-zA-Z0-9_=-]{43})(?![A-Za-z0-9_=-])",
-        triggers=("sl.", "aaaaaaaaaa"),
+        triggers=("sl.",),
+        gate="AAAAAAAAAA",
         confidence=0.9,
+        needs=".A",
     ),
     # --- generic structures ----------------------------------------------------------------
     Rule(
         "jwt",
         "JWT",
         rf"(?<![{_B}])eyJ[{_B}]{{5,8000}}\.eyJ[{_B}]{{5,8000}}(?:\.[{_B}]{{0,8000}}){{0,3}}",
-        triggers=("eyj",),
+        triggers=(".eyj",),
         validate=jwt_ok,
         confidence=0.95,
+        needs=".",
     ),
     Rule(
         "url-password",
@@ -487,6 +527,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         triggers=("://",),
         validate=_url_password_ok,
         confidence=0.93,
+        needs=":",
     ),
     Rule(
         "authorization-header",
@@ -498,6 +539,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         validate=_value_plain,
         ignore_case=True,
         confidence=0.85,
+        needs=":=",
     ),
     Rule(
         "bearer-token",
@@ -507,6 +549,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         validate=_value_plain,
         ignore_case=True,
         confidence=0.85,
+        needs=_DIGITS + "+/=._~-",
     ),
     Rule(
         "basic-credentials",
@@ -525,6 +568,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         validate=_value_plain,
         ignore_case=True,
         confidence=0.8,
+        needs="=:",
     ),
     Rule(
         "password-flag",
@@ -535,6 +579,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         validate=_value_plain,
         ignore_case=True,
         confidence=0.8,
+        needs="-",
     ),
     Rule(
         "password-said",
@@ -543,10 +588,11 @@ SECRET_RULES: tuple[Rule, ...] = (
         # digits or symbols, so "password is incorrect" stays.
         r"(?:password|passwort|passcode|(?<![A-Za-z])pin|(?<![A-Za-z])pwd)\s{1,3}(?:is|was|:|=|ist|es)\s{1,3}"
         r"[\"']?(?P<value>[^\s\"']{4,128})",
-        triggers=("password", "passwort", "passcode", "pin ", "pwd "),
+        triggers=("passw", "passcode", "pin ", "pwd "),
         validate=_said_ok,
         ignore_case=True,
         confidence=0.6,
+        needs=_DIGITS + _PUNCT,
     ),
     Rule(
         "xml-credential",
@@ -566,6 +612,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         validate=_value_plain,
         ignore_case=True,
         confidence=0.8,
+        needs="<",
     ),
     Rule(
         "credential-assignment",
@@ -577,6 +624,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         validate=_value_random,
         ignore_case=True,
         confidence=0.7,
+        needs="=:",
     ),
 )
 
