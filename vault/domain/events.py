@@ -201,10 +201,37 @@ class TelemetryEvent(_Strict):
         return self
 
     def stored_form(self) -> dict[str, Any]:
-        """The event as it is sealed: everything but ``subject`` (stored as a pseudonym)."""
-        body = self.model_dump(mode="json", exclude={"subject"}, exclude_none=True)
-        body["time"] = format_time(self.time)
+        """The event as it is sealed: everything but ``subject`` (stored as a pseudonym).
+
+        Built directly (a fresh dict the caller may change): it is on the ingest hot path, and
+        equals ``model_dump(mode="json", exclude={"subject"}, exclude_none=True)`` with the time
+        in :func:`format_time` form (a property test checks that).
+        """
+        body: dict[str, Any] = {"time": format_time(self.time), "kind": self.kind.value}
+        if self.device is not None:
+            body["device"] = _present({"id": self.device.id, "owner": self.device.owner})
+        for name in ("jurisdiction", "app", "window_title", "url"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        body["private_window"] = self.private_window
+        if self.field is not None:
+            body["field"] = _present({"type": self.field.type, "label": self.field.label})
+        body["data"] = _copy_json(self.data)
         return body
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of parsed JSON (``data`` of modelled kinds has no None values already)."""
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
 
 
 def format_time(value: datetime) -> str:

@@ -1,0 +1,60 @@
+"""The hand-built stored form equals pydantic's JSON dump (it replaced it on the hot path)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vault.domain.events import TelemetryEvent, format_time
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+optional_text = st.none() | st.text(max_size=20)
+
+
+@st.composite
+def events(draw) -> dict:
+    kind = draw(st.sampled_from(["key", "key_run", "click", "focus", "custom", "scroll"]))
+    data = {
+        "key": {
+            "key": "a",
+            "modifiers": draw(st.lists(st.sampled_from(["ctrl", "alt"]), max_size=2)),
+        },
+        "key_run": {"text": draw(st.text(max_size=30))},
+        "click": {"x": draw(st.integers(0, 99)), "y": 2.5, "button": "left"},
+        "focus": {},
+        "custom": draw(st.dictionaries(st.text(max_size=5), json_values, max_size=4)),
+        "scroll": {"dx": 0, "dy": -3},
+    }[kind]
+    body = {"subject": "s", "time": "2026-11-23T10:00:00.5+01:00", "kind": kind, "data": data}
+    for name in ("app", "window_title", "url"):
+        value = draw(optional_text)
+        if value is not None:
+            body[name] = value
+    if draw(st.booleans()):
+        body["device"] = {"owner": draw(st.sampled_from(["corporate", "personal"]))}
+    if draw(st.booleans()):
+        body["field"] = {"type": "password", "label": draw(optional_text)}
+    return body
+
+
+@settings(max_examples=150, deadline=None)
+@given(events())
+def test_stored_form_equals_the_pydantic_dump(raw: dict) -> None:
+    event = TelemetryEvent.model_validate(raw)
+    expected = event.model_dump(mode="json", exclude={"subject"}, exclude_none=True)
+    expected["time"] = format_time(event.time)
+    assert event.stored_form() == expected
+
+
+def test_stored_form_is_a_fresh_copy() -> None:
+    event = TelemetryEvent.model_validate(
+        {"subject": "s", "time": "2026-11-23T10:00:00Z", "kind": "custom", "data": {"a": [1]}}
+    )
+    event.stored_form()["data"]["a"].append(2)
+    assert event.data == {"a": [1]}
