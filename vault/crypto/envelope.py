@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass, field
 
 from vault.crypto.aead import KEY_BYTES, SEALED_OVERHEAD, new_key, open_sealed, seal
-from vault.crypto.context import encode_context
+from vault.crypto.context import MAX_CONTEXT_FIELD, encode_context
 from vault.errors import DecryptionError
 
 __all__ = [
@@ -46,6 +46,10 @@ MAX_BODY = MAX_PLAINTEXT + SEALED_OVERHEAD
 _LEN = struct.Struct(">I")
 _DEK_LABEL = b"tvault/record-dek/v1"
 _BODY_LABEL = b"tvault/record-body/v1"
+_U16 = struct.Struct(">H")
+_EPOCH = struct.Struct(">Hq")
+_ID_PREFIX = _U16.pack(ID_BYTES)
+_VERSION_FIELD = encode_context(b"", FORMAT_VERSION)[2:]
 _LABEL_PREFIX = {label: encode_context(label) for label in (_DEK_LABEL, _BODY_LABEL)}
 
 
@@ -63,16 +67,26 @@ class RecordContext:
     def __post_init__(self) -> None:
         if len(self.record_id) != ID_BYTES or len(self.sek_id) != ID_BYTES:
             raise ValueError("record and key ids are 16 bytes")
-        # Encoded once: both seals of an envelope bind the same fields under different labels.
-        fields = encode_context(
-            b"",
-            FORMAT_VERSION,
-            self.dataset_id,
-            self.record_id,
-            self.subject,
-            self.epoch,
-            self.sek_id,
-        )[2:]
+        # Encoded once, and by hand (the hot path): exactly encode_context's bytes for
+        # (FORMAT_VERSION, dataset_id, record_id, subject, epoch, sek_id), as a test checks.
+        dataset = self.dataset_id.encode("utf-8")
+        subject = self.subject.encode("utf-8")
+        if len(dataset) > MAX_CONTEXT_FIELD or len(subject) > MAX_CONTEXT_FIELD:
+            raise ValueError("context field too long")
+        fields = b"".join(
+            (
+                _VERSION_FIELD,
+                _U16.pack(len(dataset)),
+                dataset,
+                _ID_PREFIX,
+                self.record_id,
+                _U16.pack(len(subject)),
+                subject,
+                _EPOCH.pack(8, self.epoch),
+                _ID_PREFIX,
+                self.sek_id,
+            )
+        )
         object.__setattr__(self, "_fields", fields)
 
     def aad(self, label: bytes) -> bytes:
