@@ -20,7 +20,7 @@ from vault.crypto.envelope import MAX_PLAINTEXT, RecordContext, seal_record
 from vault.domain.collection import Accepted, CollectionPolicy, decide_collection
 from vault.domain.events import TelemetryEvent, epoch_of
 from vault.domain.principal import Principal, Role
-from vault.domain.redaction import RULES_VERSION, redact_event
+from vault.domain.redaction import RULES_VERSION, redact_batch
 from vault.errors import PayloadTooLarge, ValidationFailed
 from vault.services.base import ServiceBase
 from vault.services.validation import pydantic_details
@@ -114,14 +114,21 @@ class IngestService(ServiceBase):
                 .with_for_update(read=True)
             ).scalar_one()
             consent = consent_states(conn, ds.id, set(pseudonyms.values()))
+            accepted: list[int] = []
             for index, event in enumerate(events):
-                subject = pseudonyms[event.subject]
-                decision = decide_collection(event, policy, consent.get(subject), now)
-                if not isinstance(decision, Accepted):
+                decision = decide_collection(
+                    event, policy, consent.get(pseudonyms[event.subject]), now
+                )
+                if isinstance(decision, Accepted):
+                    accepted.append(index)
+                else:
                     reasons[decision.reason] += 1
                     results.append({"index": index, "status": "refused", "reason": decision.reason})
-                    continue
-                outcome = redact_event(event)
+            # Redacted as a batch: keystrokes are reassembled per focus target across events.
+            outcomes = redact_batch([events[i] for i in accepted])
+            for index, outcome in zip(accepted, outcomes, strict=True):
+                event = events[index]
+                subject = pseudonyms[event.subject]
                 plaintext = _JSON.encode(outcome.body).encode("utf-8")
                 if len(plaintext) > MAX_PLAINTEXT:
                     raise PayloadTooLarge(f"event {index} is over the record size limit")

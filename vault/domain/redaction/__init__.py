@@ -10,6 +10,7 @@ from __future__ import annotations
 from vault.domain.redaction.engine import Finding, Rule, RuleSet
 from vault.domain.redaction.event import RedactionOutcome, redact_event, redact_url
 from vault.domain.redaction.fields import credential_kind, is_password_field
+from vault.domain.redaction.keystrokes import redact_batch
 from vault.domain.redaction.redactor import DEFAULT_RULES, MAX_TEXT_CHARS, NameDetector, Redactor
 
 __all__ = [
@@ -25,13 +26,14 @@ __all__ = [
     "RuleSet",
     "credential_kind",
     "is_password_field",
+    "redact_batch",
     "redact_event",
     "redact_text",
     "redact_url",
 ]
 
 #: Bumped whenever a rule changes what gets redacted; stored with each event.
-RULES_VERSION: str = "2"
+RULES_VERSION: str = "3"
 
 #: Every placeholder type ``redact_text`` and ``redact_event`` can report by default
 #: (``PERSON`` too when a name detector is plugged in).
