@@ -69,6 +69,7 @@ class Vault:
     def close(self) -> None:
         """Stop background work and release database connections."""
         self.maintenance.stop()
+        self.auth.flush_failures()
         self.db.dispose()
 
 

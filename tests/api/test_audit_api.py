@@ -35,3 +35,17 @@ def test_verify_with_checkpoint_needs_auditor_and_an_object(vault, client, auth)
     assert client.post("/v1/audit/verify", json=[1], headers=auditor).status_code == 400
     malformed = client.post("/v1/audit/verify", json={"seq": "x"}, headers=auditor).json()
     assert malformed["ok"] is False
+
+
+def test_a_flood_of_bad_tokens_is_audited_in_aggregate(vault, client, auth) -> None:
+    for n in range(40):
+        assert (
+            client.get("/v1/datasets", headers={"Authorization": f"Bearer junk{n}"}).status_code
+            == 401
+        )
+    vault.auth.flush_failures()
+    auditor = auth("aud-1", "auditor")
+    entries = client.get("/v1/audit?limit=1000", headers=auditor).json()["entries"]
+    failed = [e for e in entries if e["action"] == "auth:failed"]
+    assert 1 <= len(failed) < 10  # not one row per request
+    assert sum(e["details"]["failures"] for e in failed) == 40

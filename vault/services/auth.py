@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from vault.tokens import TokenVerifier, issue_dev_token
 __all__ = ["AuthService"]
 
 _ANONYMOUS = Principal(sub="anonymous", roles=frozenset())
+_FAILURE_WINDOW_SECONDS = 1.0
 
 
 class AuthService(ServiceBase):
@@ -35,6 +39,9 @@ class AuthService(ServiceBase):
         self._issuer = issuer
         self._audience = audience
         self._max_ttl = max_ttl_seconds
+        self._fail_lock = threading.Lock()
+        self._failures: Counter[str] = Counter()
+        self._last_failure_write = float("-inf")
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal of a ``Bearer`` header, or an (audited) AuthenticationError."""
@@ -44,15 +51,39 @@ class AuthService(ServiceBase):
                 raise AuthenticationError("authentication failed", details="no bearer token")
             return self._verifier.verify(token.strip())
         except AuthenticationError as exc:
-            with self.db.write() as conn:
-                self.record(
-                    conn,
-                    _ANONYMOUS,
-                    AuditAction.AUTH_FAILED,
-                    Outcome.DENIED,
-                    reason=str(exc.details or "invalid token")[:200],
-                )
+            self._audit_failure(str(exc.details or "invalid token"))
             raise AuthenticationError("authentication failed") from None
+
+    def _audit_failure(self, reason: str) -> None:
+        """Audit failed authentications, at most one entry per window per process.
+
+        Anyone can send bad tokens; one audit row each (under the chain's single head lock)
+        would let an anonymous caller grow the log and slow every writer. Failures inside a
+        window are counted and written with the next entry, so none goes unrecorded.
+        """
+        with self._fail_lock:
+            self._failures[reason[:200]] += 1
+            now = time.monotonic()
+            if now - self._last_failure_write < _FAILURE_WINDOW_SECONDS:
+                return
+            self._last_failure_write = now
+        self.flush_failures()
+
+    def flush_failures(self) -> None:
+        """Write the failures counted since the last entry (also called on shutdown)."""
+        with self._fail_lock:
+            counts, self._failures = dict(self._failures), Counter()
+        if not counts:
+            return
+        with self.db.write() as conn:
+            self.record(
+                conn,
+                _ANONYMOUS,
+                AuditAction.AUTH_FAILED,
+                Outcome.DENIED,
+                reason=max(counts, key=lambda r: counts[r]),
+                details={"failures": sum(counts.values()), "by_reason": counts},
+            )
 
     def issue_dev_token(
         self,
