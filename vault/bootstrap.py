@@ -25,6 +25,7 @@ from vault.services.consent import ConsentService
 from vault.services.datasets import DatasetService
 from vault.services.export import ExportService
 from vault.services.health import HealthService
+from vault.services.importer import ImportService
 from vault.services.ingest import IngestService
 from vault.services.keys import KeyService
 from vault.services.lifecycle import LifecycleService
@@ -62,6 +63,7 @@ class Vault:
     lifecycle: LifecycleService
     blobs: BlobService
     exports: ExportService
+    imports: ImportService
     retention: RetentionService
     restore: RestoreService
     maintenance: Maintenance
@@ -69,7 +71,6 @@ class Vault:
     def close(self) -> None:
         """Stop background work and release database connections."""
         self.maintenance.stop()
-        self.auth.flush_failures()
         self.db.dispose()
 
 
@@ -130,6 +131,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
     )
     lifecycle = LifecycleService(deps)
     reads = ReadService(deps)
+    ingest = IngestService(deps)
     retention = RetentionService(deps)
     shred_interval = timedelta(hours=settings.shred_interval_hours)
     return Vault(
@@ -145,7 +147,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
             max_ttl_seconds=settings.jwt_max_ttl_seconds,
         ),
         datasets=DatasetService(deps),
-        ingest=IngestService(deps),
+        ingest=ingest,
         reads=reads,
         consent=ConsentService(deps, lifecycle),
         audit=AuditService(deps),
@@ -155,6 +157,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         lifecycle=lifecycle,
         blobs=BlobService(deps, max_bytes=settings.max_blob_bytes),
         exports=ExportService(deps, reads),
+        imports=ImportService(deps, ingest, reads),
         retention=retention,
         restore=RestoreService(deps),
         maintenance=Maintenance(

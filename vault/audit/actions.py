@@ -39,6 +39,9 @@ class AuditAction(enum.StrEnum):
     TOKEN_ISSUE = "token:issue"  # noqa: S105 - an action name, not a secret
     VAULT_START = "vault:start"
     RESTORE = "vault:restore"
+    IMPORT_START = "import:start"
+    IMPORT_BATCH = "import:batch"
+    IMPORT_FINISH = "import:finish"
 
 
 class Outcome(enum.StrEnum):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -83,8 +84,20 @@ class IngestService(ServiceBase):
             )
         return events
 
-    def ingest(self, principal: Principal, dataset: str, items: list[Any]) -> dict[str, Any]:
-        """Store what may be stored of a batch; answer per event."""
+    def ingest(
+        self,
+        principal: Principal,
+        dataset: str,
+        items: list[Any],
+        *,
+        after_store: Callable[[Connection, list[dict[str, Any]]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Store what may be stored of a batch; answer per event.
+
+        ``after_store`` (the importer's) runs inside the write transaction with the per-event
+        results, after the records and the audit entry: what it writes commits with them, and
+        if it raises nothing of the batch is stored.
+        """
         self.require(principal, AuditAction.EVENTS_INGEST, [Role.COLLECTOR], dataset=dataset)
         ds = self.visible_dataset(principal, dataset, AuditAction.EVENTS_INGEST)
         if not items:
@@ -152,7 +165,9 @@ class IngestService(ServiceBase):
                     "rules_version": RULES_VERSION,
                 },
             )
-        results.sort(key=lambda r: int(r["index"]))
+            results.sort(key=lambda r: int(r["index"]))
+            if after_store is not None:
+                after_store(conn, results)
         return {"accepted": len(rows), "refused": len(events) - len(rows), "results": results}
 
     def _seal_groups(

@@ -40,6 +40,8 @@ __all__ = [
     "erasures",
     "export_subjects",
     "exports",
+    "import_records",
+    "imports",
     "legal_holds",
     "metadata",
     "record_tombstones",
@@ -267,4 +269,38 @@ export_subjects = Table(
     Column("subject", PSEUDONYM, primary_key=True),
     Column("records", Integer, nullable=False),
     Index("ix_export_subjects_subject", "subject"),
+)
+
+# Imports (issue "Protect datasets..."): progress and counts only, never source content. The
+# fingerprint is a digest (the source's name is not kept: it may name a person).
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("mapping_sha256", String(64), nullable=False),
+    Column("requested_by", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # running, done
+    Column("position", BigInteger, nullable=False),  # source rows fully handled
+    Column("rows_read", BigInteger, nullable=False),
+    Column("stored", BigInteger, nullable=False),
+    Column("invalid", BigInteger, nullable=False),
+    Column("refused", JSON, nullable=False),  # reason -> count
+    Column("redactions", JSON, nullable=False),  # placeholder type -> count
+    # {"rows": the first invalid row numbers, "causes": cause -> count}; never row content.
+    Column("invalid_detail", JSON, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    UniqueConstraint("dataset_id", "fingerprint"),
+)
+
+import_records = Table(
+    "import_records",
+    metadata,
+    Column("import_id", ID, primary_key=True),
+    Column("row", BigInteger, primary_key=True),
+    Column("record_id", ID, nullable=False),
 )

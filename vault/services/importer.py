@@ -1,0 +1,709 @@
+"""Import existing telemetry files into a dataset (issue "Protect datasets...", items 1-5).
+
+Every row goes through :meth:`IngestService.ingest`, the one ingest path: the same collection
+rules, redaction, encryption and audit as HTTP ingest. The importer only reads the source (one
+row at a time: constant memory), maps rows to the event schema, keeps schema-invalid rows out of
+the batches (counted by row number, never by content) and records its progress.
+
+Exactly once: an ``imports`` row per (dataset, source fingerprint) holds the position (source
+rows fully handled) and the counts. Each batch's position update, its ``import_records`` links
+and an ``import:batch`` audit entry are written by the ingest ``after_store`` hook, inside the
+transaction that stores the batch's records, so a batch is either wholly stored and counted or
+not at all. Run again after any interruption, the import skips the rows already handled. Rows
+are never staged in the database: plaintext exists only in this process, then sealed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy.exc import IntegrityError as DbIntegrityError
+
+from vault.audit import AuditAction, Outcome
+from vault.domain.events import EventKind, TelemetryEvent
+from vault.domain.mapping import FieldMapping, MappingError, automatic_mapping, parse_mapping
+from vault.domain.principal import Principal, Role
+from vault.domain.redaction import redact_event
+from vault.errors import BadRequest, Conflict, PayloadTooLarge
+from vault.services.base import Deps, ServiceBase
+from vault.services.ingest import IngestService
+from vault.services.reads import ReadService
+from vault.storage.tables import import_records, imports, records
+
+__all__ = ["FORMATS", "ImportOptions", "ImportService", "Progress", "source_fingerprint"]
+
+FORMATS = ("jsonl", "csv")
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+HEAD_BYTES = 1 << 20  # the fingerprint covers the first MiB, the size and the file name
+MAX_LINE = 4 << 20  # a JSONL line longer than this is invalid (and never held whole)
+SAMPLE = 16  # records decrypted and compared with their source row by the verification
+KEEP_INVALID_ROWS = 1000  # row numbers of invalid rows kept in the imports row
+_EVENT = TypeAdapter(TelemetryEvent)
+
+#: Called after each batch with (bytes read, source size, rows handled so far).
+Progress = Callable[[int, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What the faces received (validated here)."""
+
+    format: str | None = None
+    map: tuple[str, ...] = ()
+    mapping: dict[str, Any] | None = None  # a parsed mapping file
+    batch: int | None = None
+
+
+@dataclass(slots=True)
+class _Totals:
+    position: int = 0
+    rows_read: int = 0
+    stored: int = 0
+    invalid: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    redactions: Counter[str] = field(default_factory=Counter)
+    invalid_rows: list[int] = field(default_factory=list)
+    invalid_causes: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, row: Row[Any]) -> _Totals:
+        detail = row.invalid_detail or {}
+        return cls(
+            position=row.position,
+            rows_read=row.rows_read,
+            stored=row.stored,
+            invalid=row.invalid,
+            refused=Counter(row.refused or {}),
+            redactions=Counter(row.redactions or {}),
+            invalid_rows=list(detail.get("rows", [])),
+            invalid_causes=Counter(detail.get("causes", {})),
+        )
+
+    def copy(self) -> _Totals:
+        return _Totals(
+            self.position,
+            self.rows_read,
+            self.stored,
+            self.invalid,
+            Counter(self.refused),
+            Counter(self.redactions),
+            list(self.invalid_rows),
+            Counter(self.invalid_causes),
+        )
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "rows_read": self.rows_read,
+            "stored": self.stored,
+            "invalid": self.invalid,
+            "refused": dict(sorted(self.refused.items())),
+            "redactions": dict(sorted(self.redactions.items())),
+            "invalid_detail": {
+                "rows": self.invalid_rows,
+                "causes": dict(sorted(self.invalid_causes.items())),
+            },
+        }
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Source rows read since the last batch: valid events and invalid row numbers."""
+
+    end: int = 0  # the last source row number in the chunk (blank rows included)
+    valid: list[tuple[int, TelemetryEvent]] = field(default_factory=list)
+    invalid: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Run:
+    """One run of an import: its id, the committed totals and the verification sample."""
+
+    import_id: str
+    ds: Row[Any]
+    totals: _Totals
+    resumed_at: int
+    sample: list[tuple[int, TelemetryEvent]] = field(default_factory=list)
+    seen: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+
+def source_fingerprint(path: Path) -> str:
+    """sha256 over the file name, size and first MiB: a changed source is a new import."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(b"tvault-import-v1\0")
+    digest.update(path.name.encode("utf-8", "surrogateescape") + b"\0")
+    digest.update(str(size).encode() + b"\0")
+    with path.open("rb") as fh:
+        digest.update(fh.read(HEAD_BYTES))
+    return digest.hexdigest()
+
+
+class _Source:
+    """A file read row by row; ``rows`` yields (row number, row or None, problem or None)."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path = path
+        self.format = fmt
+        self.size = path.stat().st_size
+        self._fh: IO[bytes] | None = None
+
+    def tell(self) -> int:
+        return self._fh.tell() if self._fh is not None and not self._fh.closed else self.size
+
+    def columns(self) -> list[str]:
+        """The CSV header, or the keys of the first JSON object (to map and check a mapping)."""
+        if self.format == "csv":
+            with self.path.open("rb") as fh, _text(fh) as text:
+                header = next(csv.reader(text), None)
+            if header is None:
+                raise BadRequest("the CSV source is empty (no header)")
+            if len(set(header)) != len(header):
+                raise BadRequest("the CSV header names a column twice")
+            return header
+        with self.path.open("rb") as fh:
+            for row, problem in _jsonl(fh):
+                if problem is None and row is not None:
+                    return list(row)
+        return []
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+        with self.path.open("rb") as fh:
+            self._fh = fh
+            if self.format == "csv":
+                yield from self._csv_rows(fh)
+            else:
+                for number, (row, problem) in enumerate(_jsonl(fh), start=1):
+                    yield number, row, problem
+
+    @staticmethod
+    def _csv_rows(fh: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+        with _text(fh) as text:
+            reader = csv.reader(text)
+            header = next(reader, None) or []
+            number = 0
+            while True:
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    return
+                except (csv.Error, UnicodeDecodeError) as exc:
+                    # The reader's state is unknown after this: stop rather than guess.
+                    raise BadRequest(
+                        f"CSV row {number + 1} cannot be parsed; fix the file and run again"
+                    ) from exc
+                number += 1
+                if not any(values):
+                    yield number, None, "blank"
+                elif len(values) != len(header):
+                    yield number, None, "malformed"
+                else:
+                    yield number, dict(zip(header, values, strict=True)), None
+
+
+def _text(fh: IO[bytes]) -> io.TextIOWrapper:
+    return io.TextIOWrapper(fh, encoding="utf-8-sig", newline="", errors="strict")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _jsonl(fh: IO[bytes]) -> Iterator[tuple[dict[str, Any] | None, str | None]]:
+    """One (object, None) or (None, problem) per line; a line is never held beyond MAX_LINE."""
+    while True:
+        line = fh.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE:
+            while line and not line.endswith(b"\n"):
+                line = fh.readline(MAX_LINE)
+            yield None, "too_large"
+            continue
+        if not line.strip():
+            yield None, "blank"
+            continue
+        try:
+            value = json.loads(line, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            yield None, "malformed"
+            continue
+        yield (value, None) if isinstance(value, dict) else (None, "malformed")
+
+
+def _cause(exc: ValidationError) -> str:
+    """The schema field an invalid row failed on (a field name, never a value)."""
+    errors = exc.errors(include_input=False, include_url=False)
+    loc = errors[0]["loc"] if errors else ()
+    return str(loc[0]) if loc else "schema"
+
+
+class ImportService(ServiceBase):
+    """Streams a source file into a dataset through the one ingest path."""
+
+    def __init__(self, deps: Deps, ingest: IngestService, reads: ReadService) -> None:
+        super().__init__(deps)
+        self._ingest = ingest
+        self._reads = reads
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def _source(self, path: Path, fmt: str | None) -> _Source:
+        if fmt is None:
+            fmt = _SUFFIXES.get(path.suffix.lower())
+            if fmt is None:
+                raise BadRequest(f"cannot tell the format of {path.name}; pass --format")
+        if fmt == "ndjson":
+            fmt = "jsonl"
+        if fmt not in FORMATS:
+            raise BadRequest(f"format must be one of {list(FORMATS)}")
+        if not path.is_file():
+            raise BadRequest(f"no such file: {path}")
+        return _Source(path, fmt)
+
+    def _mapping(self, source: _Source, options: ImportOptions) -> FieldMapping:
+        try:
+            mapping = parse_mapping(options.map, options.mapping)
+        except MappingError as exc:
+            raise BadRequest(f"bad mapping: {exc}") from exc
+        columns = source.columns()
+        if mapping is None:
+            mapping = automatic_mapping(columns)
+            if mapping is None:
+                raise BadRequest(
+                    "the source does not follow the event schema (no subject, time and kind "
+                    "columns): map them, e.g. --map subject=user_email --map time=ts "
+                    "--map kind=event_type"
+                )
+            return mapping
+        if source.format == "csv":
+            missing = mapping.missing_columns(columns)
+        else:  # JSON rows vary: only the required fields must be in the first row
+            needed = [mapping.fields[t] for t in ("subject", "time", "kind") if t in mapping.fields]
+            missing = sorted(
+                c for c in needed if c not in columns and c.split(".")[0] not in columns
+            )
+        if missing:
+            raise BadRequest(f"bad mapping: the source has no column {', '.join(missing)}")
+        return mapping
+
+    def _batch_size(self, batch: int | None) -> int:
+        most = self.deps.limits.max_batch_events
+        if batch is None:
+            return most
+        if not 1 <= batch <= most:
+            raise BadRequest(f"--batch must be between 1 and {most}")
+        return batch
+
+    def _begin(
+        self,
+        principal: Principal,
+        ds: Row[Any],
+        *,
+        fingerprint: str,
+        fmt: str,
+        mapping: FieldMapping,
+    ) -> tuple[_Run, bool]:
+        """Find or create the imports row; returns the run and whether it is already done."""
+        digest = mapping.digest()
+        now = self.deps.now()
+        with self.db.write() as conn:
+            row = conn.execute(
+                select(imports).where(
+                    imports.c.dataset_id == ds.id, imports.c.fingerprint == fingerprint
+                )
+            ).one_or_none()
+            if (
+                row is not None
+                and row.state == "running"
+                and (row.format != fmt or row.mapping_sha256 != digest)
+            ):
+                conflict = row.id
+            else:
+                conflict = None
+                if row is None:
+                    import_id = uuid.uuid4().hex
+                    conn.execute(
+                        insert(imports).values(
+                            id=import_id,
+                            dataset_id=ds.id,
+                            fingerprint=fingerprint,
+                            format=fmt,
+                            mapping_sha256=digest,
+                            requested_by=self.actor(principal),
+                            state="running",
+                            started_at=now,
+                            updated_at=now,
+                            **_Totals().columns(),
+                        )
+                    )
+                    totals = _Totals()
+                else:
+                    import_id, totals = row.id, _Totals.of(row)
+                done = row is not None and row.state == "done"
+                self.record(
+                    conn,
+                    principal,
+                    AuditAction.IMPORT_START,
+                    dataset=ds.name,
+                    reason="already imported" if done else None,
+                    details={
+                        "import": import_id,
+                        "format": fmt,
+                        "fingerprint": fingerprint,
+                        "mapping_sha256": digest,
+                        "automatic_mapping": mapping.automatic,
+                        "resumed_at_row": totals.position,
+                    },
+                )
+        if conflict is not None:
+            with self.db.write() as conn:
+                self.record(
+                    conn,
+                    principal,
+                    AuditAction.IMPORT_START,
+                    Outcome.DENIED,
+                    dataset=ds.name,
+                    reason="unfinished import with another format or mapping",
+                    details={"import": conflict},
+                )
+            raise Conflict(
+                f"import {conflict} of this source is unfinished with another format or "
+                "mapping; run it again with the same ones"
+            )
+        run = _Run(import_id, ds, totals, resumed_at=totals.position)
+        run.rng = random.Random(import_id)  # noqa: S311 - picks a verification sample only
+        return run, done
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(
+        self,
+        principal: Principal,
+        dataset: str,
+        path: Path,
+        options: ImportOptions,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Import ``path`` into ``dataset`` (resuming an interrupted import); the summary."""
+        action = AuditAction.IMPORT_START
+        self.require(principal, action, [Role.ADMIN], dataset=dataset)
+        ds = self.visible_dataset(principal, dataset, action)
+        source = self._source(path, options.format)
+        batch = self._batch_size(options.batch)
+        mapping = self._mapping(source, options)
+        fingerprint = source_fingerprint(path)
+        with self.db.exclusive(f"import:{ds.id}:{fingerprint}") as mine:
+            if not mine:
+                raise Conflict("this source is being imported into this dataset right now")
+            try:
+                run, done = self._begin(
+                    principal, ds, fingerprint=fingerprint, fmt=source.format, mapping=mapping
+                )
+            except DbIntegrityError as exc:  # a concurrent first start on another machine
+                raise Conflict("this source is being imported into this dataset") from exc
+            started = time.perf_counter()
+            handled = 0
+            if not done:
+                try:
+                    handled = self._stream(
+                        principal, run, source, mapping, batch=batch, progress=progress
+                    )
+                except BaseException:
+                    self._interrupted(principal, run)
+                    raise
+            elapsed = time.perf_counter() - started
+            verification = self._verify(run)
+            if not done:
+                self._finish(principal, run, verification)
+        return self._summary(
+            run, mapping, done=done, handled=handled, elapsed=elapsed, verification=verification
+        )
+
+    def _stream(
+        self,
+        principal: Principal,
+        run: _Run,
+        source: _Source,
+        mapping: FieldMapping,
+        *,
+        batch: int,
+        progress: Progress | None,
+    ) -> int:
+        """Read, map, validate and store every row after the position; rows handled."""
+        text_values = source.format == "csv"
+        chunk = _Chunk()
+        handled = 0
+        for number, row, problem in source.rows():
+            if number <= run.totals.position:
+                continue
+            handled += 1
+            chunk.end = number
+            if problem is not None:
+                if problem != "blank":
+                    chunk.invalid.append((number, problem))
+            else:
+                assert row is not None
+                try:
+                    event = _EVENT.validate_python(mapping.apply(row, text_values=text_values))
+                except ValidationError as exc:
+                    chunk.invalid.append((number, _cause(exc)))
+                else:
+                    chunk.valid.append((number, event))
+            if len(chunk.valid) >= batch or chunk.end - run.totals.position >= batch * 4:
+                self._store(principal, run, chunk)
+                chunk = _Chunk()
+                if progress is not None:
+                    progress(source.tell(), source.size, run.totals.position)
+        if chunk.end:
+            self._store(principal, run, chunk)
+        if progress is not None:
+            progress(source.size, source.size, run.totals.position)
+        return handled
+
+    def _store(self, principal: Principal, run: _Run, chunk: _Chunk) -> None:
+        """Store one chunk; an event over the record size limit is retried row by row."""
+        try:
+            self._store_part(principal, run, chunk)
+        except PayloadTooLarge:
+            for part in _rows_apart(chunk):
+                try:
+                    self._store_part(principal, run, part)
+                except PayloadTooLarge:
+                    number = part.valid[0][0]
+                    part.valid = []
+                    part.invalid.append((number, "too_large"))
+                    part.invalid.sort()
+                    self._store_part(principal, run, part)
+
+    def _store_part(self, principal: Principal, run: _Run, chunk: _Chunk) -> None:
+        expected = run.totals.position
+        new = run.totals.copy()
+        new.position = chunk.end
+        new.rows_read += len(chunk.valid) + len(chunk.invalid)  # blank rows are in neither
+        new.invalid += len(chunk.invalid)
+        for number, cause in chunk.invalid:
+            new.invalid_causes[cause] += 1
+            if len(new.invalid_rows) < KEEP_INVALID_ROWS:
+                new.invalid_rows.append(number)
+        stored: list[tuple[int, TelemetryEvent]] = []
+
+        def after_store(conn: Connection, results: list[dict[str, Any]]) -> None:
+            links = []
+            for result in results:
+                number, event = chunk.valid[int(result["index"])]
+                if result["status"] == "stored":
+                    links.append(
+                        {"import_id": run.import_id, "row": number, "record_id": result["id"]}
+                    )
+                    new.redactions.update(result.get("redactions", {}))
+                    stored.append((number, event))
+                else:
+                    new.refused[str(result["reason"])] += 1
+            new.stored += len(links)
+            self._commit_progress(conn, principal, run, expected, new)
+            if links:
+                conn.execute(insert(import_records), links)
+
+        if chunk.valid:
+            self._ingest.ingest(
+                principal, run.ds.name, [e for _, e in chunk.valid], after_store=after_store
+            )
+        else:
+            with self.db.write() as conn:
+                self._commit_progress(conn, principal, run, expected, new)
+        run.totals = new
+        for item in stored:  # reservoir sample of this run's stored rows, for verification
+            run.seen += 1
+            if len(run.sample) < SAMPLE:
+                run.sample.append(item)
+            else:
+                slot = run.rng.randrange(run.seen)
+                if slot < SAMPLE:
+                    run.sample[slot] = item
+
+    def _commit_progress(
+        self, conn: Connection, principal: Principal, run: _Run, expected: int, new: _Totals
+    ) -> None:
+        """Move the position from ``expected`` (only from it: two runs never both advance)."""
+        moved = conn.execute(
+            update(imports)
+            .where(
+                imports.c.id == run.import_id,
+                imports.c.position == expected,
+                imports.c.state == "running",
+            )
+            .values(updated_at=self.deps.now(), **new.columns())
+        ).rowcount
+        if moved != 1:
+            raise Conflict("the import moved on in another process; run it again")
+        self.record(
+            conn,
+            principal,
+            AuditAction.IMPORT_BATCH,
+            dataset=run.ds.name,
+            details={
+                "import": run.import_id,
+                "rows": [expected + 1, new.position],
+                "stored": new.stored - run.totals.stored,
+                "invalid": new.invalid - run.totals.invalid,
+            },
+        )
+
+    def _interrupted(self, principal: Principal, run: _Run) -> None:
+        """Best effort: an interrupted run says so in the audit log (never masks the error)."""
+        try:
+            with self.db.write() as conn:
+                self.record(
+                    conn,
+                    principal,
+                    AuditAction.IMPORT_FINISH,
+                    Outcome.FAILED,
+                    dataset=run.ds.name,
+                    reason="import interrupted; run it again to continue",
+                    details={"import": run.import_id, "position": run.totals.position},
+                )
+        except Exception:  # noqa: BLE001, S110 - the original error is what matters
+            pass
+
+    def _finish(self, principal: Principal, run: _Run, verification: dict[str, Any]) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                update(imports)
+                .where(imports.c.id == run.import_id)
+                .values(state="done", finished_at=self.deps.now(), updated_at=self.deps.now())
+            )
+            totals = run.totals
+            self.record(
+                conn,
+                principal,
+                AuditAction.IMPORT_FINISH,
+                Outcome.OK if verification["ok"] else Outcome.FAILED,
+                dataset=run.ds.name,
+                reason=None if verification["ok"] else "verification failed",
+                details={
+                    "import": run.import_id,
+                    "rows": totals.position,
+                    "stored": totals.stored,
+                    "refused": dict(sorted(totals.refused.items())),
+                    "invalid": totals.invalid,
+                    "redactions": dict(sorted(totals.redactions.items())),
+                    "verification": verification,
+                },
+            )
+
+    # -- verification ---------------------------------------------------------------------
+
+    def _verify(self, run: _Run) -> dict[str, Any]:
+        """Counts match; a sample decrypts and matches its redacted source row."""
+        base = import_records.c.import_id == run.import_id
+        joined = import_records.join(records, records.c.id == import_records.c.record_id)
+        with self.db.read() as conn:
+            linked = conn.execute(select(func.count()).where(base)).scalar_one()
+            present = conn.execute(
+                select(func.count()).select_from(joined).where(base)
+            ).scalar_one()
+            sample_rows = [number for number, _ in run.sample]
+            stmt = select(records, import_records.c.row).select_from(joined).where(base)
+            if sample_rows:
+                stmt = stmt.where(import_records.c.row.in_(sample_rows))
+            else:  # nothing stored in this run: decrypt a few earlier records
+                stmt = stmt.order_by(import_records.c.record_id).limit(SAMPLE)
+            rows = conn.execute(stmt).all()
+            opened = {row.row: self._reads.open_row(conn, run.ds, row) for row in rows}
+        sources = dict(run.sample)
+        matched = sum(
+            1
+            for number, body in opened.items()
+            if number in sources and self._matches(run, sources[number], body)
+        )
+        ok = (
+            linked == run.totals.stored
+            and present == linked
+            and len(opened) == len(sample_rows or opened)
+            and matched == len(sample_rows)
+        )
+        return {
+            "ok": ok,
+            "stored": run.totals.stored,
+            "linked": linked,
+            "present": present,
+            "decrypted": len(opened),
+            "matched_source": matched,
+        }
+
+    def _matches(self, run: _Run, event: TelemetryEvent, body: dict[str, Any]) -> bool:
+        stored = {k: v for k, v in body.items() if k not in {"id", "subject"}}
+        if body["subject"] != self.keyring.subject_pseudonym(run.ds.id, event.subject):
+            return False
+        expected = json.loads(json.dumps(redact_event(event).body))
+        if event.kind is EventKind.KEY:  # keystrokes may be masked across the batch
+            return bool(stored["time"] == expected["time"] and stored["kind"] == "key")
+        return bool(stored == expected)
+
+    # -- summary --------------------------------------------------------------------------
+
+    @staticmethod
+    def _summary(
+        run: _Run,
+        mapping: FieldMapping,
+        *,
+        done: bool,
+        handled: int,
+        elapsed: float,
+        verification: dict[str, Any],
+    ) -> dict[str, Any]:
+        totals = run.totals
+        return {
+            "import": run.import_id,
+            "dataset": run.ds.name,
+            "state": "done",
+            "already_imported": done,
+            "resumed_at_row": run.resumed_at,
+            "mapping": "automatic" if mapping.automatic else "given",
+            "rows": totals.position,
+            "rows_read": totals.rows_read,
+            "stored": totals.stored,
+            "refused": dict(sorted(totals.refused.items())),
+            "invalid": totals.invalid,
+            "invalid_rows": totals.invalid_rows[:100],
+            "invalid_causes": dict(sorted(totals.invalid_causes.items())),
+            "redactions": dict(sorted(totals.redactions.items())),
+            "this_run": {
+                "rows": handled,
+                "elapsed_seconds": round(elapsed, 3),
+                "rows_per_second": round(handled / elapsed, 1) if elapsed > 0 else None,
+            },
+            "verification": verification,
+        }
+
+
+def _rows_apart(chunk: _Chunk) -> Iterator[_Chunk]:
+    """A chunk as parts of one valid row each (invalid rows go with the next valid one)."""
+    invalid = iter(chunk.invalid)
+    pending = next(invalid, None)
+    for number, event in chunk.valid:
+        part = _Chunk(end=number, valid=[(number, event)])
+        while pending is not None and pending[0] < number:
+            part.invalid.append(pending)
+            pending = next(invalid, None)
+        yield part
+    rest = _Chunk(end=chunk.end)
+    while pending is not None:
+        rest.invalid.append(pending)
+        pending = next(invalid, None)
+    if rest.invalid or rest.end > (chunk.valid[-1][0] if chunk.valid else 0):
+        yield rest
