@@ -112,6 +112,17 @@ def _run(action: Callable[[], int | None]) -> None:
         raise typer.Exit(code)
 
 
+def _json_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object read from a file the operator named; anything else is bad input."""
+    try:
+        document = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise e.BadRequest(f"cannot read {what} file {path}") from exc
+    if not isinstance(document, dict):
+        raise e.BadRequest(f"{what} file is not a JSON object")
+    return document
+
+
 def parse_ttl(text: str) -> int:
     """``90s``, ``15m``, ``1h``, ``2d`` to seconds."""
     match = _DURATION.fullmatch(text.strip())
@@ -367,14 +378,7 @@ def import_(
     """Import a file through the ingest path (rules, redaction, encryption, audit); resumable."""
 
     def body() -> int:
-        document = None
-        if mapping_file is not None:
-            try:
-                document = json.loads(mapping_file.read_text("utf-8"))
-            except (OSError, ValueError) as exc:
-                raise e.BadRequest(f"cannot read mapping file {mapping_file}") from exc
-            if not isinstance(document, dict):
-                raise e.BadRequest("mapping file is not a JSON object")
+        document = _json_object(mapping_file, "mapping") if mapping_file is not None else None
         options = ImportOptions(fmt, tuple(field_map or ()), document, batch)
         with _vault(home, database_url) as vault, _import_progress() as progress:
             summary = vault.imports.run(
@@ -484,14 +488,7 @@ def audit_verify(
     """Verify the hash chain, stored checkpoints and (optionally) an external checkpoint."""
 
     def body() -> int:
-        external = None
-        if checkpoint is not None:
-            try:
-                external = json.loads(checkpoint.read_text("utf-8"))
-            except (OSError, ValueError) as exc:
-                raise e.BadRequest(f"cannot read checkpoint file {checkpoint}") from exc
-            if not isinstance(external, dict):
-                raise e.BadRequest("checkpoint file is not a JSON object")
+        external = _json_object(checkpoint, "checkpoint") if checkpoint is not None else None
         with _vault(home, database_url) as vault:
             report = vault.audit.verify(_operator(vault.settings), external)
         _emit(report)

@@ -26,10 +26,20 @@ from vault.domain.access import (
 )
 from vault.domain.principal import Principal, Role
 from vault.domain.purposes import ForbiddenPurposes, normalize_purpose
-from vault.errors import BadRequest, Forbidden, ForbiddenPurpose, NotFound, VaultError
+from vault.errors import (
+    BadRequest,
+    DecryptionError,
+    Forbidden,
+    ForbiddenPurpose,
+    Gone,
+    IntegrityError,
+    KeyDestroyed,
+    NotFound,
+    VaultError,
+)
 from vault.keyring import Keyring
 from vault.storage import Database
-from vault.storage.tables import datasets
+from vault.storage.tables import datasets, record_tombstones
 
 __all__ = ["Deps", "Limits", "ServiceBase"]
 
@@ -207,6 +217,62 @@ class ServiceBase:
         if isinstance(decision, Denied):
             self.deny(principal, action, decision, dataset=dataset, purpose=purpose)
         return ds, decision.purpose or ""
+
+    def refuse_if_erased(
+        self,
+        principal: Principal,
+        action: AuditAction,
+        ds: Row[Any],
+        object_id: str,
+        purpose: str,
+    ) -> None:
+        """Raise an audited Gone (410) when ``object_id`` of ``ds`` was erased."""
+        with self.db.read() as conn:
+            hit = conn.execute(
+                select(record_tombstones.c.id).where(
+                    record_tombstones.c.id == object_id,
+                    record_tombstones.c.dataset_id == ds.id,
+                )
+            ).first()
+        if hit is None:
+            return
+        with self.db.write() as conn:
+            self.record(
+                conn,
+                principal,
+                action,
+                Outcome.DENIED,
+                dataset=ds.name,
+                purpose=purpose,
+                reason="erased",
+                details={"object": object_id},
+            )
+        raise Gone("this object was erased")
+
+    def integrity_failure(
+        self,
+        principal: Principal,
+        action: AuditAction,
+        ds: Row[Any],
+        purpose: str,
+        exc: DecryptionError | KeyDestroyed,
+    ) -> NoReturn:
+        """Audit a read that failed to decrypt, then raise: 410 if its key was shredded, else
+        an integrity error (tampering or corruption)."""
+        gone = isinstance(exc, KeyDestroyed)
+        with self.db.write() as conn:
+            self.record(
+                conn,
+                principal,
+                action,
+                Outcome.FAILED,
+                dataset=ds.name,
+                purpose=purpose,
+                reason="key destroyed" if gone else "integrity check failed",
+            )
+        if gone:
+            raise exc
+        raise IntegrityError("stored data failed its integrity check") from exc
 
     @staticmethod
     def dataset_row(conn: Connection, name: str) -> Row[Any] | None:

@@ -22,8 +22,6 @@ from vault.domain.screenshots import Region, ScreenshotError, black_out
 from vault.errors import (
     DecryptionError,
     Forbidden,
-    Gone,
-    IntegrityError,
     KeyDestroyed,
     NotFound,
     PayloadTooLarge,
@@ -33,7 +31,7 @@ from vault.services.base import ServiceBase
 from vault.services.ingest import collection_policy, consent_states
 from vault.services.reads import RECORD_ID
 from vault.services.validation import pydantic_details
-from vault.storage.tables import blobs, datasets, record_tombstones
+from vault.storage.tables import blobs, datasets
 
 __all__ = ["BlobMeta", "BlobService"]
 
@@ -180,18 +178,8 @@ class BlobService(ServiceBase):
                 row = conn.execute(
                     select(blobs).where(blobs.c.id == blob_id, blobs.c.dataset_id == ds.id)
                 ).one_or_none()
-                erased = (
-                    row is None
-                    and conn.execute(
-                        select(record_tombstones.c.id).where(
-                            record_tombstones.c.id == blob_id,
-                            record_tombstones.c.dataset_id == ds.id,
-                        )
-                    ).first()
-                    is not None
-                )
-            if erased:
-                raise Gone("this screenshot was erased")
+            if row is None:
+                self.refuse_if_erased(principal, action, ds, blob_id, purpose_ok)
         if row is None:
             raise NotFound("not found")
         try:
@@ -201,19 +189,7 @@ class BlobService(ServiceBase):
             blob_key = open_sealed(sek.key, bytes(row.sealed_key), key_ctx)
             image = chunked.decrypt(blob_key, bytes(row.ciphertext), blob_ctx)
         except (DecryptionError, KeyDestroyed) as exc:
-            with self.db.write() as conn:
-                self.record(
-                    conn,
-                    principal,
-                    action,
-                    dataset=dataset,
-                    purpose=purpose_ok,
-                    reason="integrity check failed",
-                    details={"blob": blob_id},
-                )
-            if isinstance(exc, KeyDestroyed):
-                raise
-            raise IntegrityError("a stored screenshot failed its integrity check") from exc
+            self.integrity_failure(principal, action, ds, purpose_ok, exc)
         with self.db.write() as conn:
             self.record(
                 conn,

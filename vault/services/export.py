@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import insert, select, update
 
 from vault.audit import AuditAction
 from vault.audit.chain import canonical_json
@@ -28,7 +28,7 @@ from vault.domain.events import EventKind, parse_time_utc
 from vault.domain.principal import Principal
 from vault.errors import BadRequest
 from vault.services.base import ServiceBase
-from vault.services.reads import ReadService
+from vault.services.reads import ReadService, after
 from vault.storage.tables import export_subjects, exports, records
 
 __all__ = ["ExportQuery", "ExportService"]
@@ -145,17 +145,12 @@ class ExportService(ServiceBase):
     ) -> Iterator[bytes]:
         manifest = _Manifest()
         complete = False
-        after: tuple[Any, str] | None = None
+        last: tuple[Any, str] | None = None
         try:
             while True:
                 page_where = list(where)
-                if after is not None:
-                    page_where.append(
-                        or_(
-                            records.c.event_time > after[0],
-                            and_(records.c.event_time == after[0], records.c.id > after[1]),
-                        )
-                    )
+                if last is not None:
+                    page_where.append(after(*last))
                 stmt = (
                     select(records).where(*page_where).order_by(records.c.event_time, records.c.id)
                 )
@@ -172,7 +167,7 @@ class ExportService(ServiceBase):
                     lines.append(json.dumps(event, separators=(",", ":"), ensure_ascii=False))
                 manifest.count += len(rows)
                 yield ("\n".join(lines) + "\n").encode("utf-8")
-                after = (rows[-1].event_time, rows[-1].id)
+                last = (rows[-1].event_time, rows[-1].id)
             complete = True
         finally:
             self._finish(principal, ds, purpose, export_id, manifest=manifest, complete=complete)

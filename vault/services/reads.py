@@ -15,23 +15,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, and_, or_, select
 
-from vault.audit import AuditAction, Outcome
+from vault.audit import AuditAction
 from vault.crypto.envelope import RecordContext, open_record
 from vault.domain.events import EventKind, format_time, parse_time_utc
 from vault.domain.principal import Principal, Role
 from vault.errors import (
     BadRequest,
     DecryptionError,
-    Gone,
-    IntegrityError,
     InvalidCursor,
     KeyDestroyed,
     NotFound,
 )
 from vault.services.base import ServiceBase
-from vault.storage.tables import record_tombstones, records
+from vault.storage.tables import records
 
 __all__ = ["EventQuery", "ReadService"]
 
@@ -60,6 +58,14 @@ def _time_param(name: str, raw: str | None) -> datetime | None:
         return parse_time_utc(raw)
     except ValueError as exc:
         raise BadRequest(f"{name} must be an RFC 3339 time with an offset") from exc
+
+
+def after(event_time: datetime, record_id: str) -> ColumnElement[bool]:
+    """Records strictly after (time, id) in the read order: the keyset page condition."""
+    return or_(
+        records.c.event_time > event_time,
+        and_(records.c.event_time == event_time, records.c.id > record_id),
+    )
 
 
 def encode_cursor(event_time: datetime, record_id: str) -> str:
@@ -108,20 +114,7 @@ class ReadService(ServiceBase):
             with self.db.read() as conn:
                 return [self.open_row(conn, ds, row) for row in rows]
         except (DecryptionError, KeyDestroyed) as exc:
-            gone = isinstance(exc, KeyDestroyed)
-            with self.db.write() as conn:
-                self.record(
-                    conn,
-                    principal,
-                    action,
-                    Outcome.FAILED,
-                    dataset=ds.name,
-                    purpose=purpose,
-                    reason="key destroyed" if gone else "integrity check failed",
-                )
-            if gone:
-                raise
-            raise IntegrityError("a stored record failed its integrity check") from exc
+            self.integrity_failure(principal, action, ds, purpose, exc)
 
     def list_events(
         self, principal: Principal, dataset: str, purpose: str | None, query: EventQuery
@@ -172,13 +165,7 @@ class ReadService(ServiceBase):
                 raise BadRequest("unknown kind")
             conditions.append(records.c.kind == query.kind)
         if query.cursor is not None:
-            after_time, after_id = decode_cursor(query.cursor)
-            conditions.append(
-                or_(
-                    records.c.event_time > after_time,
-                    and_(records.c.event_time == after_time, records.c.id > after_id),
-                )
-            )
+            conditions.append(after(*decode_cursor(query.cursor)))
         stmt = (
             select(records)
             .where(*conditions)
@@ -212,16 +199,6 @@ class ReadService(ServiceBase):
         next_cursor = encode_cursor(rows[-1].event_time, rows[-1].id) if more else None
         return {"events": events, "next_cursor": next_cursor}
 
-    def _erased(self, dataset_id: str, record_id: str) -> bool:
-        with self.db.read() as conn:
-            hit = conn.execute(
-                select(record_tombstones.c.id).where(
-                    record_tombstones.c.id == record_id,
-                    record_tombstones.c.dataset_id == dataset_id,
-                )
-            ).first()
-        return hit is not None
-
     def get_event(
         self, principal: Principal, dataset: str, record_id: str, purpose: str | None
     ) -> dict[str, Any]:
@@ -235,19 +212,8 @@ class ReadService(ServiceBase):
                     select(records).where(records.c.id == record_id, records.c.dataset_id == ds.id)
                 ).one_or_none()
         if row is None:
-            if RECORD_ID.fullmatch(record_id) and self._erased(ds.id, record_id):
-                with self.db.write() as conn:
-                    self.record(
-                        conn,
-                        principal,
-                        action,
-                        Outcome.DENIED,
-                        dataset=dataset,
-                        purpose=purpose_ok,
-                        reason="record erased",
-                        details={"record": record_id},
-                    )
-                raise Gone("this record was erased")
+            if RECORD_ID.fullmatch(record_id):
+                self.refuse_if_erased(principal, action, ds, record_id, purpose_ok)
             raise NotFound("not found")
         (event,) = self._decrypt_all(principal, ds, [row], action, purpose_ok)
         with self.db.write() as conn:
