@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import ingest
+from bench import http_ingest, ingest
 from bench.backends import BACKENDS, DEFAULT_PG_URL
 from bench.runner import MIN_REPEATS, Mode, Suite, run
 
@@ -17,7 +17,7 @@ DEFAULT_OUT = Path("bench/results/latest.json")
 
 def all_suites(mode: Mode) -> list[Suite]:
     """Every scenario module's suites, in report order (add new modules here)."""
-    return [*ingest.suites(mode)]
+    return [*ingest.suites(mode), *http_ingest.suites(mode)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     backends = list(BACKENDS) if args.backend == "both" else [args.backend]
     # The vault logs a warning per fresh dev signing key; one per trial is noise here.
     logging.basicConfig(level=logging.ERROR)
-    run(suites=all_suites, mode=mode, backends=backends, out=args.out, pg_url=args.pg_url)
+    report = run(suites=all_suites, mode=mode, backends=backends, out=args.out, pg_url=args.pg_url)
+    http_ingest.add_latency_report(report, args.out)  # p50/p95/p99 per batch size
     return 0
 
 

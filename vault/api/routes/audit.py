@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from vault.api.body import read_json
 from vault.api.deps import CurrentPrincipal, VaultDep
@@ -38,7 +39,8 @@ async def audit_verify_checkpoint(
     body = await read_json(request, max_bytes=64 * 1024, max_depth=4)
     if not isinstance(body, dict):
         raise BadRequest("a checkpoint object expected")
-    return vault.audit.verify(principal, body)
+    # The services are synchronous (database, crypto): off the event loop, in the pool.
+    return await run_in_threadpool(vault.audit.verify, principal, body)
 
 
 @router.post("/audit/checkpoint", summary="Sign and store the current head (auditor)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from vault.api.body import read_body, strict_loads
 from vault.api.deps import CurrentPrincipal, Purpose, VaultDep
@@ -57,7 +58,8 @@ async def upload(
             raise BadRequest("regions must be a JSON list")
         meta["regions"] = parsed
     image = await read_body(request, vault.settings.max_blob_bytes)
-    return vault.blobs.upload(principal, name, meta, image)
+    # The services are synchronous (database, crypto): off the event loop, in the pool.
+    return await run_in_threadpool(vault.blobs.upload, principal, name, meta, image)
 
 
 @router.get("/{blob_id}", summary="Download a screenshot for a declared purpose (reader)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from vault.api.body import read_json
 from vault.api.deps import CurrentPrincipal, VaultDep
@@ -19,7 +20,8 @@ async def create_dataset(
     """Create a dataset: name, retention_days, purposes, consent, jurisdictions, exclusions."""
     s = vault.settings
     body = await read_json(request, max_bytes=s.max_body_bytes, max_depth=s.max_json_depth)
-    return vault.datasets.create(principal, body)
+    # The services are synchronous (database, crypto): off the event loop, in the pool.
+    return await run_in_threadpool(vault.datasets.create, principal, body)
 
 
 @router.get("", summary="Datasets the caller may see")

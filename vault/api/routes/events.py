@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from vault.api.body import read_json_or_ndjson
 from vault.api.deps import CurrentPrincipal, Purpose, VaultDep
@@ -32,7 +33,8 @@ async def ingest(
     items = await read_json_or_ndjson(
         request, max_bytes=s.max_body_bytes, max_depth=s.max_json_depth
     )
-    return vault.ingest.ingest(principal, name, items)
+    # The services are synchronous (database, crypto): off the event loop, in the pool.
+    return await run_in_threadpool(vault.ingest.ingest, principal, name, items)
 
 
 @router.get("", summary="Read decrypted events for a declared purpose (reader)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from vault.api.body import read_json
 from vault.api.deps import CurrentPrincipal, VaultDep
@@ -24,7 +25,8 @@ async def set_hold(
 ) -> dict[str, Any]:
     """Body: ``{"reason": "...", "subject": optional}``; without a subject the dataset is held."""
     body = await read_json(request, max_bytes=16 * 1024, max_depth=4)
-    return vault.retention.set_hold(principal, name, body)
+    # The services are synchronous (database, crypto): off the event loop, in the pool.
+    return await run_in_threadpool(vault.retention.set_hold, principal, name, body)
 
 
 @router.delete("/datasets/{name}/legal-holds", summary="Lift a legal hold")

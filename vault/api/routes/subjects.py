@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from vault.api.body import read_json
 from vault.api.deps import CurrentPrincipal, VaultDep
@@ -19,7 +20,8 @@ async def set_consent(
     """Body: ``{"dataset": name, "state": "granted" | "withdrawn"}``."""
     s = vault.settings
     body = await read_json(request, max_bytes=64 * 1024, max_depth=s.max_json_depth)
-    return vault.consent.set(principal, subject, body)
+    # The services are synchronous (database, crypto): off the event loop, in the pool.
+    return await run_in_threadpool(vault.consent.set, principal, subject, body)
 
 
 @router.delete("/{subject}", summary="Erase a person from every dataset (privacy officer, self)")
