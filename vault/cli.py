@@ -95,6 +95,19 @@ def _vault(home: Path | None, database_url: str | None, **extra: Any) -> Iterato
         vault.close()
 
 
+def _call(
+    home: Path | None, database_url: str | None, action: Callable[[Vault, Principal], Any]
+) -> None:
+    """The body of most commands: open the vault, make one service call as the operator,
+    print its JSON answer; errors map to exit codes in :func:`_run`."""
+
+    def body() -> None:
+        with _vault(home, database_url) as vault:
+            _emit(action(vault, _operator(vault.settings)))
+
+    _run(body)
+
+
 def _operator(settings: Settings) -> Principal:
     return Principal(sub=settings.operator, roles=_OPERATOR_ROLES, via="cli")
 
@@ -231,33 +244,19 @@ def dataset_create(
     if jurisdiction:
         spec["jurisdictions"] = jurisdiction
 
-    def body() -> None:
-        with _vault(home, database_url) as vault:
-            _emit(vault.datasets.create(_operator(vault.settings), spec))
-
-    _run(body)
+    _call(home, database_url, lambda vault, operator: vault.datasets.create(operator, spec))
 
 
 @dataset_app.command("list")
 def dataset_list(home: HomeOpt = None, database_url: DbOpt = None) -> None:
     """List datasets."""
-
-    def body() -> None:
-        with _vault(home, database_url) as vault:
-            _emit(vault.datasets.list(_operator(vault.settings)))
-
-    _run(body)
+    _call(home, database_url, lambda vault, operator: vault.datasets.list(operator))
 
 
 @keys_app.command("list")
 def keys_list(home: HomeOpt = None, database_url: DbOpt = None) -> None:
     """Key inventory: ids, versions, ages (never key bytes)."""
-
-    def body() -> None:
-        with _vault(home, database_url) as vault:
-            _emit(vault.keys.inventory(_operator(vault.settings)))
-
-    _run(body)
+    _call(home, database_url, lambda vault, operator: vault.keys.inventory(operator))
 
 
 @keys_app.command("rotate")
@@ -270,14 +269,11 @@ def keys_rotate(
     database_url: DbOpt = None,
 ) -> None:
     """Rotate a dataset KEK: new version, keys rewrapped, old versions destroyed on request."""
-
-    def body() -> None:
-        with _vault(home, database_url) as vault:
-            _emit(
-                vault.lifecycle.rotate(_operator(vault.settings), dataset, destroy_old=destroy_old)
-            )
-
-    _run(body)
+    _call(
+        home,
+        database_url,
+        lambda vault, operator: vault.lifecycle.rotate(operator, dataset, destroy_old=destroy_old),
+    )
 
 
 @keys_app.command("rotate-master")
@@ -312,12 +308,7 @@ def keys_rotate_master(
 @app.command()
 def erase(subject: str, home: HomeOpt = None, database_url: DbOpt = None) -> None:
     """Erase a person from every dataset (crypto-shred); prints the signed certificate."""
-
-    def body() -> None:
-        with _vault(home, database_url) as vault:
-            _emit(vault.lifecycle.erase(_operator(vault.settings), subject))
-
-    _run(body)
+    _call(home, database_url, lambda vault, operator: vault.lifecycle.erase(operator, subject))
 
 
 @app.command()
@@ -416,12 +407,7 @@ def _import_progress() -> Iterator[Callable[[int, int, int], None] | None]:
 @app.command()
 def sweep(home: HomeOpt = None, database_url: DbOpt = None) -> None:
     """Delete everything past retention (keys of expired days first), except held data."""
-
-    def body() -> None:
-        with _vault(home, database_url) as vault:
-            _emit(vault.retention.sweep(_operator(vault.settings)))
-
-    _run(body)
+    _call(home, database_url, lambda vault, operator: vault.retention.sweep(operator))
 
 
 @app.command()
@@ -433,12 +419,7 @@ def restore(
     database_url: DbOpt = None,
 ) -> None:
     """Bring back records and screenshots from a backup, keeping every erasure made since."""
-
-    def body() -> None:
-        with _vault(home, database_url) as vault:
-            _emit(vault.restore.restore(_operator(vault.settings), backup))
-
-    _run(body)
+    _call(home, database_url, lambda vault, operator: vault.restore.restore(operator, backup))
 
 
 SubjectOpt = Annotated[str | None, typer.Option("--subject", help="Hold one subject only")]
@@ -469,12 +450,11 @@ def hold_lift(
     dataset: str, subject: SubjectOpt = None, home: HomeOpt = None, database_url: DbOpt = None
 ) -> None:
     """Lift a legal hold."""
-
-    def body() -> None:
-        with _vault(home, database_url) as vault:
-            _emit(vault.retention.lift_hold(_operator(vault.settings), dataset, subject))
-
-    _run(body)
+    _call(
+        home,
+        database_url,
+        lambda vault, operator: vault.retention.lift_hold(operator, dataset, subject),
+    )
 
 
 @audit_app.command("verify")

@@ -37,7 +37,6 @@ class AuditAction(enum.StrEnum):
     AUDIT_CHECKPOINT = "audit:checkpoint"
     KEYS_LIST = "keys:list"
     TOKEN_ISSUE = "token:issue"  # noqa: S105 - an action name, not a secret
-    VAULT_START = "vault:start"
     RESTORE = "vault:restore"
     IMPORT_START = "import:start"
     IMPORT_BATCH = "import:batch"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, Table, select
 
 from vault.audit import AuditAction, AuditEntry, AuditLog, Outcome
 from vault.domain.access import (
@@ -66,6 +66,8 @@ class Deps:
 
 
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: Record, blob and other object ids: uuid4 hex.
+OBJECT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _clean(value: str | None, limit: int) -> str | None:
@@ -217,6 +219,30 @@ class ServiceBase:
         if isinstance(decision, Denied):
             self.deny(principal, action, decision, dataset=dataset, purpose=purpose)
         return ds, decision.purpose or ""
+
+    def one_object(
+        self,
+        principal: Principal,
+        action: AuditAction,
+        ds: Row[Any],
+        table: Table,
+        *,
+        object_id: str,
+        purpose: str,
+    ) -> Row[Any]:
+        """The row ``object_id`` of ``table`` in ``ds``: an audited 410 if it was erased, 404
+        if it never existed here (another dataset's id included)."""
+        row = None
+        if OBJECT_ID.fullmatch(object_id):
+            with self.db.read() as conn:
+                row = conn.execute(
+                    select(table).where(table.c.id == object_id, table.c.dataset_id == ds.id)
+                ).one_or_none()
+            if row is None:
+                self.refuse_if_erased(principal, action, ds, object_id, purpose)
+        if row is None:
+            raise NotFound("not found")
+        return row
 
     def refuse_if_erased(
         self,

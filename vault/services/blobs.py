@@ -23,13 +23,11 @@ from vault.errors import (
     DecryptionError,
     Forbidden,
     KeyDestroyed,
-    NotFound,
     PayloadTooLarge,
     ValidationFailed,
 )
 from vault.services.base import ServiceBase
 from vault.services.ingest import collection_policy, consent_states
-from vault.services.reads import RECORD_ID
 from vault.services.validation import pydantic_details
 from vault.storage.tables import blobs, datasets
 
@@ -172,16 +170,7 @@ class BlobService(ServiceBase):
         """The decrypted screenshot (content type, bytes) for an allowed purpose."""
         action = AuditAction.BLOB_READ
         ds, purpose_ok = self.authorize_read(principal, dataset, purpose, action)
-        row = None
-        if RECORD_ID.fullmatch(blob_id):
-            with self.db.read() as conn:
-                row = conn.execute(
-                    select(blobs).where(blobs.c.id == blob_id, blobs.c.dataset_id == ds.id)
-                ).one_or_none()
-            if row is None:
-                self.refuse_if_erased(principal, action, ds, blob_id, purpose_ok)
-        if row is None:
-            raise NotFound("not found")
+        row = self.one_object(principal, action, ds, blobs, object_id=blob_id, purpose=purpose_ok)
         try:
             with self.db.read() as conn:
                 sek = self.keyring.sek_for_read(conn, bytes(row.sek_id))

@@ -24,7 +24,6 @@ from sqlalchemy import insert, select, update
 
 from vault.audit import AuditAction
 from vault.audit.chain import canonical_json
-from vault.domain.events import EventKind, parse_time_utc
 from vault.domain.principal import Principal
 from vault.errors import BadRequest
 from vault.services.base import ServiceBase
@@ -68,30 +67,15 @@ class ExportService(ServiceBase):
             raise BadRequest(f"format must be one of {sorted(FORMATS)}")
         if query.linkage not in {"purpose", "export"}:
             raise BadRequest("linkage must be 'purpose' or 'export'")
-        where: list[Any] = [records.c.dataset_id == ds_id]
-        for name, raw in (("since", query.since), ("until", query.until)):
-            if raw is None:
-                continue
-            try:
-                when = parse_time_utc(raw)
-            except ValueError as exc:
-                raise BadRequest(f"{name} must be an RFC 3339 time with an offset") from exc
-            where.append(
-                records.c.event_time >= when if name == "since" else records.c.event_time < when
+        return list(
+            self._reads.filters(
+                ds_id,
+                since=query.since,
+                until=query.until,
+                kinds=query.kinds,
+                subjects=query.subjects,
             )
-        if query.kinds:
-            if any(k not in EventKind.__members__.values() for k in query.kinds):
-                raise BadRequest("unknown kind")
-            where.append(records.c.kind.in_(query.kinds))
-        if query.subjects:
-            if len(query.subjects) > 1000 or any(not 1 <= len(s) <= 256 for s in query.subjects):
-                raise BadRequest("at most 1000 subjects of 1..256 characters")
-            where.append(
-                records.c.subject.in_(
-                    [self.keyring.subject_pseudonym(ds_id, s) for s in query.subjects]
-                )
-            )
-        return where
+        )
 
     def start(
         self, principal: Principal, dataset: str, purpose: str | None, query: ExportQuery

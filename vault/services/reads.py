@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,15 +26,14 @@ from vault.errors import (
     DecryptionError,
     InvalidCursor,
     KeyDestroyed,
-    NotFound,
 )
-from vault.services.base import ServiceBase
+from vault.services.base import OBJECT_ID, ServiceBase
 from vault.storage.tables import records
 
 __all__ = ["EventQuery", "ReadService"]
 
-RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
 DEFAULT_PAGE = 100
+MAX_SUBJECTS = 1000
 #: The purpose recorded when people read their own data; it needs no grant.
 SUBJECT_ACCESS = "subject_access"
 
@@ -81,7 +80,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
             raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         when, rid = json.loads(raw)
-        if not isinstance(rid, str) or not RECORD_ID.fullmatch(rid):
+        if not isinstance(rid, str) or not OBJECT_ID.fullmatch(rid):
             raise ValueError("bad id")
         return parse_time_utc(when), rid
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
@@ -90,6 +89,36 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 class ReadService(ServiceBase):
     """Decrypted reads for allowed purposes."""
+
+    def filters(
+        self,
+        dataset_id: str,
+        *,
+        since: str | None,
+        until: str | None,
+        kinds: Sequence[str] = (),
+        subjects: Sequence[str] = (),
+    ) -> list[ColumnElement[bool]]:
+        """Validated record filters, shared by listings and exports (one set of rules)."""
+        where: list[ColumnElement[bool]] = [records.c.dataset_id == dataset_id]
+        start, end = _time_param("since", since), _time_param("until", until)
+        if start is not None:
+            where.append(records.c.event_time >= start)
+        if end is not None:
+            where.append(records.c.event_time < end)
+        if kinds:
+            if any(k not in EventKind.__members__.values() for k in kinds):
+                raise BadRequest("unknown kind")
+            where.append(records.c.kind.in_(kinds))
+        if subjects:
+            if len(subjects) > MAX_SUBJECTS or any(not 1 <= len(s) <= 256 for s in subjects):
+                raise BadRequest(f"at most {MAX_SUBJECTS} subjects of 1..256 characters")
+            where.append(
+                records.c.subject.in_(
+                    [self.keyring.subject_pseudonym(dataset_id, s) for s in subjects]
+                )
+            )
+        return where
 
     def open_row(self, conn: Connection, ds: Row[Any], row: Row[Any]) -> dict[str, Any]:
         """Decrypt one record row of ``ds``; any tampering is a DecryptionError."""
@@ -148,22 +177,13 @@ class ReadService(ServiceBase):
         limit = query.limit if query.limit is not None else DEFAULT_PAGE
         if not 1 <= limit <= self.deps.limits.max_page_size:
             raise BadRequest(f"limit must be 1..{self.deps.limits.max_page_size}")
-        conditions = [records.c.dataset_id == ds.id]
-        if query.subject is not None:
-            if not 1 <= len(query.subject) <= 256:
-                raise BadRequest("subject must be 1..256 characters")
-            subject = self.keyring.subject_pseudonym(ds.id, query.subject)
-            conditions.append(records.c.subject == subject)
-        since = _time_param("since", query.since)
-        until = _time_param("until", query.until)
-        if since is not None:
-            conditions.append(records.c.event_time >= since)
-        if until is not None:
-            conditions.append(records.c.event_time < until)
-        if query.kind is not None:
-            if query.kind not in EventKind.__members__.values():
-                raise BadRequest("unknown kind")
-            conditions.append(records.c.kind == query.kind)
+        conditions = self.filters(
+            ds.id,
+            since=query.since,
+            until=query.until,
+            kinds=(query.kind,) if query.kind is not None else (),
+            subjects=(query.subject,) if query.subject is not None else (),
+        )
         if query.cursor is not None:
             conditions.append(after(*decode_cursor(query.cursor)))
         stmt = (
@@ -205,16 +225,9 @@ class ReadService(ServiceBase):
         """One decrypted event; NotFound when absent or in another dataset."""
         action = AuditAction.EVENT_READ
         ds, purpose_ok = self.authorize_read(principal, dataset, purpose, action)
-        row = None
-        if RECORD_ID.fullmatch(record_id):
-            with self.db.read() as conn:
-                row = conn.execute(
-                    select(records).where(records.c.id == record_id, records.c.dataset_id == ds.id)
-                ).one_or_none()
-        if row is None:
-            if RECORD_ID.fullmatch(record_id):
-                self.refuse_if_erased(principal, action, ds, record_id, purpose_ok)
-            raise NotFound("not found")
+        row = self.one_object(
+            principal, action, ds, records, object_id=record_id, purpose=purpose_ok
+        )
         (event,) = self._decrypt_all(principal, ds, [row], action, purpose_ok)
         with self.db.write() as conn:
             self.record(

@@ -87,32 +87,6 @@ def _holds_any(value: str, chars: str) -> bool:
     return any(c in value for c in chars)
 
 
-def _trie_regex(words: Iterable[str]) -> str:
-    """One regular expression matching any of ``words``, shaped as a trie (longest first).
-
-    Python's ``re`` tries alternatives one by one; factoring common prefixes keeps the work at
-    each position proportional to the longest trigger, not to the number of triggers.
-    """
-    trie: dict[str, dict] = {}  # type: ignore[type-arg]
-    for word in words:
-        node = trie
-        for char in word:
-            node = node.setdefault(char, {})
-        node[""] = {}
-
-    def build(node: dict) -> str:  # type: ignore[type-arg]
-        end = "" in node
-        branches = [re.escape(char) + build(child) for char, child in sorted(node.items()) if char]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        if end:
-            body = f"(?:{body})?"
-        return body
-
-    return build(trie)
-
-
 #: Bound on the cached prefilter plans (one per combination of character groups present);
 #: past it a plan is rebuilt per text (cheap: plans compile nothing).
 _MAX_PLANS = 1024
