@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench import http_ingest, ingest
+from bench import growth, http_ingest, ingest, lifecycle, peers, plots, reads, redaction, sizes
 from bench.backends import BACKENDS, DEFAULT_PG_URL
 from bench.runner import MIN_REPEATS, Mode, Suite, run
 
@@ -15,9 +16,41 @@ MODES = {"quick": Mode("quick", repeats=5), "full": Mode("full", repeats=7)}
 DEFAULT_OUT = Path("bench/results/latest.json")
 
 
+#: Scenario modules written alongside this one; included when present.
+OPTIONAL = ("bench.import_export", "bench.partitions")
+
+
+def _optional(name: str) -> Callable[[Mode], list[Suite]] | None:
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        if exc.name != name:  # the module exists but something it needs is missing
+            raise
+        return None
+    found: Callable[[Mode], list[Suite]] = module.suites
+    return found
+
+
 def all_suites(mode: Mode) -> list[Suite]:
     """Every scenario module's suites, in report order (add new modules here)."""
-    return [*ingest.suites(mode), *http_ingest.suites(mode)]
+    out = [
+        *ingest.suites(mode),
+        *http_ingest.suites(mode),
+        *peers.suites(mode),
+        *sizes.suites(mode),
+        *reads.suites(mode),
+    ]
+    for name in OPTIONAL:
+        extra = _optional(name)
+        if extra is not None:
+            out += extra(mode)
+    out += [*growth.suites(mode), *lifecycle.suites(mode), *redaction.suites(mode)]
+    return out
+
+
+def suite_names() -> list[str]:
+    """The names ``--only`` accepts (the quick mode's suites: both modes have the same)."""
+    return [s.name for s in all_suites(MODES["quick"])]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +80,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="PostgreSQL server to create the bench_* databases on",
     )
     parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SUITE",
+        help="run only this suite (repeatable): ingest, http-ingest, peers, sizes, reads,"
+        " growth, lifecycle, redaction, ...",
+    )
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        default=plots.DEFAULT_DIR,
+        help=f"where the growth plots go (default {plots.DEFAULT_DIR})",
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         default=None,
@@ -59,10 +105,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--repeats must be >= 1")
         mode = Mode(mode.name, args.repeats)
     backends = list(BACKENDS) if args.backend == "both" else [args.backend]
+    wanted: set[str] | None = None
+    if args.only:
+        known = suite_names()
+        unknown = sorted(set(args.only) - set(known))
+        if unknown:
+            parser.error(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+        wanted = set(args.only)
+
+    def chosen(m: Mode) -> list[Suite]:
+        return [s for s in all_suites(m) if wanted is None or s.name in wanted]
+
     # The vault logs a warning per fresh dev signing key; one per trial is noise here.
     logging.basicConfig(level=logging.ERROR)
-    report = run(suites=all_suites, mode=mode, backends=backends, out=args.out, pg_url=args.pg_url)
+    report = run(suites=chosen, mode=mode, backends=backends, out=args.out, pg_url=args.pg_url)
     http_ingest.add_latency_report(report, args.out)  # p50/p95/p99 per batch size
+    redaction.print_notes(report)
+    written = plots.write_growth_plots(report, args.plots)
+    for path in written:
+        print(f"growth plot: {path}")
     return 0
 
 

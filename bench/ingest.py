@@ -42,7 +42,7 @@ from vault.domain.principal import Principal, Role
 from vault.storage import Database
 from vault.storage.tables import datasets, metadata, records
 
-__all__ = ["FloorTrial", "ServiceTrial", "make_workload", "suites"]
+__all__ = ["FloorTrial", "Prepared", "ServiceTrial", "SubjectDayKey", "make_workload", "suites"]
 
 DATASET = "bench-ingest"
 SUBJECTS = 8
@@ -57,16 +57,22 @@ BATCHES: dict[str, dict[int, int]] = {
 }
 
 
-def make_workload(batch_size: int, batches: int) -> Workload:
-    # The same seed for floor and service: both store the same events.
-    return key_run_batches(batch_size=batch_size, batches=batches + 1, subjects=SUBJECTS, seed=7)
+def make_workload(batch_size: int, batches: int, text_bytes: int = TEXT_BYTES) -> Workload:
+    """``batches`` timed batches plus one warm-up batch (the same seed for every case)."""
+    return key_run_batches(
+        batch_size=batch_size,
+        batches=batches + 1,
+        subjects=SUBJECTS,
+        seed=7,
+        text_bytes=text_bytes,
+    )
 
 
 # -- floor ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class _Prepared:
+class Prepared:
     """What the floor gets for free: the vault's schema validation and pseudonymization."""
 
     body: dict[str, Any]  # event.stored_form(): what the vault seals (before redaction)
@@ -76,7 +82,7 @@ class _Prepared:
     kind: str
 
 
-class _SubjectDayKey:
+class SubjectDayKey:
     __slots__ = ("aead", "id", "prefix")
 
     def __init__(self, dataset_id: str, subject: str, epoch: int) -> None:
@@ -113,34 +119,28 @@ class FloorTrial:
                     created_at=now,
                 )
             )
-        self.keys: dict[tuple[str, int], _SubjectDayKey] = {}
+        self.keys: dict[tuple[str, int], SubjectDayKey] = {}
         batches = [[self._prepare(raw) for raw in batch] for batch in workload.batches]
         self.expected = sum(len(b) for b in batches)
         self._store(batches[0])  # warm-up: makes the subject-day keys, primes the engine
         self.batches = batches[1:]
 
     @staticmethod
-    def _prepare(raw: dict[str, Any]) -> _Prepared:
+    def _prepare(raw: dict[str, Any]) -> Prepared:
         event = TelemetryEvent.model_validate(raw)
         subject = hashlib.sha256(event.subject.encode()).hexdigest()[:32]
-        return _Prepared(event.stored_form(), subject, epoch_of(event.time), event.time, "key_run")
+        return Prepared(event.stored_form(), subject, epoch_of(event.time), event.time, "key_run")
 
-    def _store(self, batch: list[_Prepared]) -> None:
+    def _store(self, batch: list[Prepared]) -> None:
         now = datetime.now(UTC)
         rows = []
         for p in batch:
             group = (p.subject, p.epoch)
             key = self.keys.get(group)
             if key is None:
-                key = self.keys[group] = _SubjectDayKey(self.dataset_id, p.subject, p.epoch)
+                key = self.keys[group] = SubjectDayKey(self.dataset_id, p.subject, p.epoch)
             plaintext = json.dumps(p.body, separators=(",", ":"), ensure_ascii=False).encode()
             rid = uuid.uuid4()
-            aad = key.prefix + rid.bytes
-            dek = os.urandom(32)
-            dek_nonce = os.urandom(12)
-            sealed_dek = dek_nonce + key.aead.encrypt(dek_nonce, dek, b"dek|" + aad)
-            body_nonce = os.urandom(12)
-            sealed_body = body_nonce + AESGCM(dek).encrypt(body_nonce, plaintext, b"body|" + aad)
             rows.append(
                 {
                     "id": rid.hex,
@@ -153,12 +153,23 @@ class FloorTrial:
                     "redactions": {},
                     "rules_version": "1",
                     "sek_id": key.id,
-                    "envelope": key.id + sealed_dek + sealed_body,
+                    "envelope": self.seal(key, p, rid, plaintext),
                     "stored_at": now,
                 }
             )
         with self.db.write() as conn:
             conn.execute(insert(records), rows)
+
+    def seal(self, key: SubjectDayKey, p: Prepared, rid: uuid.UUID, plaintext: bytes) -> bytes:
+        """The envelope of one record (peers override this and keep everything else)."""
+        del p  # bound through the key's prefix (dataset, subject, day, key id)
+        aad = key.prefix + rid.bytes
+        dek = os.urandom(32)
+        dek_nonce = os.urandom(12)
+        sealed_dek = dek_nonce + key.aead.encrypt(dek_nonce, dek, b"dek|" + aad)
+        body_nonce = os.urandom(12)
+        sealed_body = body_nonce + AESGCM(dek).encrypt(body_nonce, plaintext, b"body|" + aad)
+        return key.id + sealed_dek + sealed_body
 
     def run(self) -> int:
         for batch in self.batches:

@@ -1,4 +1,4 @@
-"""Profile one scenario's timed part: ``python -m bench.profiler [ingest-service|ingest-floor]``.
+"""Profile one timed part: ``python -m bench.profiler [ingest-service|ingest-floor|reads]``.
 
 The same trial the benchmark times (fresh place, untimed preparation and warm-up), run once
 under cProfile (always available) or pyinstrument (``--pyinstrument``, if installed). cProfile
@@ -14,13 +14,28 @@ import pstats
 import time
 from collections.abc import Callable, Sequence
 
-from bench import ingest
+from bench import ingest, reads
 from bench.backends import BACKENDS, DEFAULT_PG_URL, TrialPlace, open_backend
 from bench.runner import Trial
+
+
+class _ReadTrial:
+    """``bench.reads``' vault, filled with batch x batches records; run = both reads."""
+
+    def __init__(self, place: TrialPlace, size: int, n: int) -> None:
+        self.reader = reads.VaultReader(place, size * n)
+
+    def run(self) -> int:
+        return self.reader.by_subject() + self.reader.by_time()
+
+    def close(self) -> None:
+        self.reader.close()
+
 
 TARGETS: dict[str, Callable[[TrialPlace, int, int], Trial]] = {
     "ingest-service": lambda p, size, n: ingest.ServiceTrial(p, ingest.make_workload(size, n)),
     "ingest-floor": lambda p, size, n: ingest.FloorTrial(p, ingest.make_workload(size, n)),
+    "reads": _ReadTrial,
 }
 
 

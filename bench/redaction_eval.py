@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import synthetic
+from bench import synthetic, synthetic_mci
 from bench.redaction_samples import DEFAULT_DEV_PATH, Sample, load_jsonl
 from bench.redaction_scoring import (
     OUT_OF_SCOPE,
@@ -53,6 +53,7 @@ __all__ = [
 DEFAULT_ENGINE = "vault.domain.redaction"
 DEFAULT_SYNTHETIC = 2000
 DEFAULT_SEED = 20260421
+DEFAULT_MCI = 1500
 
 #: (name, metric key, comparison, target), judged on each data part and on all data.
 GOALS: tuple[tuple[str, str, str, float], ...] = (
@@ -190,6 +191,9 @@ class Report:
     examples: dict[str, list[dict[str, Any]]]
     span_methods: dict[str, int]
     scenarios: dict[str, Part] = field(default_factory=dict)
+    #: The per-rule and per-entity figures of each part (dev, synthetic, mci-dev, heldout).
+    rule_parts: dict[str, dict[str, Counts]] = field(default_factory=dict)
+    entity_parts: dict[str, dict[str, Counts]] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -197,6 +201,8 @@ class Report:
         """Each goal on each part, with PASS/MISS (``n/a`` when the part has no such sample)."""
         out = []
         for part_name, part in self.parts.items():
+            if not (part.secrets.units or part.secrets.negatives or part.pii_all.units):
+                continue  # a part with no sample (e.g. no dev file)
             metrics = part.metrics()
             for name, key, op, target in GOALS:
                 value = metrics[key]
@@ -237,6 +243,14 @@ class Report:
                 for name, p in self.scenarios.items()
             },
             "secret_rules": {k: v.as_dict() for k, v in sorted(self.by_rule.items())},
+            "secret_rules_per_part": {
+                part: {k: v.as_dict() for k, v in sorted(rows.items())}
+                for part, rows in self.rule_parts.items()
+            },
+            "pii_entities_per_part": {
+                part: {k: v.as_dict() for k, v in sorted(rows.items())}
+                for part, rows in self.entity_parts.items()
+            },
             "pii_entities": {
                 k: {**v.as_dict(), "supported": self.supported[k], "placeholders": entity_types(k)}
                 for k, v in sorted(self.by_entity.items())
@@ -249,8 +263,19 @@ class Report:
         }
 
 
+#: The data parts, in print order: the shared dev file, bench.synthetic, and the two splits of
+#: bench.synthetic_mci (tuned on mci-dev; heldout is read, never tuned on); "all" pools them.
+PARTS = ("dev", "synthetic", "mci-dev", "heldout", "all")
+
+
 def _part_of(sample: Sample) -> str:
-    return "dev" if sample.source.startswith("dev:") else "synthetic"
+    if sample.source.startswith("dev:"):
+        return "dev"
+    if sample.source == "mci-dev":
+        return "mci-dev"
+    if sample.source == "mci-heldout":
+        return "heldout"
+    return "synthetic"
 
 
 def _example(result: SampleResult, what: str) -> dict[str, Any]:
@@ -279,7 +304,9 @@ def build_report(
 
     by_rule: dict[str, Counts] = {}
     by_entity: dict[str, Counts] = {}
-    parts = {"dev": Part(), "synthetic": Part(), "all": Part()}
+    parts = {name: Part() for name in PARTS}
+    rule_parts: dict[str, dict[str, Counts]] = {name: {} for name in PARTS[:-1]}
+    entity_parts: dict[str, dict[str, Counts]] = {name: {} for name in PARTS[:-1]}
     scenarios: dict[str, Part] = {}
     firings: dict[str, dict[str, int]] = {}
     shown: dict[str, list[dict[str, Any]]] = {}
@@ -305,17 +332,21 @@ def build_report(
             if n:
                 slot = firings.setdefault(kind, {"positive": 0, "negative": 0})
                 slot[polarity] += 1
+        part_rules = rule_parts[_part_of(sample)]
+        part_entities = entity_parts[_part_of(sample)]
         if sample.label == "secret":
             counts = by_rule.setdefault(sample.rule, Counts())
+            mine = part_rules.setdefault(sample.rule, Counts())
             for _, hit in result.units:
-                for c in (counts, *(p.secrets for p in these)):
+                for c in (counts, mine, *(p.secrets for p in these)):
                     c.units += 1
                     c.hits += hit
             if not all(hit for _, hit in result.units):
                 keep(f"secret:{sample.rule}", result, "missed")
         elif sample.label == "not_secret":
             counts = by_rule.setdefault(sample.rule, Counts())
-            for c in (counts, *(p.secrets for p in these)):
+            mine = part_rules.setdefault(sample.rule, Counts())
+            for c in (counts, mine, *(p.secrets for p in these)):
                 c.negatives += 1
                 c.fps += result.false_positive
             if result.false_positive:
@@ -323,7 +354,8 @@ def build_report(
         elif sample.label == "pii":
             for entity, hit in result.units:
                 counts = by_entity.setdefault(entity, Counts())
-                targets = [counts, *(p.pii_all for p in these)]
+                mine = part_entities.setdefault(entity, Counts())
+                targets = [counts, mine, *(p.pii_all for p in these)]
                 if supported(entity):
                     targets += [p.pii_supported for p in these]
                 for c in targets:
@@ -334,7 +366,8 @@ def build_report(
         elif sample.label == "not_pii":
             entity = sample.entity or "(any PII)"
             counts = by_entity.setdefault(entity, Counts())
-            targets = [counts, *(p.pii_all for p in these)]
+            mine = part_entities.setdefault(entity, Counts())
+            targets = [counts, mine, *(p.pii_all for p in these)]
             if entity == "(any PII)" or supported(entity):
                 targets += [p.pii_supported for p in these]
             for c in targets:
@@ -356,6 +389,8 @@ def build_report(
         examples=shown,
         span_methods=methods,
         scenarios=dict(sorted(scenarios.items())),
+        rule_parts={k: v for k, v in rule_parts.items() if v},
+        entity_parts={k: v for k, v in entity_parts.items() if v},
     )
 
 
@@ -408,6 +443,15 @@ def print_report(report: Report, *, show_examples: int = 0, out: Any = None) -> 
         marks,
     )
     lines.append("")
+    for part, rows in report.rule_parts.items():
+        secret_rows = {k: v for k, v in rows.items() if v.units or v.negatives}
+        if secret_rows and len(report.rule_parts) > 1:
+            lines += _table(f"secrets per rule, part {part}", secret_rows)
+            lines.append("")
+    for part, rows in report.entity_parts.items():
+        if len(report.entity_parts) > 1:
+            lines += _table(f"personal data per entity, part {part}", rows, marks)
+            lines.append("")
     unsupported = sorted(e for e, ok in report.supported.items() if not ok)
     lines.append(
         f"unsupported entity types ({len(unsupported)}), shown above, excluded from "
@@ -424,6 +468,8 @@ def print_report(report: Report, *, show_examples: int = 0, out: Any = None) -> 
     lines.append("")
     lines.append("== totals (per part; then per scenario of the events) ==")
     for name, part in [*report.parts.items(), *report.scenarios.items()]:
+        if not (part.secrets.units or part.secrets.negatives or part.pii_all.units):
+            continue
         lines.append(
             f"{name:24} secrets: recall {_f(part.secrets.recall)} ({part.secrets.hits}/"
             f"{part.secrets.units}), FP {_f(part.secrets.fp_rate)} ({part.secrets.fps}/"
@@ -456,11 +502,18 @@ def print_report(report: Report, *, show_examples: int = 0, out: Any = None) -> 
 # Command
 
 
-def load_samples(data: Sequence[Path], n_synthetic: int, seed: int) -> list[Sample]:
-    """The dev files' samples followed by ``n_synthetic`` generated ones."""
+def load_samples(
+    data: Sequence[Path], n_synthetic: int, seed: int, *, mci_dev: int = 0, heldout: int = 0
+) -> list[Sample]:
+    """The dev files' samples, ``n_synthetic`` generated ones (``bench.synthetic``), then
+    ``mci_dev`` and ``heldout`` samples of ``bench.synthetic_mci``'s two splits."""
     samples = load_jsonl(data)
     if n_synthetic:
         samples += synthetic.generate(n_synthetic, seed)
+    if mci_dev:
+        samples += synthetic_mci.generate(mci_dev, synthetic_mci.DEV)
+    if heldout:
+        samples += synthetic_mci.generate(heldout, synthetic_mci.HELDOUT)
     return samples
 
 
@@ -486,6 +539,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"synthetic samples to generate (default {DEFAULT_SYNTHETIC})",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="generator seed")
+    parser.add_argument(
+        "--mci-dev",
+        type=int,
+        default=DEFAULT_MCI,
+        metavar="N",
+        help=f"bench.synthetic_mci dev-split samples (default {DEFAULT_MCI})",
+    )
+    parser.add_argument(
+        "--heldout",
+        type=int,
+        default=DEFAULT_MCI,
+        metavar="N",
+        help=f"bench.synthetic_mci held-out samples (default {DEFAULT_MCI}; never tune on them)",
+    )
     parser.add_argument(
         "--json", type=Path, default=None, metavar="OUT", help="write a JSON report"
     )
@@ -522,14 +589,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    samples = load_samples(data, args.synthetic, args.seed)
+    samples = load_samples(
+        data, args.synthetic, args.seed, mci_dev=args.mci_dev, heldout=args.heldout
+    )
     started = time.perf_counter()
     results = score_samples(samples, redactor, use_events=not args.text_only)
     report = build_report(results, redactor)
     report.seconds = time.perf_counter() - started
     report.notes.append(
         f"data: {[str(p) for p in data]} + {args.synthetic} synthetic "
-        f"(seed {args.seed}); events redacted through {redactor.event_path}"
+        f"(seed {args.seed}) + {args.mci_dev} mci-dev (seed {synthetic_mci.DEV.seed}) + "
+        f"{args.heldout} held-out (seed {synthetic_mci.HELDOUT.seed}); events redacted through "
+        f"{redactor.event_path}"
     )
     if not redactor.declared:
         report.notes.append(

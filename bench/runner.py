@@ -37,10 +37,17 @@ __all__ = [
     "MIN_REPEATS",
     "Case",
     "Goal",
+    "Measure",
     "Mode",
     "Suite",
+    "Timed",
     "Trial",
+    "format_table",
+    "goal_entry",
+    "interleave",
+    "result_entry",
     "run",
+    "shared_place",
 ]
 
 MIN_REPEATS = 5
@@ -86,21 +93,38 @@ class Case:
 
 @dataclass(frozen=True, slots=True)
 class Goal:
-    """``numerator / denominator`` (medians of two cases) should be at least ``target``."""
+    """``numerator / denominator`` (medians of two cases) should be at least ``target``.
+
+    With ``target`` ``None`` the ratio is reported for information (status ``INFO``).
+    """
 
     name: str
     numerator: str
     denominator: str
-    target: float
+    target: float | None
+
+
+#: A suite that measures itself (e.g. one growing database for all its cases):
+#: ``measure(backend, repeats, progress)`` returns ``{"results": [...], "goals": [...]}`` built
+#: with :func:`result_entry` and :func:`goal_entry`.
+Measure = Callable[[Backend, int, Callable[[str], None]], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
 class Suite:
-    """What one scenario module contributes: cases measured together, and their goals."""
+    """What one scenario module contributes: cases measured together, and their goals.
+
+    ``measure`` replaces the runner's fresh-place-per-repetition loop for suites that need
+    state shared between repetitions; ``once`` marks a suite that does not touch the database
+    (measured on the first backend only); ``repeats`` caps the repetitions (heavy cases).
+    """
 
     name: str
-    cases: Sequence[Case]
+    cases: Sequence[Case] = ()
     goals: Sequence[Goal] = ()
+    measure: Measure | None = None
+    once: bool = False
+    repeats: int | None = None
 
 
 @dataclass(slots=True)
@@ -111,20 +135,99 @@ class _Samples:
     seconds: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "scenario": self.case.scenario,
-            "params": dict(self.case.params),
-            "key": self.case.key,
-            "description": self.case.description,
-            "unit": self.case.unit,
-            "median": statistics.median(self.rates),
-            "min": min(self.rates),
-            "max": max(self.rates),
-            "repeats": len(self.rates),
-            "samples": [round(r, 1) for r in self.rates],
-            "items": self.items,
-            "seconds": [round(s, 4) for s in self.seconds],
-        }
+        return result_entry(self.case, self.rates, self.items, self.seconds)
+
+
+def result_entry(
+    case: Case,
+    rates: Sequence[float],
+    items: Sequence[int],
+    seconds: Sequence[float],
+    **extra: Any,
+) -> dict[str, Any]:
+    """One case's figures as the report and the table hold them."""
+    return {
+        "scenario": case.scenario,
+        "params": dict(case.params),
+        "key": case.key,
+        "description": case.description,
+        "unit": case.unit,
+        "median": statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "repeats": len(rates),
+        "samples": [round(r, 1) for r in rates],
+        "items": list(items),
+        "seconds": [round(s, 4) for s in seconds],
+        **extra,
+    }
+
+
+def goal_entry(goal: Goal, num: Sequence[float], den: Sequence[float]) -> dict[str, Any]:
+    """A goal's ratio of medians, the min-max of the per-repetition ratios and its status."""
+    ratio = statistics.median(num) / statistics.median(den)
+    paired = [n / d for n, d in zip(num, den, strict=True)]
+    status = "INFO"
+    if goal.target is not None:
+        status = "PASS" if ratio >= goal.target else "MISS"
+    return {
+        "name": goal.name,
+        "numerator": goal.numerator,
+        "denominator": goal.denominator,
+        "ratio": ratio,
+        "paired_min": min(paired),
+        "paired_max": max(paired),
+        "target": goal.target,
+        "status": status,
+    }
+
+
+def shared_place(place: TrialPlace) -> Trial:
+    """The ``prepare`` of cases measured by a suite's own ``measure`` (never called)."""
+    raise RuntimeError(f"this case is measured by its suite, not in {place.directory}")
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """Work a ``measure`` suite times: ``run`` returns the items done; ``reset`` is untimed."""
+
+    case: Case
+    run: Callable[[], int]
+    reset: Callable[[], None] | None = None
+
+
+def interleave(
+    label: str,
+    work: Sequence[Timed],
+    repeats: int,
+    progress: Callable[[str], None],
+    goals: Sequence[Goal] = (),
+) -> dict[str, Any]:
+    """Time each piece of ``work`` ``repeats`` times, interleaved as the runner does."""
+    collected = {w.case.key: _Samples(w.case) for w in work}
+    for rep in range(repeats):
+        for w in list(work) if rep % 2 == 0 else list(reversed(work)):
+            gc.collect()
+            start = time.perf_counter()
+            items = w.run()
+            elapsed = time.perf_counter() - start
+            if w.reset is not None:
+                w.reset()
+            samples = collected[w.case.key]
+            samples.rates.append(items / elapsed)
+            samples.items.append(items)
+            samples.seconds.append(elapsed)
+            progress(
+                f"  {label} {w.case.key} rep {rep + 1}/{repeats}: "
+                f"{samples.rates[-1]:,.0f} {w.case.unit}"
+            )
+    return {
+        "results": [s.summary() for s in collected.values()],
+        "goals": [
+            goal_entry(g, collected[g.numerator].rates, collected[g.denominator].rates)
+            for g in goals
+        ],
+    }
 
 
 def _measure(backend: Backend, case: Case, samples: _Samples) -> None:
@@ -155,23 +258,10 @@ def _run_suite(
                 f"  {backend.name} {case.key} rep {rep + 1}/{repeats}: {rate:,.0f} {case.unit}"
             )
     results = [collected[c.key].summary() for c in suite.cases]
-    goals = []
-    for goal in suite.goals:
-        num, den = collected[goal.numerator], collected[goal.denominator]
-        ratio = statistics.median(num.rates) / statistics.median(den.rates)
-        paired = [n / d for n, d in zip(num.rates, den.rates, strict=True)]
-        goals.append(
-            {
-                "name": goal.name,
-                "numerator": goal.numerator,
-                "denominator": goal.denominator,
-                "ratio": ratio,
-                "paired_min": min(paired),
-                "paired_max": max(paired),
-                "target": goal.target,
-                "status": "PASS" if ratio >= goal.target else "MISS",
-            }
-        )
+    goals = [
+        goal_entry(g, collected[g.numerator].rates, collected[g.denominator].rates)
+        for g in suite.goals
+    ]
     return {"suite": suite.name, "results": results, "goals": goals}
 
 
@@ -190,7 +280,16 @@ def _git() -> dict[str, Any]:
 
 def _versions() -> dict[str, str]:
     found = {}
-    for name in ("telemetry-vault", "cryptography", "sqlalchemy", "psycopg", "pydantic"):
+    for name in (
+        "telemetry-vault",
+        "cryptography",
+        "sqlalchemy",
+        "psycopg",
+        "pydantic",
+        "aws-encryption-sdk",
+        "tink",
+        "matplotlib",
+    ):
         try:
             found[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:
@@ -227,27 +326,39 @@ def _fmt_rate(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def _fmt_ratio(value: float) -> str:
+    return f"{value:.3f}" if value < 0.1 else f"{value:.2f}"
+
+
 def format_table(report: Mapping[str, Any]) -> str:
     """The human-readable table printed at the end of a run."""
     lines: list[str] = []
-    header = f"{'backend':<9} {'case':<22} {'median':>12} {'min - max':>23}  {'unit':<9} reps"
     for run_ in report["runs"]:
         backend = run_["backend"]["backend"]
         for suite in run_["suites"]:
+            width = max(
+                [22]
+                + [len(r["key"]) for r in suite["results"]]
+                + [len(g["name"]) for g in suite["goals"]]
+            )
             lines.append("")
             lines.append(f"== {suite['suite']} on {backend} ==")
-            lines.append(header)
+            lines.append(
+                f"{'backend':<9} {'case':<{width}} {'median':>12} {'min - max':>23}  "
+                f"{'unit':<9} reps"
+            )
             for r in suite["results"]:
                 spread = f"{_fmt_rate(r['min'])} - {_fmt_rate(r['max'])}"
                 lines.append(
-                    f"{backend:<9} {r['key']:<22} {_fmt_rate(r['median']):>12} {spread:>23}  "
-                    f"{r['unit']:<9} {r['repeats']}"
+                    f"{backend:<9} {r['key']:<{width}} {_fmt_rate(r['median']):>12} "
+                    f"{spread:>23}  {r['unit']:<9} {r['repeats']}"
                 )
             for g in suite["goals"]:
+                target = "(ratio)" if g["target"] is None else f"goal >= {g['target']:.2f}"
                 lines.append(
-                    f"{backend:<9} {g['name']:<22} {g['ratio']:>12.2f} "
-                    f"{g['paired_min']:>11.2f} - {g['paired_max']:<9.2f}  "
-                    f"goal >= {g['target']:.2f}  {g['status']}"
+                    f"{backend:<9} {g['name']:<{width}} {_fmt_ratio(g['ratio']):>12} "
+                    f"{_fmt_ratio(g['paired_min']):>11} - {_fmt_ratio(g['paired_max']):<9}  "
+                    f"{target}  {g['status']}"
                 )
     return "\n".join(lines)
 
@@ -274,12 +385,21 @@ def run(
             " the machine will lower and scatter the figures (ratios suffer less: interleaved)"
         )
     started = time.perf_counter()
-    for name in backends:
+    for index, name in enumerate(backends):
         with open_backend(name, pg_url=pg_url) as backend:
             entry: dict[str, Any] = {"backend": {"backend": name}, "suites": []}
             for suite in suites(mode):
-                progress(f"{suite.name} on {name} ({repeats} repetitions, interleaved)")
-                entry["suites"].append(_run_suite(backend, suite, repeats, progress))
+                if suite.once and index > 0:
+                    continue  # does not depend on the database: measured once
+                reps = min(repeats, suite.repeats) if suite.repeats else repeats
+                progress(f"{suite.name} on {name} ({reps} repetitions, interleaved)")
+                suite_started = time.perf_counter()
+                if suite.measure is not None:
+                    done = {"suite": suite.name, **suite.measure(backend, reps, progress)}
+                else:
+                    done = _run_suite(backend, suite, reps, progress)
+                done["wall_seconds"] = round(time.perf_counter() - suite_started, 1)
+                entry["suites"].append(done)
             entry["backend"] = backend.describe()
             report["runs"].append(entry)
     report["meta"]["wall_seconds"] = round(time.perf_counter() - started, 1)

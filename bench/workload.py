@@ -49,7 +49,7 @@ def _email(rng: random.Random) -> str:
     return f"{rng.choice(_FIRST)}.{rng.choice(_FIRST)}@{rng.choice(_DOMAINS)}"
 
 
-def _text(rng: random.Random) -> str:
+def _text(rng: random.Random, text_bytes: int = TEXT_BYTES) -> str:
     """About ``TEXT_BYTES`` of typed text: words, and in some runs an e-mail address or a URL.
 
     Roughly a third of the runs hold an e-mail address, a fifth a URL (one URL pattern in five
@@ -65,11 +65,11 @@ def _text(rng: random.Random) -> str:
     elif roll < 0.53:
         extra = rng.choice(_SITES).format(n=rng.randrange(10, 9999), w=rng.choice(_WORDS))
     insert_at = rng.randrange(4, 20)
-    while size < TEXT_BYTES:
+    while size < text_bytes:
         word = extra if extra is not None and len(parts) == insert_at else rng.choice(_WORDS)
         parts.append(word)
         size += len(word) + 1
-    return " ".join(parts)[:TEXT_BYTES]
+    return " ".join(parts)[:text_bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +92,24 @@ def key_run_batches(
     subjects: int = 8,
     now: datetime | None = None,
     seed: int = 1,
+    text_bytes: int = TEXT_BYTES,
+    day: datetime | None = None,
 ) -> Workload:
     """``batches`` batches of ``batch_size`` key_run events, spread over ``subjects`` people.
 
     All events fall on one UTC day (today) and before ``now``, so the vault accepts every one
     (opt_out dataset, default retention) and one subject-epoch key per subject serves them all.
+    ``text_bytes`` sets the typed text's size; ``day`` (any instant of it) puts the events on
+    another, whole UTC day instead (for data prepared with a controlled clock).
     """
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
-    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    span = max(now - day_start - timedelta(seconds=1), timedelta(0))
+    if day is not None:
+        day_start = day.replace(hour=0, minute=0, second=0, microsecond=0)
+        span = timedelta(days=1) - timedelta(seconds=1)
+    else:
+        day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        span = max(now - day_start - timedelta(seconds=1), timedelta(0))
     total = batch_size * batches
     people = [f"employee-{i:04d}@example.com" for i in range(subjects)]
     out: list[list[dict[str, Any]]] = []
@@ -120,7 +128,7 @@ def key_run_batches(
                 "window_title": title.format(n=n, email=_email(rng)),
                 "device": {"id": f"laptop-{k % subjects:04d}", "owner": "corporate"},
                 "jurisdiction": "DE",
-                "data": {"text": _text(rng)},
+                "data": {"text": _text(rng, text_bytes)},
             }
             if url is not None:
                 event["url"] = url.format(n=n)

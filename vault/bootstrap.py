@@ -15,7 +15,9 @@ from vault.audit import AuditLog
 from vault.config import Settings
 from vault.crypto.keycache import KeyCache
 from vault.domain.purposes import ForbiddenPurposes
+from vault.domain.redaction import KeystrokeState
 from vault.keyring import Keyring
+from vault.plugins import load_name_detector
 from vault.providers import KeyProvider, open_provider
 from vault.services.audit_service import AuditService
 from vault.services.auth import AuthService
@@ -31,6 +33,8 @@ from vault.services.keys import KeyService
 from vault.services.lifecycle import LifecycleService
 from vault.services.maintenance import Maintenance
 from vault.services.reads import ReadService
+from vault.services.redaction_job import RedactionJobService
+from vault.services.redaction_modes import RedactionSetup
 from vault.services.restore import RestoreService
 from vault.services.retention import RetentionService
 from vault.services.subjects import SubjectService
@@ -67,6 +71,7 @@ class Vault:
     retention: RetentionService
     restore: RestoreService
     maintenance: Maintenance
+    redaction: RedactionJobService
 
     def close(self) -> None:
         """Stop background work and release database connections."""
@@ -81,6 +86,8 @@ def _utcnow() -> datetime:
 def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) -> Vault:
     """Open (creating on first run) the database, key provider and dev key; migrate; wire."""
     settings.home.mkdir(parents=True, exist_ok=True)
+    # Loaded before anything is opened: a configured detector that cannot load stops the start.
+    names = load_name_detector(settings.ner)
     db = Database(settings.effective_database_url)
     upgrade_to_head(db)
     passphrase = settings.master_passphrase
@@ -131,7 +138,9 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
     )
     lifecycle = LifecycleService(deps)
     reads = ReadService(deps)
-    ingest = IngestService(deps)
+    # Keystroke tails between batches: this process's memory only (docs/redaction.md).
+    redaction = RedactionSetup(names=names, keystrokes=KeystrokeState(clock=time.monotonic))
+    ingest = IngestService(deps, redaction)
     retention = RetentionService(deps)
     shred_interval = timedelta(hours=settings.shred_interval_hours)
     return Vault(
@@ -167,4 +176,5 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
             shred_interval=shred_interval,
             every_seconds=settings.maintenance_interval_seconds,
         ),
+        redaction=RedactionJobService(deps, redaction),
     )

@@ -225,6 +225,14 @@ def dataset_create(
     erase_on_withdrawal: Annotated[
         bool, typer.Option("--erase-on-withdrawal", help="Withdrawn consent erases stored data")
     ] = False,
+    replacement: Annotated[
+        str,
+        typer.Option(
+            "--replacement",
+            help="What redaction stores: placeholder ([EMAIL]) or pseudonym ([EMAIL:3f9a...]);"
+            " fixed for the dataset's life",
+        ),
+    ] = "placeholder",
     home: HomeOpt = None,
     database_url: DbOpt = None,
 ) -> None:
@@ -235,6 +243,7 @@ def dataset_create(
         "purposes": purpose,
         "consent": consent,
         "erase_on_withdrawal": erase_on_withdrawal,
+        "redaction": {"replacement": replacement},
         "exclusions": {
             "apps": exclude_app or [],
             "domains": exclude_domain or [],
@@ -321,13 +330,16 @@ def export(
     kind: Annotated[list[str] | None, typer.Option("--kind", help="Event kind")] = None,
     subject: Annotated[list[str] | None, typer.Option("--subject", help="Only this person")] = None,
     linkage: Annotated[str, typer.Option(help="purpose or export")] = "purpose",
+    fmt: Annotated[str, typer.Option("--format", help="ndjson or parquet")] = "ndjson",
     home: HomeOpt = None,
     database_url: DbOpt = None,
 ) -> None:
-    """Export a dataset as NDJSON for a declared purpose, with an audited manifest."""
+    """Export a dataset as NDJSON or Parquet for a declared purpose, with an audited manifest."""
 
     def body() -> None:
-        query = ExportQuery(since, until, tuple(kind or ()), tuple(subject or ()), linkage)
+        query = ExportQuery(since, until, tuple(kind or ()), tuple(subject or ()), linkage, fmt)
+        if out is None and fmt == "parquet" and sys.stdout.isatty():
+            raise e.BadRequest("a Parquet export is binary: write it to a file with --out")
         with _vault(home, database_url) as vault:
             export_id, chunks = vault.exports.start(
                 _operator(vault.settings), dataset, purpose, query
@@ -336,22 +348,41 @@ def export(
                 for chunk in chunks:
                     sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
-            else:
-                fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    for chunk in chunks:
-                        fh.write(chunk)
+            else:  # written beside, renamed when whole: an interrupted export leaves no file
+                part = out.with_name(out.name + ".part")
+                fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                try:
+                    with os.fdopen(fd, "wb") as fh:
+                        for chunk in chunks:
+                            fh.write(chunk)
+                    os.replace(part, out)
+                except BaseException:
+                    part.unlink(missing_ok=True)
+                    raise
             typer.echo(f"export {export_id} written", err=True)
 
     _run(body)
 
 
-@app.command("import")
+_RETIRE_FLAG = "--retire-source"
+
+
+@app.command("import", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def import_(
+    ctx: typer.Context,
     dataset: str,
-    source: Annotated[Path, typer.Argument(help="A JSONL/NDJSON or CSV file")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A JSONL/NDJSON, CSV or Parquet file, or a SQLAlchemy URL "
+            "(with --table or --query)"
+        ),
+    ],
     fmt: Annotated[
-        str | None, typer.Option("--format", help="jsonl or csv; default: from the file suffix")
+        str | None,
+        typer.Option(
+            "--format", help="jsonl, csv, parquet or sql; default: from the suffix or the URL"
+        ),
     ] = None,
     field_map: Annotated[
         list[str] | None,
@@ -363,17 +394,58 @@ def import_(
     batch: Annotated[
         int | None, typer.Option("--batch", help="Events per batch; default the vault's most")
     ] = None,
+    table: Annotated[
+        str | None, typer.Option("--table", help="SQL: the table to import ([schema.]name)")
+    ] = None,
+    query: Annotated[
+        str | None, typer.Option("--query", help="SQL: a SELECT to import (needs --key)")
+    ] = None,
+    key: Annotated[
+        list[str] | None,
+        typer.Option("--key", help="SQL: unique column(s) that order the rows; default the PK"),
+    ] = None,
+    time_unit: Annotated[
+        str, typer.Option("--time-unit", help="rfc3339, epoch_s or epoch_ms (the time column)")
+    ] = "rfc3339",
+    timezone: Annotated[
+        str | None,
+        typer.Option("--timezone", help="IANA zone of times without an offset, e.g. UTC"),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option("--id-column", help="SQL, --retire-source=replace: receives record ids"),
+    ] = None,
     home: HomeOpt = None,
     database_url: DbOpt = None,
 ) -> None:
-    """Import a file through the ingest path (rules, redaction, encryption, audit); resumable."""
+    """Import a file or SQL table through the ingest path (rules, redaction, encryption,
+    audit); resumable.
+
+    --retire-source (after SOURCE): once the import is verified, overwrite and remove the
+    file; for a SQL table, --retire-source=replace (record ids into --id-column, other mapped
+    columns NULL) or --retire-source=drop. See docs/import.md.
+    """
 
     def body() -> int:
+        where, retire = _retire_flag(source, ctx.args)
         document = _json_object(mapping_file, "mapping") if mapping_file is not None else None
-        options = ImportOptions(fmt, tuple(field_map or ()), document, batch)
+        options = ImportOptions(
+            fmt,
+            tuple(field_map or ()),
+            document,
+            batch,
+            table=table,
+            query=query,
+            key=tuple(key or ()),
+            time_unit=time_unit,
+            timezone=timezone,
+            retire=retire,
+            id_column=id_column,
+        )
+        named: Path | str = where if "://" in where else Path(where)
         with _vault(home, database_url) as vault, _import_progress() as progress:
             summary = vault.imports.run(
-                _operator(vault.settings), dataset, source, options, progress
+                _operator(vault.settings), dataset, named, options, progress
             )
         _emit(summary)
         return 0 if summary["verification"]["ok"] else EXIT_VERIFY_FAILED
@@ -381,18 +453,36 @@ def import_(
     _run(body)
 
 
+def _retire_flag(source: str, extra: list[str]) -> tuple[str, str | None]:
+    """``--retire-source`` alone (a file: overwrite) or ``--retire-source=MODE`` (Typer has no
+    option with an optional value, so the import command takes it from its extra arguments)."""
+    tokens = list(extra)
+    if source == _RETIRE_FLAG or source.startswith(_RETIRE_FLAG + "="):
+        if not tokens or tokens[0].startswith("-"):
+            raise e.BadRequest("missing SOURCE")
+        source, tokens = tokens[0], [source, *tokens[1:]]
+    retire: str | None = None
+    for token in tokens:
+        name, sep, mode = token.partition("=")
+        if name != _RETIRE_FLAG or retire is not None or (sep and not mode):
+            raise e.BadRequest(f"unexpected argument {token!r} (see tvault import --help)")
+        retire = mode or "overwrite"
+    return source, retire
+
+
 @contextmanager
 def _import_progress() -> Iterator[Callable[[int, int, int], None] | None]:
-    """A rich progress bar (bytes of the source) on a terminal; nothing otherwise."""
+    """A rich progress bar (bytes of a file, rows of Parquet or SQL) on a terminal; nothing
+    otherwise."""
     if not sys.stdout.isatty():
         yield None
         return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
 
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
-        DownloadColumn(),
+        TaskProgressColumn(),
         TimeRemainingColumn(),
         transient=True,
     ) as bar:
@@ -402,6 +492,21 @@ def _import_progress() -> Iterator[Callable[[int, int, int], None] | None]:
             bar.update(task, completed=done, total=total, description=f"{rows} rows")
 
         yield update
+
+
+@app.command()
+def redact(
+    dataset: Annotated[str, typer.Option("--dataset", help="The dataset to re-redact")],
+    batch: Annotated[int, typer.Option("--batch", help="Records per transaction")] = 200,
+    home: HomeOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Apply the current redaction rules to records redacted by older ones (resumable)."""
+    _call(
+        home,
+        database_url,
+        lambda vault, operator: vault.redaction.run(operator, dataset, batch_size=batch),
+    )
 
 
 @app.command()

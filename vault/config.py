@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # -- policy -------------------------------------------------------------------------------
     forbidden_purposes_extra: tuple[str, ...] = ()
     clock_skew_seconds: int = Field(default=300, ge=0, le=3600)
+    ner: str | None = Field(
+        default=None,
+        description="Person-name detector, e.g. spacy:en_core_web_sm (an installed package or a"
+        " directory; never downloaded); unset: no name detection",
+    )
 
     # -- keys ---------------------------------------------------------------------------------
     key_cache_size: int = Field(default=10_000, ge=1)

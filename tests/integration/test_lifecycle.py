@@ -34,6 +34,7 @@ from vault.bootstrap import Vault, build_vault
 from vault.config import Settings
 from vault.domain.principal import Role
 from vault.errors import Forbidden, Gone, KeyDestroyed
+from vault.services.importer import ImportOptions
 from vault.services.reads import EventQuery
 
 
@@ -236,3 +237,28 @@ def test_withdrawal_erases_where_the_dataset_says_so(vault: Vault, clock: Clock)
     assert "erasure" not in kept
     assert len(read_subject(vault, "emp-1", dataset="other")) == 2
     assert vault.datasets.get(ADMIN, "ux")["erase_on_withdrawal"] is True
+
+
+def import_links(vault: Vault) -> set[str]:
+    with vault.db.read() as conn:
+        return set(conn.execute(text("SELECT record_id FROM import_records")).scalars())
+
+
+def test_erasure_and_sweep_remove_the_import_links_of_what_they_delete(
+    vault: Vault, clock: Clock, tmp_path: Path
+) -> None:
+    """Which source row became which record links a person's rows: it goes with the records."""
+    make_dataset(vault, "ux", retention_days=10)
+    source = tmp_path / "export.jsonl"
+    rows = [event(clock, f"emp-{i % 2}", data={"text": f"line {i}"}) for i in range(6)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    summary = vault.imports.run(OPERATOR, "ux", source, ImportOptions())
+    assert summary["stored"] == 6
+    links = import_links(vault)
+    assert len(links) == 6
+    kept = {e["id"] for e in read_subject(vault, "emp-1")}
+    vault.lifecycle.erase(PRIVACY, "emp-0")
+    assert import_links(vault) == kept  # emp-0's three links are gone with the records
+    clock.advance(days=12)
+    assert vault.retention.sweep(ADMIN)["datasets"][0]["records"] == 3
+    assert import_links(vault) == set()

@@ -41,6 +41,11 @@ class AuditAction(enum.StrEnum):
     IMPORT_START = "import:start"
     IMPORT_BATCH = "import:batch"
     IMPORT_FINISH = "import:finish"
+    IMPORT_RETIRE = "import:retire"
+    EVENTS_REMASK = "events:remask"
+    REDACT_START = "redaction:start"
+    REDACT_BATCH = "redaction:batch"
+    REDACT_FINISH = "redaction:finish"
 
 
 class Outcome(enum.StrEnum):

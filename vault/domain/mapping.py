@@ -7,23 +7,34 @@ Applying a mapping builds the dict the event schema then validates; it never val
 
 When a source already follows the schema (its columns include ``subject``, ``time`` and ``kind``),
 :func:`automatic_mapping` maps every schema field to the column of the same name.
+
+The mapped ``time`` is converted by a :class:`TimeFormat`: RFC 3339 text as is, epoch seconds or
+milliseconds (``unit``), and naive times (text without an offset, or a datetime without a time
+zone, as Parquet and SQL sources give) read in the named ``timezone``. A naive time with no
+timezone given raises :class:`NaiveTime`: guessing UTC would shift every event silently.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 __all__ = [
     "ALIASES",
     "REQUIRED",
     "TARGETS",
+    "TIME_UNITS",
     "FieldMapping",
     "MappingError",
+    "NaiveTime",
+    "TimeFormat",
     "automatic_mapping",
     "parse_mapping",
 ]
@@ -31,6 +42,77 @@ __all__ = [
 
 class MappingError(ValueError):
     """A mapping that cannot be used; the message says what to change."""
+
+
+class NaiveTime(MappingError):
+    """A time without a UTC offset, and no timezone to read it in."""
+
+
+#: How a mapped time column is written: RFC 3339 text, or a number of epoch (milli)seconds.
+TIME_UNITS = ("rfc3339", "epoch_s", "epoch_ms")
+_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.(\d{1,9}))?)?)?$")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeFormat:
+    """How the mapped ``time`` column is read (see the module docstring)."""
+
+    unit: str = "rfc3339"
+    zone: str | None = None  # the IANA name, kept for the digest and messages
+    tz: tzinfo | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.unit not in TIME_UNITS:
+            raise MappingError(f"time unit must be one of {', '.join(TIME_UNITS)}")
+        if (self.zone is None) != (self.tz is None):
+            raise MappingError("a timezone needs both its name and its tzinfo")
+
+    @property
+    def default(self) -> bool:
+        """True when nothing is converted (the digest then stays what it always was)."""
+        return self.unit == "rfc3339" and self.zone is None
+
+    def convert(self, value: Any) -> Any:
+        """The RFC 3339 text of ``value``; left as is when it is no time (the schema refuses
+        it); :class:`NaiveTime` when it has no offset and there is no timezone."""
+        if isinstance(value, datetime):
+            return self._aware(value).isoformat()
+        if self.unit != "rfc3339":
+            return self._epoch(value)
+        if isinstance(value, str):
+            text = value.strip()
+            match = _NAIVE.fullmatch(text)
+            if match is not None:
+                if match[1] is not None and len(match[1]) > 6:  # Python parses microseconds
+                    text = text[: match.start(1) + 6]
+                try:
+                    parsed = datetime.fromisoformat(text.replace("t", "T").replace(" ", "T"))
+                except ValueError:
+                    return value
+                return self._aware(parsed).isoformat()
+        return value
+
+    def _aware(self, value: datetime) -> datetime:
+        if value.tzinfo is not None:
+            return value
+        if self.tz is None:
+            raise NaiveTime(
+                "the time column holds times without a UTC offset; say which time zone they "
+                "are in with --timezone (e.g. --timezone UTC or --timezone Europe/Berlin)"
+            )
+        return value.replace(tzinfo=self.tz)
+
+    def _epoch(self, value: Any) -> Any:
+        number: Any = value
+        if isinstance(value, str):
+            number = _to_number(value.strip())
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            return value
+        seconds = number / 1000 if self.unit == "epoch_ms" else number
+        try:
+            return datetime.fromtimestamp(seconds, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            return value
 
 
 #: Event fields a source column can fill, by the kind of value each takes.
@@ -86,10 +168,21 @@ class FieldMapping:
     values: dict[str, dict[str, Any]] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     automatic: bool = False
+    time: TimeFormat = field(default_factory=TimeFormat)
+
+    def with_time(self, time: TimeFormat) -> FieldMapping:
+        """The same mapping reading times as ``time`` says."""
+        return dataclasses.replace(self, time=time)
 
     def digest(self) -> str:
         """A stable digest of what the mapping does (an import resumes only with the same)."""
-        doc = {"fields": self.fields, "values": self.values, "defaults": self.defaults}
+        doc: dict[str, Any] = {
+            "fields": self.fields,
+            "values": self.values,
+            "defaults": self.defaults,
+        }
+        if not self.time.default:
+            doc["time"] = {"unit": self.time.unit, "zone": self.time.zone}
         text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -103,7 +196,10 @@ class FieldMapping:
         return sorted(c for c in self.columns() if c not in have and c.split(".")[0] not in have)
 
     def apply(self, row: Mapping[str, Any], *, text_values: bool) -> dict[str, Any]:
-        """The event dict of one source row (``text_values``: CSV, every value a string)."""
+        """The event dict of one source row (``text_values``: CSV, every value a string).
+
+        Raises :class:`NaiveTime` for a time without an offset when no timezone was given.
+        """
         out: dict[str, Any] = {}
         for target, column in self.fields.items():
             value = _lookup(row, column)
@@ -112,7 +208,14 @@ class FieldMapping:
             table = self.values.get(target)
             if table is not None and isinstance(value, str | int | float | bool):
                 value = table.get(str(value), value)
-            _put(out, target, _coerce(TARGETS.get(target, "any"), value) if text_values else value)
+            kind = TARGETS.get(target, "any")
+            if target == "time":
+                value = self.time.convert(value)
+            elif text_values:
+                value = _coerce(kind, value)
+            elif kind == "bool" and type(value) is int and value in {0, 1}:
+                value = bool(value)  # SQL databases without a boolean type store 0/1
+            _put(out, target, value)
         for target, value in self.defaults.items():
             if _get(out, target) is None:
                 _put(out, target, value)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
@@ -35,6 +37,7 @@ _PSEUDONYM_WRAP_LABEL = b"tvault/pseudonym-key/v1"
 _SUBJECT_LABEL = b"tvault/subject/v1"
 _PERSON_LABEL = b"tvault/audit-person/v1"
 _LINKAGE_LABEL = b"tvault/export-subject/v1"
+_REDACTION_LABEL = b"tvault/redaction-key/v1"
 PSEUDONYM_KEY_REF = "vault-pseudonym"
 
 
@@ -111,6 +114,22 @@ class Keyring:
     def linkage_pseudonym(self, scope: str, pseudonym: str) -> str:
         """A pseudonym derived for one export or purpose, so separate scopes cannot be joined."""
         return keyed_hash(self._pkey(), _LINKAGE_LABEL, scope, pseudonym)
+
+    def redaction_key(self, dataset_id: str) -> bytes:
+        """The key of one dataset's redaction pseudonyms (``[EMAIL:3f9a…]``).
+
+        HKDF-SHA256 (RFC 5869) of the vault pseudonym key, with the dataset id in ``info``:
+        nothing new to store or back up, the same key on every replica and after every KEK
+        rotation (so pseudonyms stay stable for the dataset's life), a different key per
+        dataset (so datasets cannot be joined on them), and, like subject pseudonyms, out of
+        reach of whoever holds only the database (the pseudonym key is wrapped by the provider).
+        """
+        return HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=encode_context(_REDACTION_LABEL, dataset_id),
+        ).derive(self._pkey())
 
     def person_hash(self, identity: str) -> str:
         """The keyed hash that stands for a person (or caller) in the audit log."""
@@ -284,6 +303,25 @@ class Keyring:
         row = conn.execute(select(subject_keys).where(subject_keys.c.id == sek_id)).one_or_none()
         if row is None:
             raise KeyDestroyed("subject-epoch key destroyed")
+        return SubjectKey(sek_id, row.dataset_id, row.subject, row.epoch, self._unwrap_row(row))
+
+    def sek_for_reseal(self, conn: Connection, sek_id: bytes, *, uses: int) -> SubjectKey:
+        """The SEK with that id, booking ``uses`` more wraps (records sealed again under it).
+
+        Raises KeyDestroyed when it was shredded and KeyUsageExceeded past ``max_wraps``.
+        """
+        row = conn.execute(
+            select(subject_keys).where(subject_keys.c.id == sek_id).with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise KeyDestroyed("subject-epoch key destroyed")
+        if row.wraps + uses > self._max_wraps:
+            raise KeyUsageExceeded("subject-epoch key reached its usage limit")
+        conn.execute(
+            update(subject_keys)
+            .where(subject_keys.c.id == sek_id)
+            .values(wraps=subject_keys.c.wraps + uses)
+        )
         return SubjectKey(sek_id, row.dataset_id, row.subject, row.epoch, self._unwrap_row(row))
 
     def _sek_row(

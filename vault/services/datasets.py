@@ -18,7 +18,7 @@ from vault.services.base import DATASET_NAME, ServiceBase
 from vault.services.validation import pydantic_details
 from vault.storage.tables import datasets
 
-__all__ = ["DATASET_NAME", "DatasetService", "DatasetSpec"]
+__all__ = ["DATASET_NAME", "DatasetService", "DatasetSpec", "RedactionSpec"]
 
 _ANY_ROLE = tuple(Role)
 
@@ -33,6 +33,14 @@ class Exclusions(BaseModel):
     categories: list[str] = Field(default_factory=list, max_length=64)
 
 
+class RedactionSpec(BaseModel):
+    """How a dataset's redaction replaces what it finds (fixed at creation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    replacement: Literal["placeholder", "pseudonym"] = "placeholder"
+
+
 class DatasetSpec(BaseModel):
     """The body of ``POST /v1/datasets`` (CONTRACT.md)."""
 
@@ -45,6 +53,7 @@ class DatasetSpec(BaseModel):
     jurisdictions: list[str] | None = Field(default=None, min_length=1, max_length=250)
     exclusions: Exclusions = Field(default_factory=Exclusions)
     erase_on_withdrawal: StrictBool = False
+    redaction: RedactionSpec = Field(default_factory=RedactionSpec)
 
 
 def describe(row: Row[Any]) -> dict[str, Any]:
@@ -58,6 +67,7 @@ def describe(row: Row[Any]) -> dict[str, Any]:
         "exclusions": dict(row.exclusions),
         "kek_version": row.kek_version,
         "erase_on_withdrawal": bool(row.erase_on_withdrawal),
+        "redaction": {"replacement": row.replacement},
         "created_at": row.created_at.isoformat(),
     }
 
@@ -128,6 +138,7 @@ class DatasetService(ServiceBase):
                     },
                     kek_version=1,
                     erase_on_withdrawal=spec.erase_on_withdrawal,
+                    replacement=spec.redaction.replacement,
                     created_at=self.deps.now(),
                 )
             )
@@ -139,7 +150,11 @@ class DatasetService(ServiceBase):
                 principal,
                 AuditAction.DATASET_CREATE,
                 dataset=spec.name,
-                details={"retention_days": spec.retention_days, "consent": spec.consent},
+                details={
+                    "retention_days": spec.retention_days,
+                    "consent": spec.consent,
+                    "replacement": spec.redaction.replacement,
+                },
             )
             row = self.dataset_row(conn, spec.name)
         assert row is not None

@@ -15,9 +15,6 @@ are never staged in the database: plaintext exists only in this process, then se
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import random
 import time
@@ -26,7 +23,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Connection, Row, func, insert, select, update
@@ -34,26 +32,58 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from vault.audit import AuditAction, Outcome
 from vault.domain.events import EventKind, TelemetryEvent
-from vault.domain.mapping import FieldMapping, MappingError, automatic_mapping, parse_mapping
+from vault.domain.mapping import (
+    TIME_UNITS,
+    FieldMapping,
+    MappingError,
+    NaiveTime,
+    TimeFormat,
+    automatic_mapping,
+    parse_mapping,
+)
 from vault.domain.principal import Principal, Role
 from vault.domain.redaction import redact_event
 from vault.errors import BadRequest, Conflict, PayloadTooLarge
 from vault.services.base import Deps, ServiceBase
+from vault.services.import_sources import (
+    FileSource,
+    ParquetSource,
+    Source,
+    SqlSource,
+    is_sql_url,
+    shred_file,
+    source_fingerprint,
+)
 from vault.services.ingest import IngestService
 from vault.services.reads import ReadService
 from vault.storage.tables import import_records, imports, records
 
-__all__ = ["FORMATS", "ImportOptions", "ImportService", "Progress", "source_fingerprint"]
+__all__ = [
+    "FORMATS",
+    "RETIRE_MODES",
+    "ImportOptions",
+    "ImportService",
+    "Progress",
+    "source_fingerprint",
+]
 
-FORMATS = ("jsonl", "csv")
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
-HEAD_BYTES = 1 << 20  # the fingerprint covers the first MiB, the size and the file name
-MAX_LINE = 4 << 20  # a JSONL line longer than this is invalid (and never held whole)
+FORMATS = ("jsonl", "csv", "parquet", "sql")
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+#: ``--retire-source`` modes: ``overwrite`` for files, ``replace`` or ``drop`` for SQL tables.
+RETIRE_MODES = ("overwrite", "replace", "drop")
 SAMPLE = 16  # records decrypted and compared with their source row by the verification
 KEEP_INVALID_ROWS = 1000  # row numbers of invalid rows kept in the imports row
 _EVENT = TypeAdapter(TelemetryEvent)
 
-#: Called after each batch with (bytes read, source size, rows handled so far).
+#: Called after each batch with (done, total, rows handled so far); done and total are bytes of
+#: a file, or rows of a Parquet file or SQL source.
 Progress = Callable[[int, int, int], None]
 
 
@@ -65,6 +95,13 @@ class ImportOptions:
     map: tuple[str, ...] = ()
     mapping: dict[str, Any] | None = None  # a parsed mapping file
     batch: int | None = None
+    table: str | None = None  # SQL: a table ([schema.]name) ...
+    query: str | None = None  # ... or a query
+    key: tuple[str, ...] = ()  # SQL: the columns that order the rows (default: primary key)
+    time_unit: str = "rfc3339"  # or epoch_s / epoch_ms
+    timezone: str | None = None  # the IANA zone of naive times
+    retire: str | None = None  # one of RETIRE_MODES
+    id_column: str | None = None  # SQL replace: the column that receives the record id
 
 
 @dataclass(slots=True)
@@ -141,107 +178,19 @@ class _Run:
     rng: random.Random = field(default_factory=random.Random)
 
 
-def source_fingerprint(path: Path) -> str:
-    """sha256 over the file name, size and first MiB: a changed source is a new import."""
-    size = path.stat().st_size
-    digest = hashlib.sha256(b"tvault-import-v1\0")
-    digest.update(path.name.encode("utf-8", "surrogateescape") + b"\0")
-    digest.update(str(size).encode() + b"\0")
-    with path.open("rb") as fh:
-        digest.update(fh.read(HEAD_BYTES))
-    return digest.hexdigest()
-
-
-class _Source:
-    """A file read row by row; ``rows`` yields (row number, row or None, problem or None)."""
-
-    def __init__(self, path: Path, fmt: str) -> None:
-        self.path = path
-        self.format = fmt
-        self.size = path.stat().st_size
-        self._fh: IO[bytes] | None = None
-
-    def tell(self) -> int:
-        return self._fh.tell() if self._fh is not None and not self._fh.closed else self.size
-
-    def columns(self) -> list[str]:
-        """The CSV header, or the keys of the first JSON object (to map and check a mapping)."""
-        if self.format == "csv":
-            with self.path.open("rb") as fh, _text(fh) as text:
-                header = next(csv.reader(text), None)
-            if header is None:
-                raise BadRequest("the CSV source is empty (no header)")
-            if len(set(header)) != len(header):
-                raise BadRequest("the CSV header names a column twice")
-            return header
-        with self.path.open("rb") as fh:
-            for row, problem in _jsonl(fh):
-                if problem is None and row is not None:
-                    return list(row)
-        return []
-
-    def rows(self) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-        with self.path.open("rb") as fh:
-            self._fh = fh
-            if self.format == "csv":
-                yield from self._csv_rows(fh)
-            else:
-                for number, (row, problem) in enumerate(_jsonl(fh), start=1):
-                    yield number, row, problem
-
-    @staticmethod
-    def _csv_rows(fh: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-        with _text(fh) as text:
-            reader = csv.reader(text)
-            header = next(reader, None) or []
-            number = 0
-            while True:
-                try:
-                    values = next(reader)
-                except StopIteration:
-                    return
-                except (csv.Error, UnicodeDecodeError) as exc:
-                    # The reader's state is unknown after this: stop rather than guess.
-                    raise BadRequest(
-                        f"CSV row {number + 1} cannot be parsed; fix the file and run again"
-                    ) from exc
-                number += 1
-                if not any(values):
-                    yield number, None, "blank"
-                elif len(values) != len(header):
-                    yield number, None, "malformed"
-                else:
-                    yield number, dict(zip(header, values, strict=True)), None
-
-
-def _text(fh: IO[bytes]) -> io.TextIOWrapper:
-    return io.TextIOWrapper(fh, encoding="utf-8-sig", newline="", errors="strict")
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _jsonl(fh: IO[bytes]) -> Iterator[tuple[dict[str, Any] | None, str | None]]:
-    """One (object, None) or (None, problem) per line; a line is never held beyond MAX_LINE."""
-    while True:
-        line = fh.readline(MAX_LINE + 1)
-        if not line:
-            return
-        if len(line) > MAX_LINE:
-            while line and not line.endswith(b"\n"):
-                line = fh.readline(MAX_LINE)
-            yield None, "too_large"
-            continue
-        if not line.strip():
-            yield None, "blank"
-            continue
-        try:
-            value = json.loads(line, parse_constant=_no_constant)
-        except (ValueError, RecursionError):
-            yield None, "malformed"
-            continue
-        yield (value, None) if isinstance(value, dict) else (None, "malformed")
+def _check_source_options(options: ImportOptions, *, sql: bool) -> None:
+    """Options that only fit the other kind of source are refused before anything is read."""
+    if not sql and (options.table or options.query or options.key):
+        raise BadRequest("--table, --query and --key are for SQL sources (a SQLAlchemy URL)")
+    if options.retire is not None:
+        if options.retire not in RETIRE_MODES:
+            raise BadRequest(f"--retire-source must be one of {list(RETIRE_MODES)}")
+        if sql and options.retire == "overwrite":
+            raise BadRequest("a SQL source is retired with --retire-source=replace or =drop")
+        if not sql and options.retire != "overwrite":
+            raise BadRequest(f"--retire-source={options.retire} is for SQL tables")
+    if options.id_column is not None and options.retire != "replace":
+        raise BadRequest("--id-column goes with --retire-source=replace")
 
 
 def _cause(exc: ValidationError) -> str:
@@ -261,25 +210,34 @@ class ImportService(ServiceBase):
 
     # -- set-up ---------------------------------------------------------------------------
 
-    def _source(self, path: Path, fmt: str | None) -> _Source:
+    def _source(self, source: Path | str, options: ImportOptions) -> Source:
+        fmt = options.format
+        if fmt == "ndjson":
+            fmt = "jsonl"
+        if fmt is not None and fmt not in FORMATS:
+            raise BadRequest(f"format must be one of {list(FORMATS)}")
+        sql = fmt == "sql" or (fmt is None and is_sql_url(source))
+        _check_source_options(options, sql=sql)
+        if sql:
+            return SqlSource(str(source), table=options.table, query=options.query, key=options.key)
+        path = Path(source)
         if fmt is None:
             fmt = _SUFFIXES.get(path.suffix.lower())
             if fmt is None:
                 raise BadRequest(f"cannot tell the format of {path.name}; pass --format")
-        if fmt == "ndjson":
-            fmt = "jsonl"
-        if fmt not in FORMATS:
-            raise BadRequest(f"format must be one of {list(FORMATS)}")
         if not path.is_file():
             raise BadRequest(f"no such file: {path}")
-        return _Source(path, fmt)
+        if fmt == "parquet":
+            return ParquetSource(path)
+        return FileSource(path, fmt)
 
-    def _mapping(self, source: _Source, options: ImportOptions) -> FieldMapping:
+    def _mapping(self, source: Source, options: ImportOptions) -> FieldMapping:
         try:
             mapping = parse_mapping(options.map, options.mapping)
         except MappingError as exc:
             raise BadRequest(f"bad mapping: {exc}") from exc
         columns = source.columns()
+        missing: list[str] = []
         if mapping is None:
             mapping = automatic_mapping(columns)
             if mapping is None:
@@ -288,8 +246,7 @@ class ImportService(ServiceBase):
                     "columns): map them, e.g. --map subject=user_email --map time=ts "
                     "--map kind=event_type"
                 )
-            return mapping
-        if source.format == "csv":
+        elif source.format != "jsonl":
             missing = mapping.missing_columns(columns)
         else:  # JSON rows vary: only the required fields must be in the first row
             needed = [mapping.fields[t] for t in ("subject", "time", "kind") if t in mapping.fields]
@@ -298,7 +255,29 @@ class ImportService(ServiceBase):
             )
         if missing:
             raise BadRequest(f"bad mapping: the source has no column {', '.join(missing)}")
+        mapping = mapping.with_time(self._time_format(options))
+        first = source.first_row()
+        if first is not None:
+            try:
+                mapping.apply(first, text_values=source.text_values)
+            except NaiveTime as exc:
+                raise BadRequest(f"bad times: {exc}") from exc
         return mapping
+
+    @staticmethod
+    def _time_format(options: ImportOptions) -> TimeFormat:
+        if options.time_unit not in TIME_UNITS:
+            raise BadRequest(f"--time-unit must be one of {list(TIME_UNITS)}")
+        if options.timezone is None:
+            return TimeFormat(options.time_unit)
+        try:
+            zone = ZoneInfo(options.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise BadRequest(
+                f"unknown --timezone {options.timezone!r}: give an IANA name such as UTC or "
+                "Europe/Berlin"
+            ) from exc
+        return TimeFormat(options.time_unit, options.timezone, zone)
 
     def _batch_size(self, batch: int | None) -> int:
         most = self.deps.limits.max_batch_events
@@ -394,18 +373,45 @@ class ImportService(ServiceBase):
         self,
         principal: Principal,
         dataset: str,
-        path: Path,
+        source: Path | str,
         options: ImportOptions,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
-        """Import ``path`` into ``dataset`` (resuming an interrupted import); the summary."""
+        """Import ``source`` (a file, or a SQLAlchemy URL with a table or query) into
+        ``dataset``, resuming an interrupted import, and retire it on request; the summary."""
         action = AuditAction.IMPORT_START
         self.require(principal, action, [Role.ADMIN], dataset=dataset)
         ds = self.visible_dataset(principal, dataset, action)
-        source = self._source(path, options.format)
         batch = self._batch_size(options.batch)
-        mapping = self._mapping(source, options)
-        fingerprint = source_fingerprint(path)
+        opened = self._source(source, options)
+        try:
+            mapping = self._mapping(opened, options)
+            if isinstance(opened, SqlSource) and options.retire is not None:
+                opened.check_retire(options.retire, mapping.columns(), options.id_column)
+            return self._run(
+                principal,
+                ds,
+                opened,
+                mapping,
+                options=options,
+                batch=batch,
+                progress=progress,
+            )
+        finally:
+            opened.close()
+
+    def _run(
+        self,
+        principal: Principal,
+        ds: Row[Any],
+        source: Source,
+        mapping: FieldMapping,
+        *,
+        options: ImportOptions,
+        batch: int,
+        progress: Progress | None,
+    ) -> dict[str, Any]:
+        fingerprint = source.fingerprint
         with self.db.exclusive(f"import:{ds.id}:{fingerprint}") as mine:
             if not mine:
                 raise Conflict("this source is being imported into this dataset right now")
@@ -429,25 +435,36 @@ class ImportService(ServiceBase):
             verification = self._verify(run)
             if not done:
                 self._finish(principal, run, verification)
-        return self._summary(
-            run, mapping, done=done, handled=handled, elapsed=elapsed, verification=verification
-        )
+            summary = self._summary(
+                run,
+                mapping,
+                done=done,
+                handled=handled,
+                elapsed=elapsed,
+                verification=verification,
+            )
+            summary["source"] = {"format": source.format, "fingerprint": fingerprint}
+            if options.retire is not None:
+                summary["retired"] = self._retire(
+                    principal, run, source, mapping, options=options, summary=summary
+                )
+        return summary
 
     def _stream(
         self,
         principal: Principal,
         run: _Run,
-        source: _Source,
+        source: Source,
         mapping: FieldMapping,
         *,
         batch: int,
         progress: Progress | None,
     ) -> int:
         """Read, map, validate and store every row after the position; rows handled."""
-        text_values = source.format == "csv"
+        text_values = source.text_values
         chunk = _Chunk()
         handled = 0
-        for number, row, problem in source.rows():
+        for number, row, problem in source.rows(run.totals.position, mapping.columns()):
             if number <= run.totals.position:
                 continue
             handled += 1
@@ -459,6 +476,8 @@ class ImportService(ServiceBase):
                 assert row is not None
                 try:
                     event = _EVENT.validate_python(mapping.apply(row, text_values=text_values))
+                except NaiveTime:
+                    chunk.invalid.append((number, "naive_time"))
                 except ValidationError as exc:
                     chunk.invalid.append((number, _cause(exc)))
                 else:
@@ -467,11 +486,12 @@ class ImportService(ServiceBase):
                 self._store(principal, run, chunk)
                 chunk = _Chunk()
                 if progress is not None:
-                    progress(source.tell(), source.size, run.totals.position)
+                    progress(*source.progress(), run.totals.position)
         if chunk.end:
             self._store(principal, run, chunk)
         if progress is not None:
-            progress(source.size, source.size, run.totals.position)
+            _, total = source.progress()
+            progress(total, total, run.totals.position)
         return handled
 
     def _store(self, principal: Principal, run: _Run, chunk: _Chunk) -> None:
@@ -604,6 +624,112 @@ class ImportService(ServiceBase):
                     "verification": verification,
                 },
             )
+
+    # -- retiring the source ---------------------------------------------------------------
+
+    def _retire(
+        self,
+        principal: Principal,
+        run: _Run,
+        source: Source,
+        mapping: FieldMapping,
+        *,
+        options: ImportOptions,
+        summary: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Retire the source after a verified import (refused otherwise, and audited)."""
+        mode = options.retire
+        assert mode is not None
+        totals = run.totals
+        accounted = totals.stored + sum(totals.refused.values()) + totals.invalid
+        reason = None
+        if not summary["verification"]["ok"]:
+            reason = "the import's verification failed"
+        elif totals.invalid:
+            reason = (
+                f"{totals.invalid} rows are invalid and stored nowhere: fix them and import them "
+                "(a changed file is a new import) before retiring the source"
+            )
+        elif accounted != totals.rows_read:
+            reason = "the import's counts do not add up"
+        elif isinstance(source, FileSource | ParquetSource) and (
+            source_fingerprint(source.path) != source.fingerprint
+        ):
+            reason = "the file changed since it was read"
+        details: dict[str, Any] = {
+            "import": run.import_id,
+            "format": source.format,
+            "fingerprint": source.fingerprint,
+            "mode": mode,
+        }
+        if reason is not None:
+            self._retire_refused(principal, run, details, reason)
+            raise Conflict(f"the source is not retired: {reason}", details={"summary": summary})
+        try:
+            with self.db.write() as conn:
+                # The entry commits only if the retirement succeeded (fail closed: a retirement
+                # whose entry cannot be written raises after the fact, and says so).
+                if isinstance(source, SqlSource):
+                    if mode == "drop":
+                        result = source.drop(totals.position)
+                    else:
+                        result = source.replace(
+                            totals.position,
+                            mapping.columns(),
+                            options.id_column,
+                            lambda lo, hi: self._record_ids(run.import_id, lo, hi),
+                        )
+                else:
+                    assert isinstance(source, FileSource | ParquetSource)
+                    source.close()
+                    try:
+                        result = shred_file(source.path)
+                    except OSError as exc:
+                        raise BadRequest(
+                            f"the source file could not be overwritten ({exc.strerror}); it may "
+                            "be partly overwritten: check it and remove it by hand"
+                        ) from exc
+                self.record(
+                    conn,
+                    principal,
+                    AuditAction.IMPORT_RETIRE,
+                    dataset=run.ds.name,
+                    details={**details, "result": result},
+                )
+        except BadRequest as exc:
+            self._retire_refused(principal, run, details, exc.message, Outcome.FAILED)
+            raise
+        return {"mode": mode, **result}
+
+    def _retire_refused(
+        self,
+        principal: Principal,
+        run: _Run,
+        details: dict[str, Any],
+        reason: str,
+        outcome: Outcome = Outcome.DENIED,
+    ) -> None:
+        with self.db.write() as conn:
+            self.record(
+                conn,
+                principal,
+                AuditAction.IMPORT_RETIRE,
+                outcome,
+                dataset=run.ds.name,
+                reason=reason[:200],
+                details=details,
+            )
+
+    def _record_ids(self, import_id: str, first: int, last: int) -> dict[int, str]:
+        """Source row number -> vault record id, for rows ``first..last`` of an import."""
+        with self.db.read() as conn:
+            found = conn.execute(
+                select(import_records.c.row, import_records.c.record_id).where(
+                    import_records.c.import_id == import_id,
+                    import_records.c.row.between(first, last),
+                )
+            ).all()
+        return {int(row): str(record) for row, record in found}
 
     # -- verification ---------------------------------------------------------------------
 

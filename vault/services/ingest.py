@@ -10,7 +10,7 @@ import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
@@ -21,9 +21,12 @@ from vault.crypto.envelope import MAX_PLAINTEXT, RecordContext, seal_record
 from vault.domain.collection import Accepted, CollectionPolicy, decide_collection
 from vault.domain.events import TelemetryEvent, epoch_of
 from vault.domain.principal import Principal, Role
-from vault.domain.redaction import RULES_VERSION, redact_batch
-from vault.errors import PayloadTooLarge, ValidationFailed
-from vault.services.base import ServiceBase
+from vault.domain.redaction import RULES_VERSION, StreamResult, redact_stream
+from vault.domain.redaction.keystrokes import target_key
+from vault.errors import DecryptionError, KeyDestroyed, PayloadTooLarge, ValidationFailed
+from vault.services.base import Deps, ServiceBase
+from vault.services.redaction_modes import RedactionSetup, redactor_for
+from vault.services.resealing import lock_record, open_body, reseal
 from vault.services.validation import pydantic_details
 from vault.storage.tables import consents, datasets, records
 
@@ -54,8 +57,16 @@ def _to_ms(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+_MASKED = {"key": "[MASKED]"}
+Member = tuple[int, TelemetryEvent, bytes, dict[str, int], uuid.UUID]
+
+
 class IngestService(ServiceBase):
     """Stores batches of telemetry events."""
+
+    def __init__(self, deps: Deps, redaction: RedactionSetup | None = None) -> None:
+        super().__init__(deps)
+        self.redaction = redaction or RedactionSetup()
 
     def _validate(
         self, principal: Principal, dataset: str, items: list[Any]
@@ -116,8 +127,15 @@ class IngestService(ServiceBase):
         results: list[dict[str, Any]] = []
         reasons: Counter[str] = Counter()
         redactions: Counter[str] = Counter()
-        groups: dict[tuple[str, int], list[tuple[int, TelemetryEvent, bytes, dict[str, int]]]]
-        groups = defaultdict(list)
+        groups: dict[tuple[str, int], list[Member]] = defaultdict(list)
+        state = self.redaction.keystrokes
+        stream: StreamResult | None = None
+        # PostgreSQL: the day partitions these events go to, made in a transaction of their own.
+        # Times outside retention or in the future are refused below: no partition for them.
+        earliest, latest = now - timedelta(days=ds.retention_days + 1), now + timedelta(days=1)
+        self.db.partitions.ensure(
+            ds.id, {epoch_of(e.time) for e in events if earliest <= e.time <= latest}
+        )
         with self.db.write() as conn:
             # The KEK version is read under a share lock inside this transaction, so a rotation
             # cannot destroy the version this batch wraps its new keys with (services/lifecycle).
@@ -137,9 +155,11 @@ class IngestService(ServiceBase):
                 else:
                     reasons[decision.reason] += 1
                     results.append({"index": index, "status": "refused", "reason": decision.reason})
-            # Redacted as a batch: keystrokes are reassembled per focus target across events.
-            outcomes = redact_batch([events[i] for i in accepted])
-            for index, outcome in zip(accepted, outcomes, strict=True):
+            # Redacted as a batch: keystrokes are reassembled per focus target across events,
+            # continuing from what earlier batches left (``state``, memory only).
+            rids = [uuid.uuid4() for _ in accepted]
+            stream = self._redact(conn, principal, ds, [events[i] for i in accepted], rids)
+            for index, outcome, rid in zip(accepted, stream.outcomes, rids, strict=True):
                 event = events[index]
                 subject = pseudonyms[event.subject]
                 plaintext = _JSON.encode(outcome.body).encode("utf-8")
@@ -147,7 +167,7 @@ class IngestService(ServiceBase):
                     raise PayloadTooLarge(f"event {index} is over the record size limit")
                 redactions.update(outcome.counts)
                 groups[(subject, epoch_of(event.time))].append(
-                    (index, event, plaintext, outcome.counts)
+                    (index, event, plaintext, outcome.counts, rid)
                 )
             rows = self._seal_groups(conn, ds, kek_version, groups=groups, results=results, now=now)
             if rows:
@@ -168,6 +188,8 @@ class IngestService(ServiceBase):
             results.sort(key=lambda r: int(r["index"]))
             if after_store is not None:
                 after_store(conn, results)
+        if state is not None and stream is not None:
+            state.put(stream.tails)  # only once the batch is committed
         return {"accepted": len(rows), "refused": len(events) - len(rows), "results": results}
 
     def _seal_groups(
@@ -176,7 +198,7 @@ class IngestService(ServiceBase):
         ds: Row[Any],
         kek_version: int,
         *,
-        groups: dict[tuple[str, int], list[tuple[int, TelemetryEvent, bytes, dict[str, int]]]],
+        groups: dict[tuple[str, int], list[Member]],
         results: list[dict[str, Any]],
         now: datetime,
     ) -> list[dict[str, Any]]:
@@ -186,8 +208,7 @@ class IngestService(ServiceBase):
         )
         for (subject, epoch), members in groups.items():
             sek = keys[(subject, epoch)]
-            for index, event, plaintext, counts in members:
-                rid = uuid.uuid4()
+            for index, event, plaintext, counts, rid in members:
                 ctx = RecordContext(ds.id, rid.bytes, subject, epoch, sek.id)
                 rows.append(
                     {
@@ -210,6 +231,76 @@ class IngestService(ServiceBase):
                     result["redactions"] = dict(sorted(counts.items()))
                 results.append(result)
         return rows
+
+    def _redact(
+        self,
+        conn: Connection,
+        principal: Principal,
+        ds: Row[Any],
+        kept: list[TelemetryEvent],
+        rids: list[uuid.UUID],
+    ) -> StreamResult:
+        """Redact the accepted events with the dataset's redactor, continuing keystroke
+        streams from this process's tails; re-mask earlier records a stream reached into."""
+        redactor = redactor_for(self.keyring, ds, self.redaction.names)
+        state = self.redaction.keystrokes
+        if state is None:
+            return redact_stream(kept, redactor=redactor, scope=ds.id)
+        tails = state.take({target_key(ds.id, e) for e in kept if e.kind == "key"})
+        stream = redact_stream(
+            kept,
+            redactor=redactor,
+            scope=ds.id,
+            refs=[rid.hex for rid in rids],
+            tails=tails,
+            idle_seconds=state.idle_seconds,
+        )
+        if stream.remask:
+            # Before any subject key is booked: records first, then keys (the lock order of
+            # the re-redaction job too).
+            self._remask(conn, principal, ds, stream.remask)
+        return stream
+
+    def _remask(
+        self,
+        conn: Connection,
+        principal: Principal,
+        ds: Row[Any],
+        remask: dict[str, dict[str, int]],
+    ) -> None:
+        """Mask stored key events that turned out to be part of a secret typed across batches:
+        decrypt, mask, seal again (same id, fresh DEK), audited in this transaction."""
+        changed = skipped = 0
+        counts: Counter[str] = Counter()
+        for record_id in sorted(remask):
+            row = lock_record(conn, ds.id, record_id)
+            if row is None:
+                continue  # erased meanwhile: nothing left to mask
+            try:
+                body = open_body(self.keyring, conn, ds.id, row)
+                if body.get("data") == _MASKED and not remask[record_id]:
+                    continue
+                sek = self.keyring.sek_for_reseal(conn, bytes(row.sek_id), uses=1)
+            except (DecryptionError, KeyDestroyed):
+                skipped += 1  # shredded or unreadable: its plaintext is out of reach already
+                continue
+            body["data"] = dict(_MASKED)
+            merged = Counter(row.redactions or {})
+            merged.update(remask[record_id])
+            counts.update(remask[record_id])
+            reseal(conn, sek, row, body, redactions=dict(merged))
+            changed += 1
+        self.record(
+            conn,
+            principal,
+            AuditAction.EVENTS_REMASK,
+            dataset=ds.name,
+            details={
+                "records": changed,
+                "unreadable": skipped,
+                "redactions": dict(sorted(counts.items())),
+            },
+        )
 
 
 def consent_states(

@@ -33,6 +33,7 @@ from vault.storage.tables import (
     erasures,
     export_subjects,
     exports,
+    import_records,
     legal_holds,
     record_tombstones,
     records,
@@ -154,7 +155,11 @@ class LifecycleService(ServiceBase):
                     for rid in ids
                 ],
             )
-            conn.execute(delete(records).where(records.c.id.in_(ids)))
+            conn.execute(
+                delete(records).where(records.c.dataset_id == dataset_id, records.c.id.in_(ids))
+            )
+            # Which source row of an import became which record links the person's rows too.
+            conn.execute(delete(import_records).where(import_records.c.record_id.in_(ids)))
             total += len(ids)
 
     @staticmethod

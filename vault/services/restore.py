@@ -28,6 +28,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from vault.audit import AuditAction, Outcome
 from vault.crypto import chunked
 from vault.crypto.aead import open_sealed
+from vault.domain.events import epoch_of
 from vault.domain.principal import Principal, Role
 from vault.errors import BadRequest, ConfigurationError, Conflict, IntegrityError, KeyError_
 from vault.services.base import Deps, ServiceBase
@@ -277,7 +278,11 @@ class RestoreService(ServiceBase):
                 after = ids[-1]
                 with self.db.read() as conn:
                     here = set(
-                        conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars()
+                        conn.execute(
+                            select(table.c.id).where(
+                                table.c.dataset_id == ds.id, table.c.id.in_(ids)
+                            )
+                        ).scalars()
                     )
                 present += len(here)
                 missing = [i for i in ids if i not in here]
@@ -310,6 +315,8 @@ class RestoreService(ServiceBase):
         """Check and copy one batch in one audited transaction; returns how many were copied."""
         table = kind.table
         cutoff = now - timedelta(days=ds.retention_days)
+        if table is records:  # PostgreSQL: the day partitions the copies go to
+            self.db.partitions.ensure(ds.id, {epoch_of(r.event_time) for r in rows})
         with self.db.write() as conn:
             # Like ingest: a share lock on the dataset row, so an erasure (which takes it for
             # update) cannot run between these checks and the commit.
@@ -318,7 +325,11 @@ class RestoreService(ServiceBase):
             )
             ids = [r.id for r in rows]
             subjects = sorted({r.subject for r in rows})
-            here = set(conn.execute(select(table.c.id).where(table.c.id.in_(ids))).scalars())
+            here = set(
+                conn.execute(
+                    select(table.c.id).where(table.c.dataset_id == ds.id, table.c.id.in_(ids))
+                ).scalars()
+            )
             tombstoned = set(
                 conn.execute(
                     select(record_tombstones.c.id).where(record_tombstones.c.id.in_(ids))

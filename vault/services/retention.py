@@ -7,12 +7,14 @@ retention; setting, lifting and every sweep the hold blocks are audited.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, Row, and_, delete, func, insert, not_, select, update
+from sqlalchemy.exc import OperationalError
 
 from vault.audit import AuditAction, Outcome
 from vault.domain.events import epoch_of
@@ -20,11 +22,20 @@ from vault.domain.principal import Principal, Role
 from vault.errors import Conflict, NotFound, ValidationFailed
 from vault.services.base import ServiceBase
 from vault.services.validation import pydantic_details
-from vault.storage.tables import blobs, datasets, legal_holds, records, subject_keys
+from vault.storage.tables import (
+    blobs,
+    datasets,
+    import_records,
+    imports,
+    legal_holds,
+    records,
+    subject_keys,
+)
 
 __all__ = ["HoldSpec", "RetentionService"]
 
 _DELETE_BATCH = 5000
+_log = logging.getLogger(__name__)
 
 
 class HoldSpec(BaseModel):
@@ -132,7 +143,14 @@ class RetentionService(ServiceBase):
             subjects = {s for s in held if s is not None}
             blocked = self._count_expired(conn, ds.id, cutoff, None if whole else subjects)
             if whole:
-                result = {"dataset": ds.name, "keys": 0, "records": 0, "held_records": blocked}
+                result = {
+                    "dataset": ds.name,
+                    "keys": 0,
+                    "records": 0,
+                    "partitions_dropped": 0,
+                    "blobs": 0,
+                    "held_records": blocked,
+                }
                 if blocked:
                     self.record(
                         conn,
@@ -169,6 +187,9 @@ class RetentionService(ServiceBase):
                     },
                 )
         self.keyring.forget_cached()
+        imported = self._has_imports(ds.id)
+        dropped, dropped_parts = self._drop_partitions(principal, ds, cutoff, subjects, imported)
+        removed = dropped
         while True:
             with self.db.write() as conn:
                 ids = [
@@ -180,7 +201,13 @@ class RetentionService(ServiceBase):
                     )
                 ]
                 if ids:
-                    conn.execute(delete(records).where(records.c.id.in_(ids)))
+                    conn.execute(
+                        delete(records).where(records.c.dataset_id == ds.id, records.c.id.in_(ids))
+                    )
+                    if imported:
+                        conn.execute(
+                            delete(import_records).where(import_records.c.record_id.in_(ids))
+                        )
                     self.record(
                         conn,
                         principal,
@@ -188,10 +215,74 @@ class RetentionService(ServiceBase):
                         dataset=ds.name,
                         details={"step": "records", "records": len(ids)},
                     )
-            deleted += len(ids)
+            removed += len(ids)
             if len(ids) < _DELETE_BATCH:
                 break
-        return {"dataset": ds.name, "keys": keys, "records": deleted, "held_records": blocked}
+        return {
+            "dataset": ds.name,
+            "keys": keys,
+            "records": removed,
+            "partitions_dropped": dropped_parts,
+            "blobs": deleted,
+            "held_records": blocked,
+        }
+
+    def _has_imports(self, dataset_id: str) -> bool:
+        """Whether import links (source row -> record) may point at this dataset's records."""
+        with self.db.read() as conn:
+            found = conn.execute(select(imports.c.id).where(imports.c.dataset_id == dataset_id))
+            return found.first() is not None
+
+    def _drop_partitions(
+        self,
+        principal: Principal,
+        ds: Row[Any],
+        cutoff: datetime,
+        held: set[str],
+        imported: bool,
+    ) -> tuple[int, int]:
+        """PostgreSQL: drop each day partition wholly past retention; returns (records, tables).
+
+        A partition holding a record of a held subject is kept (its other rows are deleted one
+        by one after this). Each drop and its audit entry share one transaction. A drop that
+        cannot get its lock in time is left for the row-by-row delete that follows.
+        """
+        parts = self.db.partitions
+        if not parts.enabled:
+            return 0, 0
+        with self.db.read() as conn:
+            expired = parts.expired(conn, ds.id, cutoff)
+        records_dropped = tables = 0
+        for part in expired:
+            try:
+                with self.db.write() as conn:
+                    if parts.holds_any(conn, part, held):
+                        continue
+                    count = parts.count(conn, part)
+                    if imported:
+                        conn.execute(
+                            delete(import_records).where(
+                                import_records.c.record_id.in_(parts.record_ids(part))
+                            )
+                        )
+                    parts.drop(conn, part)
+                    self.record(
+                        conn,
+                        principal,
+                        AuditAction.RETENTION_SWEEP,
+                        dataset=ds.name,
+                        details={
+                            "step": "partition",
+                            "day": part.start.date().isoformat(),
+                            "records": count,
+                        },
+                    )
+            except OperationalError:
+                _log.warning("partition %s busy; its rows are deleted one by one", part.name)
+                continue
+            records_dropped += count
+            tables += 1
+        return records_dropped, tables
 
     @staticmethod
     def _delete_keys(conn: Connection, dataset_id: str, expired_day: int, held: set[str]) -> int:

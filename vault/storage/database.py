@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from vault.errors import ConfigurationError, Unavailable
+from vault.storage.partitions import RecordPartitions
 
 __all__ = ["Database"]
 
@@ -71,6 +72,8 @@ class Database:
             self.engine: Engine = create_engine(parsed, **kwargs)
         except (ArgumentError, ImportError) as exc:
             raise ConfigurationError(f"cannot use database URL: {exc}") from exc
+        #: Day partitions of ``records`` (PostgreSQL; a no-op on SQLite).
+        self.partitions = RecordPartitions(self.engine, enabled=not self.is_sqlite)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)

@@ -100,6 +100,9 @@ datasets = Table(
     # Set by an erasure or sweep, cleared by the KEK rotation that makes it reach backups.
     Column("shred_pending_since", UTCDateTime, nullable=True),
     Column("erase_on_withdrawal", Boolean, nullable=False, server_default=false()),
+    # What redaction replaces a finding by: "placeholder" ([EMAIL]) or "pseudonym" ([EMAIL:hex]);
+    # fixed at creation (docs/redaction.md "Replacement modes").
+    Column("replacement", String(16), nullable=False, server_default="placeholder"),
 )
 
 dataset_keks = Table(
@@ -135,6 +138,9 @@ subject_keys = Table(
     UniqueConstraint("dataset_id", "subject", "epoch"),
 )
 
+# On PostgreSQL, migration 0009 makes this table partitioned: by LIST (dataset_id), then each
+# dataset by RANGE (event_time), one table per UTC day, primary key (id, dataset_id, event_time)
+# (storage/partitions.py, docs/partitions.md). Columns and indexes are the same on both backends.
 records = Table(
     "records",
     metadata,
@@ -303,4 +309,6 @@ import_records = Table(
     Column("import_id", ID, primary_key=True),
     Column("row", BigInteger, primary_key=True),
     Column("record_id", ID, nullable=False),
+    # Erasure and sweeps remove the links of the records they delete (by record id).
+    Index("ix_import_records_record_id", "record_id"),
 )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from vault.api.body import read_json
 from vault.api.deps import CurrentPrincipal, VaultDep
+from vault.services.redaction_job import DEFAULT_BATCH, MAX_BATCH
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -17,7 +18,8 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 async def create_dataset(
     request: Request, vault: VaultDep, principal: CurrentPrincipal
 ) -> dict[str, Any]:
-    """Create a dataset: name, retention_days, purposes, consent, jurisdictions, exclusions."""
+    """Create a dataset: name, retention_days, purposes, consent, jurisdictions, exclusions,
+    redaction (``{"replacement": "placeholder" | "pseudonym"}``)."""
     s = vault.settings
     body = await read_json(request, max_bytes=s.max_body_bytes, max_depth=s.max_json_depth)
     # The services are synchronous (database, crypto): off the event loop, in the pool.
@@ -34,3 +36,15 @@ def list_datasets(vault: VaultDep, principal: CurrentPrincipal) -> dict[str, Any
 def get_dataset(name: str, vault: VaultDep, principal: CurrentPrincipal) -> dict[str, Any]:
     """A dataset's description; 404 when absent or not granted."""
     return vault.datasets.get(principal, name)
+
+
+@router.post("/{name}/redact", summary="Re-redact stored records under the current rules (admin)")
+async def redact_dataset(
+    name: str,
+    vault: VaultDep,
+    principal: CurrentPrincipal,
+    batch_size: Annotated[int, Query(ge=1, le=MAX_BATCH)] = DEFAULT_BATCH,
+) -> dict[str, Any]:
+    """Run the re-redaction job to the end; answers its summary (records examined, changed,
+    redactions by type). Resumable: calling it again goes on where an interrupted run stopped."""
+    return await run_in_threadpool(vault.redaction.run, principal, name, batch_size=batch_size)

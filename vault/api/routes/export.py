@@ -1,4 +1,4 @@
-"""Export route: a streamed NDJSON export for a declared purpose (reader)."""
+"""Export route: a streamed NDJSON or Parquet export for a declared purpose (reader)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from vault.api.deps import CurrentPrincipal, Purpose, VaultDep
-from vault.services.export import ExportQuery
+from vault.services.export import MEDIA_TYPES, ExportQuery
 
 router = APIRouter(prefix="/v1/datasets/{name}/export", tags=["export"])
 
@@ -26,9 +26,10 @@ def export(
     subject: Annotated[list[str] | None, Query()] = None,
     linkage: Annotated[str, Query(max_length=16)] = "purpose",
 ) -> StreamingResponse:
-    """NDJSON, one event a line; the ``X-Export-Id`` header names the manifest."""
+    """NDJSON (one event a line, the default) or Parquet (``format=parquet``); the
+    ``X-Export-Id`` header names the manifest."""
     query = ExportQuery(since, until, tuple(kind or ()), tuple(subject or ()), linkage, format)
     export_id, chunks = vault.exports.start(principal, name, purpose, query)
     return StreamingResponse(
-        chunks, media_type="application/x-ndjson", headers={"X-Export-Id": export_id}
+        chunks, media_type=MEDIA_TYPES[query.format], headers={"X-Export-Id": export_id}
     )

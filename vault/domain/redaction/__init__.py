@@ -8,26 +8,44 @@ documents every rule.
 from __future__ import annotations
 
 from vault.domain.redaction.engine import Finding, Rule, RuleSet
-from vault.domain.redaction.event import RedactionOutcome, redact_event, redact_url
+from vault.domain.redaction.event import RedactionOutcome, redact_body, redact_event, redact_url
 from vault.domain.redaction.fields import credential_kind, is_password_field
-from vault.domain.redaction.keystrokes import redact_batch
+from vault.domain.redaction.keystroke_state import KeystrokeState
+from vault.domain.redaction.keystrokes import KeyTail, StreamResult, redact_batch, redact_stream
 from vault.domain.redaction.redactor import DEFAULT_RULES, MAX_TEXT_CHARS, NameDetector, Redactor
+from vault.domain.redaction.replacement import (
+    PSEUDONYM_HEX,
+    REPLACEMENT_MODES,
+    Replacer,
+    is_placeholder,
+    pseudonym_replacer,
+)
 
 __all__ = [
     "DEFAULT_RULES",
     "MAX_TEXT_CHARS",
     "PLACEHOLDER_TYPES",
+    "PSEUDONYM_HEX",
+    "REPLACEMENT_MODES",
     "RULES_VERSION",
     "Finding",
+    "KeyTail",
+    "KeystrokeState",
     "NameDetector",
     "RedactionOutcome",
     "Redactor",
+    "Replacer",
     "Rule",
     "RuleSet",
+    "StreamResult",
     "credential_kind",
     "is_password_field",
+    "is_placeholder",
+    "pseudonym_replacer",
     "redact_batch",
+    "redact_body",
     "redact_event",
+    "redact_stream",
     "redact_text",
     "redact_url",
 ]

@@ -83,7 +83,8 @@ def looks_random(value: str) -> bool:
 _PLACEHOLDER = re.compile(
     r"""^(?:\$\{|\$[A-Za-z_]\w*$|%[sd]$|%\(\w+\)[sd]$|%\w+%$|[<{\[]|\#\{|\.\.\.|os\.|env\.|process\.env|getenv|none$|null$|nil$|true$|false$
     |undefined$|password$|passwd$|secret$|changeit$|xxx+$|\*+$|redacted$|hidden$|example$
-    |your[_-]|my[_-]|insert[_ -]|enter[_ -]|<|.{0,200}(?:x{6}|X{6}|\*{6})$)""",
+    |your[_-]|my[_-]|insert[_ -]|enter[_ -]|<|.{0,200}(?:x{6}|X{6}|\*{6})$
+    |.{0,512}(?:EXAMPLE|fake|dummy))""",
     re.IGNORECASE | re.VERBOSE,
 )
 
@@ -397,14 +398,28 @@ def github_checksum_ok(token: str) -> bool:
     return _base62(zlib.crc32(random_part.encode()), 6) == check
 
 
+#: Token formats that carry a CRC32 checksum (GitHub since 2021, npm's granular tokens): a
+#: token of exactly this shape whose checksum fails was never issued (a typo, a fake, a test
+#: fixture) and authenticates nothing.
+_CHECKSUMMED = re.compile(r"(?:gh[pousr]|npm)_[A-Za-z0-9]{36}")
+
+
+def checksum_fails(value: str) -> bool:
+    """Whether ``value`` has a checksummed token format and a wrong checksum."""
+    return _CHECKSUMMED.fullmatch(value) is not None and not github_checksum_ok(value)
+
+
 def token_ok(text: str, start: int, end: int) -> bool:
     """A prefixed token: a valid checksum, or a body that is not a documentation filler.
 
-    ``ghp_xxxx…``/``ghp_****…`` are stand-ins in docs and templates; anything else with the
-    prefix and length is taken, checksum or not (older or mistyped tokens are still secrets).
+    ``ghp_xxxx…``/``ghp_****…`` are stand-ins in docs and templates, and a token of a
+    checksummed format (``gh?_``/``npm_`` and 36 characters) whose checksum fails was never
+    issued: both are left. Anything else with the prefix and length is taken.
     """
     token = text[start:end]
     if github_checksum_ok(token):
         return True
+    if checksum_fails(token):
+        return False
     body = token.split("_", 1)[-1] if "_" in token[:12] else token.split("-", 1)[-1]
     return not set(body) <= set("xX*")

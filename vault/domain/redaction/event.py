@@ -9,8 +9,9 @@ from urllib.parse import quote, unquote_plus
 from vault.domain.events import EventKind, TelemetryEvent
 from vault.domain.redaction.fields import credential_kind, is_password_field
 from vault.domain.redaction.redactor import Redactor
+from vault.domain.redaction.replacement import is_placeholder
 
-__all__ = ["RedactionOutcome", "redact_event", "redact_url"]
+__all__ = ["RedactionOutcome", "redact_body", "redact_event", "redact_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +27,6 @@ def _add(counts: dict[str, int], more: dict[str, int]) -> None:
         counts[kind] = counts.get(kind, 0) + number
 
 
-def _is_placeholder(value: str) -> bool:
-    return value.startswith("[") and value.endswith("]") and value[1:-1].isupper()
-
-
 def _redact_params(part: str, redactor: Redactor, counts: dict[str, int]) -> str:
     """``a=1&token=x`` -> ``a=1&token=[SECRET]``; other values are redacted as text."""
     out = []
@@ -43,9 +40,10 @@ def _redact_params(part: str, redactor: Redactor, counts: dict[str, int]) -> str
         kind = credential_kind(unquote_plus(name))
         decoded = unquote_plus(value)
         redacted, found = redactor.redact_text(decoded)
-        if kind is not None and value and not found and not _is_placeholder(value):
+        if kind is not None and value and not found and not is_placeholder(decoded):
             counts[kind] = counts.get(kind, 0) + 1
-            out.append(f"{name}=[{kind}]")
+            replaced = quote(redactor.replace(kind, decoded), safe="[]@:/,;+!$'()*")
+            out.append(f"{name}={replaced}")
             continue
         if found:
             _add(counts, found)
@@ -98,12 +96,13 @@ def _redact_tree(
                 continue
             kind = credential_kind(key) if isinstance(key, str) else None
             if mask and isinstance(value, str):
-                node[key] = "[PASSWORD]"
-                counts["PASSWORD_FIELD"] = counts.get("PASSWORD_FIELD", 0) + 1
+                if value != "[PASSWORD]":
+                    node[key] = "[PASSWORD]"
+                    counts["PASSWORD_FIELD"] = counts.get("PASSWORD_FIELD", 0) + 1
             elif kind is not None and (not isinstance(value, str) or value):
-                if isinstance(value, str) and _is_placeholder(value):
+                if isinstance(value, str) and is_placeholder(value):
                     continue
-                node[key] = f"[{kind}]"
+                node[key] = redactor.replace(kind, value if isinstance(value, str) else str(value))
                 counts[kind] = counts.get(kind, 0) + 1
             elif isinstance(value, str):
                 node[key], found = redactor.redact_text(value)
@@ -120,10 +119,20 @@ def _redact_key(
 
 
 _DEFAULT = Redactor()
+_MASKED_KEY = {"key": "[MASKED]"}
+_TEXT_KINDS = (EventKind.KEY_RUN, EventKind.CLIPBOARD)
 
 
 def redact_event(event: TelemetryEvent, redactor: Redactor | None = None) -> RedactionOutcome:
-    """Redact the stored form of ``event`` (``event.stored_form()``).
+    """Redact the stored form of ``event`` (``event.stored_form()``); see :func:`redact_body`."""
+    return redact_body(event.stored_form(), redactor)
+
+
+def redact_body(body: dict[str, Any], redactor: Redactor | None = None) -> RedactionOutcome:
+    """Redact an event's stored form (a fresh dict: changed in place and returned).
+
+    The same function serves ingest and the re-redaction of stored records, so a stored body
+    redacted again under the same rules is unchanged (placeholders and pseudonyms match no rule).
 
     Detectors run on ``window_title``, ``url`` (by parts, see :func:`redact_url`),
     ``field.label``, ``data.text`` (key runs, clipboard), screenshot regions' ``reason`` and
@@ -133,24 +142,27 @@ def redact_event(event: TelemetryEvent, redactor: Redactor | None = None) -> Red
     ``custom`` data becomes ``[PASSWORD]``; each counts as one ``PASSWORD_FIELD``.
     """
     redactor = redactor or _DEFAULT
-    body = event.stored_form()
     counts: dict[str, int] = {}
-    password_field = event.field is not None and is_password_field(
-        event.field.type, event.field.label
+    kind = body.get("kind")
+    field = body.get("field")
+    password_field = isinstance(field, dict) and is_password_field(
+        str(field.get("type", "text")), field.get("label")
     )
     data: dict[str, Any] = body.get("data", {})
 
-    if password_field and event.kind is EventKind.KEY:
-        body["data"] = {"key": "[MASKED]"}
-        counts["PASSWORD_FIELD"] = 1
-    elif password_field and event.kind in (EventKind.KEY_RUN, EventKind.CLIPBOARD):
-        data["text"] = "[PASSWORD]"
-        counts["PASSWORD_FIELD"] = 1
-    elif event.kind in (EventKind.KEY_RUN, EventKind.CLIPBOARD):
+    if password_field and kind == EventKind.KEY:
+        if data != _MASKED_KEY:
+            body["data"] = dict(_MASKED_KEY)
+            counts["PASSWORD_FIELD"] = 1
+    elif password_field and kind in _TEXT_KINDS:
+        if data.get("text") != "[PASSWORD]":
+            data["text"] = "[PASSWORD]"
+            counts["PASSWORD_FIELD"] = 1
+    elif kind in _TEXT_KINDS:
         _redact_key(data, "text", redactor, counts)
-    elif event.kind is EventKind.CUSTOM:
+    elif kind == EventKind.CUSTOM:
         _redact_tree(data, redactor, counts, mask=password_field)
-    elif event.kind is EventKind.SCREENSHOT:
+    elif kind == EventKind.SCREENSHOT:
         for region in data.get("regions", []):
             _redact_key(region, "reason", redactor, counts)
 
@@ -158,7 +170,6 @@ def redact_event(event: TelemetryEvent, redactor: Redactor | None = None) -> Red
     url = body.get("url")
     if isinstance(url, str):
         body["url"] = redact_url(url, redactor, counts)
-    field = body.get("field")
     if isinstance(field, dict):
         _redact_key(field, "label", redactor, counts)
     return RedactionOutcome(body=body, counts=counts)

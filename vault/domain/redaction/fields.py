@@ -19,6 +19,22 @@ _PASSWORD_STEMS = (
     "kennwort",
     "mot de passe",
     "contraseña",
+    # fields that take a credential other than a password: codes and keys
+    "one-time",
+    "one time code",
+    "verification code",
+    "security code",
+    "recovery code",
+    "backup code",
+    "api key",
+    "api-key",
+    "apikey",
+    "access key",
+    "access token",
+    "auth token",
+    "secret key",
+    "client secret",
+    "private key",
 )
 _PASSWORD_WORDS = frozenset({"pass", "pin", "pwd", "pw", "secret", "senha", "otp", "cvv", "cvc"})
 # Split camelCase and acronyms ("newPassword", "PINCode") into words before matching.

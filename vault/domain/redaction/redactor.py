@@ -3,15 +3,21 @@
 Person names have no pattern: they need a named-entity model, which this project neither ships
 nor downloads. An operator who installs one wraps it in a :class:`NameDetector` and passes it
 to :class:`Redactor`; its spans become ``[PERSON]``. By default there is none.
+
+What a finding becomes is the ``replacer``'s choice (a dataset's replacement mode, see
+:mod:`.replacement`): ``[TYPE]`` by default, or a keyed pseudonym ``[TYPE:hex]``. Pseudonym
+tokens already in a text are kept as they are, so redaction stays idempotent in every mode.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from vault.domain.redaction.engine import Finding, RuleSet
+from vault.domain.redaction.engine import Finding, RuleSet, resolve
 from vault.domain.redaction.pii_rules import PII_RULES
+from vault.domain.redaction.replacement import PSEUDONYM_TOKEN, Replacer
 from vault.domain.redaction.secret_rules import SECRET_RULES
 
 __all__ = ["DEFAULT_RULES", "MAX_TEXT_CHARS", "NameDetector", "Redactor"]
@@ -38,12 +44,42 @@ class NameDetector(Protocol):
         ...
 
 
-class Redactor:
-    """Applies a rule set (and an optional name detector) to text."""
+@dataclass(slots=True)
+class _Span:
+    """A placeholder in the text being redacted, and what it stands for."""
 
-    def __init__(self, rules: RuleSet = DEFAULT_RULES, names: NameDetector | None = None):
+    start: int
+    end: int
+    kind: str
+    original: str  # the replaced text (its own placeholders expanded)
+    fixed: str | None = None  # a pseudonym token found in the input: kept verbatim
+
+
+class Redactor:
+    """Applies a rule set (and an optional name detector) to text.
+
+    ``replacer(kind, value)`` gives what a finding becomes; ``None`` means ``[kind]``.
+    """
+
+    def __init__(
+        self,
+        rules: RuleSet = DEFAULT_RULES,
+        names: NameDetector | None = None,
+        replacer: Replacer | None = None,
+    ):
         self.rules = rules
         self.names = names
+        self.replacer = replacer
+
+    def replace(self, kind: str, value: str) -> str:
+        """What ``value``, found to be of type ``kind``, is stored as."""
+        return f"[{kind}]" if self.replacer is None else self.replacer(kind, value)
+
+    def find(self, text: str) -> list[Finding]:
+        """One pass of the rules and the name detector over ``text``, overlaps resolved."""
+        found = self.rules.find(text)
+        extra = self._extra(text)
+        return resolve(found + extra) if extra else found
 
     def _extra(self, text: str) -> list[Finding]:
         if self.names is None:
@@ -58,6 +94,8 @@ class Redactor:
         """Replace every finding in ``text`` by ``[TYPE]``; return it and counts per type."""
         if len(text) > MAX_TEXT_CHARS:
             return self._redact_long(text)
+        if self.replacer is not None or ("[" in text and PSEUDONYM_TOKEN.search(text)):
+            return self._redact_tracked(text)
         counts: dict[str, int] = {}
         for _ in range(_MAX_PASSES):
             if not text:
@@ -68,6 +106,42 @@ class Redactor:
             for kind, number in found.items():
                 counts[kind] = counts.get(kind, 0) + number
         return text, counts
+
+    def _redact_tracked(self, text: str) -> tuple[str, dict[str, int]]:
+        """The passes on ``[TYPE]`` placeholders, remembering what each replaced; then each
+        becomes what the replacer says. Rules never see a pseudonym's hex digits (they could
+        look like a number), so a pseudonymized text redacts to itself."""
+        spans: list[_Span] = []
+        parts: list[str] = []
+        position = length = 0
+        for match in PSEUDONYM_TOKEN.finditer(text):
+            before = text[position : match.start()]
+            placeholder = f"[{match[1]}]"
+            parts += (before, placeholder)
+            start = length + len(before)
+            length = start + len(placeholder)
+            spans.append(_Span(start, length, match[1], match[0], match[0]))
+            position = match.end()
+        parts.append(text[position:])
+        current = "".join(parts)
+        counts: dict[str, int] = {}
+        for _ in range(_MAX_PASSES):
+            findings = self.find(current) if current else []
+            if not findings:
+                break
+            current, spans = _apply(current, findings, spans)
+            for finding in findings:
+                counts[finding.kind] = counts.get(finding.kind, 0) + 1
+        if not spans:
+            return current, counts
+        out: list[str] = []
+        position = 0
+        for span in spans:
+            out.append(current[position : span.start])
+            out.append(span.fixed or self.replace(span.kind, span.original))
+            position = span.end
+        out.append(current[position:])
+        return "".join(out), counts
 
     def _redact_long(self, text: str) -> tuple[str, dict[str, int]]:
         # Cut at whitespace near each boundary, so that a token is not split between two
@@ -90,3 +164,41 @@ class Redactor:
                 counts[kind] = counts.get(kind, 0) + number
             position = cut
         return "".join(out), counts
+
+
+def _apply(text: str, findings: list[Finding], spans: list[_Span]) -> tuple[str, list[_Span]]:
+    """``text`` with ``findings`` (sorted, disjoint) replaced by ``[TYPE]``, and the spans of
+    every placeholder in the result. A placeholder inside a finding is folded into it (its
+    original text becomes part of the finding's); one cut by a finding is dropped (its
+    remaining characters are placeholder text, not data)."""
+    out: list[str] = []
+    kept: list[_Span] = []
+    offset = index = position = 0
+    for finding in findings:
+        while index < len(spans) and spans[index].end <= finding.start:
+            span = spans[index]
+            kept.append(_Span(span.start + offset, span.end + offset, *_rest(span)))
+            index += 1
+        pieces: list[str] = []
+        cursor = finding.start
+        while index < len(spans) and spans[index].start < finding.end:
+            span = spans[index]
+            if span.start >= finding.start and span.end <= finding.end:
+                pieces += (text[cursor : span.start], span.original)
+                cursor = span.end
+            index += 1
+        pieces.append(text[cursor : finding.end])
+        placeholder = f"[{finding.kind}]"
+        out += (text[position : finding.start], placeholder)
+        start = finding.start + offset
+        kept.append(_Span(start, start + len(placeholder), finding.kind, "".join(pieces)))
+        offset += len(placeholder) - (finding.end - finding.start)
+        position = finding.end
+    out.append(text[position:])
+    for span in spans[index:]:
+        kept.append(_Span(span.start + offset, span.end + offset, *_rest(span)))
+    return "".join(out), kept
+
+
+def _rest(span: _Span) -> tuple[str, str, str | None]:
+    return span.kind, span.original, span.fixed

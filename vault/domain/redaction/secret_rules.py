@@ -9,6 +9,7 @@ of a run, every repetition is bounded or stops on a class the next element canno
 from __future__ import annotations
 
 from vault.domain.redaction.checks import (
+    checksum_fails,
     jwt_ok,
     looks_random,
     token_ok,
@@ -35,11 +36,16 @@ def _url_password_ok(text: str, start: int, end: int) -> bool:
 
 def _value_random(text: str, start: int, end: int) -> bool:
     value = text[start:end]
-    return value_ok(value) and looks_random(value)
+    return value_ok(value) and looks_random(value) and not checksum_fails(value)
 
 
 def _value_plain(text: str, start: int, end: int) -> bool:
     return value_ok(text[start:end])
+
+
+def _value_checked(text: str, start: int, end: int) -> bool:
+    value = text[start:end]
+    return value_ok(value) and not checksum_fails(value)
 
 
 def _basic_ok(text: str, start: int, end: int) -> bool:
@@ -64,16 +70,149 @@ def _said_ok(text: str, start: int, end: int) -> bool:
 # Separator between a credential name and its value: `=`, `:`, `:=`, `=>`, with optional
 # closing quote on the name (JSON, YAML, .env, INI, connection strings, Python kwargs).
 _SEP = r"""["'`]?\]?[ \t]{0,4}(?:=>|:=|==|[=:])[ \t]{0,4}(?:[rbf]?["'`])?"""
+# Both name lists start with a character class (the rest of each name behind a look-behind on
+# its first letter): ``re`` then skips to those letters at C speed instead of trying every
+# alternative at every position (4-6x faster on ordinary text; the same language).
 _PW_NAMES = (
-    r"(?:(?:password|passwd|passphrase|passwort|kennwort|contrase(?:n|\xf1)a)[A-Za-z0-9_.-]{0,32}"
-    r"|(?<![A-Za-z])(?:pass|pwd|pw)(?:[_.-][A-Za-z0-9_.-]{0,30})?(?![A-Za-z]))"
+    r"(?:[pkc](?:(?<=p)(?:assword|asswd|assphrase|asswort)|(?<=k)ennwort|(?<=c)ontrase(?:n|\xf1)a)"
+    r"[A-Za-z0-9_.-]{0,32}"
+    r"|p(?<![A-Za-z]p)(?:ass|wd|w)(?:[_.-][A-Za-z0-9_.-]{0,30})?(?![A-Za-z]))"
 )
 # Names of credentials, not a credential (S105 is a false alarm).
 _SECRET_NAMES = (
-    r"(?:secret|token|api[_.-]?key|apikey|access[_.-]?key|accountkey|auth(?!or)|credential"  # noqa: S105
-    r"|private[_.-]?key|signature|sharedaccesskey|(?<![A-Za-z])key|(?<![A-Za-z])sig)"
+    r"[acpkst](?:(?<=s)(?:ecret|ignature|haredaccesskey|(?<![A-Za-z]s)ig)|(?<=t)oken"  # noqa: S105
+    r"|(?<=a)(?:pi[_.-]?key|ccess[_.-]?key|ccountkey|uth(?!or))|(?<=c)redential"
+    r"|(?<=p)rivate[_.-]?key|(?<![A-Za-z]k)(?<=k)ey)"
 )
 _NAME_TAIL = "[A-Za-z0-9_.-]{0,32}"
+
+
+def _not_filler(text: str, start: int, end: int) -> bool:
+    """A prefixed token whose body is not a documentation filler (``xxxx``, ``****``, ``0000``)."""
+    token = text[start:end]
+    body = token[max(token.rfind("_"), token.find("-"), token.find(".")) + 1 :] or token
+    return not set(body) <= set("xX*0.-_")
+
+
+# (name, placeholder type, pattern, triggers, a character every match holds): fixed prefixes
+# only, so that each is announced by its prefix and costs nothing on texts without it.
+_PREFIXED: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
+    (
+        "dynatrace-token",
+        "DYNATRACE_TOKEN",
+        r"dt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}",
+        ("dt0c01.",),
+        ".",
+    ),
+    (
+        "flutterwave-key",
+        "FLUTTERWAVE_KEY",
+        r"FLW(?:SECK|PUBK)_TEST-[a-hA-H0-9]{32}-X|FLWSECK-[a-hA-H0-9]{32}-X",
+        ("flwseck_", "flwpubk_", "flwseck-"),
+        "-",
+    ),
+    (
+        "new-relic-key",
+        "NEW_RELIC_KEY",
+        r"NR(?:AK|JS|II)-[A-Za-z0-9]{27,32}",
+        ("nrak-", "nrjs-", "nrii-"),
+        "-",
+    ),
+    (
+        "planetscale-token",
+        "PLANETSCALE_TOKEN",
+        r"pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_.=-]{32,64}",
+        ("pscale_",),
+        "_",
+    ),
+    ("pulumi-token", "PULUMI_TOKEN", r"pul-[a-f0-9]{40}", ("pul-",), "-"),
+    ("readme-key", "README_KEY", r"rdme_[a-z0-9]{70}", ("rdme_",), "_"),
+    ("rubygems-key", "RUBYGEMS_KEY", r"rubygems_[a-f0-9]{48}", ("rubygems_",), "_"),
+    ("brevo-key", "BREVO_KEY", r"xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}", ("xkeysib-",), "-"),
+    ("shippo-token", "SHIPPO_TOKEN", r"shippo_(?:live|test)_[a-f0-9]{40}", ("shippo_",), "_"),
+    (
+        "terraform-cloud-token",
+        "TERRAFORM_TOKEN",
+        r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}",
+        (".atlasv1.",),
+        ".",
+    ),
+    (
+        "mapbox-secret-token",
+        "MAPBOX_TOKEN",
+        r"sk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}",
+        ("sk.eyj",),
+        ".",
+    ),
+    ("groq-key", "GROQ_KEY", r"gsk_[A-Za-z0-9]{52}", ("gsk_",), "_"),
+    ("replicate-token", "REPLICATE_TOKEN", r"r8_[A-Za-z0-9]{37}", ("r8_",), "_"),
+    ("xai-key", "XAI_KEY", r"xai-[A-Za-z0-9]{80}", ("xai-",), "-"),
+    ("perplexity-key", "PERPLEXITY_KEY", r"pplx-[A-Za-z0-9]{48}", ("pplx-",), "-"),
+    ("openrouter-key", "OPENROUTER_KEY", r"sk-or-v1-[a-f0-9]{64}", ("sk-or-v1-",), "-"),
+    (
+        "langsmith-key",
+        "LANGSMITH_KEY",
+        r"lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}",
+        ("lsv2_",),
+        "_",
+    ),
+    ("pinecone-key", "PINECONE_KEY", r"pcsk_[A-Za-z0-9_]{50,100}", ("pcsk_",), "_"),
+    ("flyio-token", "FLYIO_TOKEN", r"fo1_[A-Za-z0-9_-]{43}", ("fo1_",), "_"),
+    ("prefect-key", "PREFECT_KEY", r"pnu_[A-Za-z0-9]{36}", ("pnu_",), "_"),
+    ("typeform-token", "TYPEFORM_TOKEN", r"tfp_[A-Za-z0-9_.=-]{59}", ("tfp_",), "_"),
+    ("contentful-token", "CONTENTFUL_TOKEN", r"CFPAT-[A-Za-z0-9_-]{43}", ("cfpat-",), "-"),
+    ("frameio-token", "FRAMEIO_TOKEN", r"fio-u-[A-Za-z0-9_=-]{64}", ("fio-u-",), "-"),
+    ("clojars-token", "CLOJARS_TOKEN", r"CLOJARS_[a-z0-9]{60}", ("clojars_",), "_"),
+    ("duffel-token", "DUFFEL_TOKEN", r"duffel_(?:test|live)_[A-Za-z0-9_=-]{43}", ("duffel_",), "_"),
+    ("scalingo-token", "SCALINGO_TOKEN", r"tk-us-[A-Za-z0-9_-]{48}", ("tk-us-",), "-"),
+    ("infracost-key", "INFRACOST_KEY", r"ico-[A-Za-z0-9]{32}", ("ico-",), "-"),
+    ("octopus-deploy-key", "OCTOPUS_KEY", r"API-(?=[A-Z]{0,25}[0-9])[A-Z0-9]{26}", ("api-",), "-"),
+    (
+        "harness-token",
+        "HARNESS_TOKEN",
+        r"pat\.[A-Za-z0-9_-]{22}\.[0-9a-f]{24}\.[A-Za-z0-9]{20}",
+        ("pat.",),
+        ".",
+    ),
+    (
+        "onepassword-token",
+        "ONEPASSWORD_TOKEN",
+        r"ops_eyJ[A-Za-z0-9+/=_-]{250,8000}",
+        ("ops_eyj",),
+        "_",
+    ),
+    (
+        "google-oauth-access-token",
+        "GCP_ACCESS_TOKEN",
+        r"ya29\.[A-Za-z0-9_-]{30,2048}",
+        ("ya29.",),
+        ".",
+    ),
+    (
+        "cloudflare-origin-ca-key",
+        "CLOUDFLARE_KEY",
+        r"v1\.0-[a-f0-9]{24}-[a-f0-9]{146}",
+        ("v1.0-",),
+        "-",
+    ),
+    ("adobe-client-secret", "ADOBE_CLIENT_SECRET", r"p8e-[A-Za-z0-9_-]{32}", ("p8e-",), "-"),
+    (
+        "hubspot-private-app-token",
+        "HUBSPOT_TOKEN",
+        r"pat-(?:na|eu)1-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}",
+        ("pat-na1-", "pat-eu1-"),
+        "-",
+    ),
+    (
+        "supabase-token",
+        "SUPABASE_TOKEN",
+        r"sb(?:p|_secret)_[A-Za-z0-9_-]{32,64}",
+        ("sbp_", "sb_secret_"),
+        "_",
+    ),
+    ("render-key", "RENDER_KEY", r"rnd_[A-Za-z0-9]{32}", ("rnd_",), "_"),
+)
+
 
 SECRET_RULES: tuple[Rule, ...] = (
     # --- key blocks ----------------------------------------------------------------------------
@@ -114,6 +253,8 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"[A-Z0-9]{16}(?![A-Z0-9])",
         # Case-sensitive gate led by a literal: found at C speed, unlike a lower-cased trigger.
         gate=r"A(?:3T|KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)",
+        # AWS's documentation keys (AKIAIOSFODNN7EXAMPLE) end in EXAMPLE.
+        validate=lambda text, s, e: not text[s:e].endswith("EXAMPLE"),
         confidence=0.95,
         needs="A",
     ),
@@ -126,6 +267,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         + _SEP
         + r"(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
         triggers=("secret", "access"),
+        validate=_value_plain,
         ignore_case=True,
         confidence=0.95,
         needs="=:",
@@ -175,8 +317,8 @@ SECRET_RULES: tuple[Rule, ...] = (
     Rule(
         "azure-ad-client-secret",
         "AZURE_CLIENT_SECRET",
-        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}[78]Q~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
-        triggers=("8q~", "7q~"),
+        r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.-]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
+        triggers=tuple(f"{digit}q~" for digit in range(10)),
         confidence=0.9,
         needs="~",
     ),
@@ -274,7 +416,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         r"//[A-Za-z0-9.-]{1,253}(?::\d{1,5})?(?:/[^\s/:]{0,64}){0,8}/:_(?:authToken|password|auth)"
         r"\s{0,2}=\s{0,2}(?P<value>[^\s\"']{6,512})",
         triggers=(":_authtoken", ":_password", ":_auth"),
-        validate=_value_plain,
+        validate=_value_checked,
         confidence=0.95,
         needs="/",
     ),
@@ -508,6 +650,19 @@ SECRET_RULES: tuple[Rule, ...] = (
         needs=".A",
     ),
     # --- generic structures ----------------------------------------------------------------
+    # --- more fixed-prefix provider formats (public formats, as gitleaks documents them) -----
+    *(
+        Rule(
+            name,
+            kind,
+            rf"(?<![{_A}]){pattern}(?![{_A}])",
+            triggers=triggers,
+            validate=_not_filler,
+            confidence=0.95,
+            needs=needs,
+        )
+        for name, kind, pattern, triggers, needs in _PREFIXED
+    ),
     Rule(
         "jwt",
         "JWT",
@@ -582,13 +737,39 @@ SECRET_RULES: tuple[Rule, ...] = (
         needs="-",
     ),
     Rule(
+        "password-flag-quoted",
+        "PASSWORD",
+        # mysql -p'secret' / -p"secret": the value glued to -p, in quotes.
+        r"(?<![A-Za-z0-9-])-p(?P<q>['\"])(?P<value>[^'\"\s]{1,256})(?P=q)",
+        triggers=("-p'", '-p"'),
+        validate=_value_plain,
+        confidence=0.8,
+        needs="-",
+    ),
+    Rule(
+        "credential-prose",
+        "SECRET",
+        # "here's the key for the staging box: <random>", setdefault("X_API_KEY", "<random>"):
+        # a credential word, a few words or a quoted name, then the value; random values only.
+        r"(?<![A-Za-z])(?:key|token|secret|api[_ -]?key|credential)s?"
+        r"(?:[\"']?,[ \t]{0,3}|(?:[\s,]{1,3}[A-Za-z'.]{1,20}){0,6}?\s{0,3}(?:\sis|:|=))[ \t]{0,3}[\"'`]?"
+        r"(?P<value>[A-Za-z0-9+/=_.~-]{16,512})",
+        triggers=("key", "token", "secret", "credential"),
+        validate=_value_random,
+        ignore_case=True,
+        confidence=0.65,
+        needs=":=,",
+    ),
+    Rule(
         "password-said",
         "PASSWORD",
         # Prose: "the wifi password is Tr0ub4dor&3". Only values mixing letters with
         # digits or symbols, so "password is incorrect" stays.
-        r"(?:password|passwort|passcode|(?<![A-Za-z])pin|(?<![A-Za-z])pwd)\s{1,3}(?:is|was|:|=|ist|es)\s{1,3}"
+        r"(?:password|passwort|passcode|(?<![A-Za-z])pin|(?<![A-Za-z])pwd|(?<![A-Za-z])pw)"
+        # up to six words between ("the wifi password for the guest network is ...")
+        r"(?:\s{1,3}[A-Za-z]{1,20}){0,6}?\s{0,3}(?:\sis|\swas|:|=|\sist|\ses)\s{1,3}"
         r"[\"']?(?P<value>[^\s\"']{4,128})",
-        triggers=("passw", "passcode", "pin ", "pwd "),
+        triggers=("passw", "passcode", "pin ", "pwd ", "pw ", "pw:"),
         validate=_said_ok,
         ignore_case=True,
         confidence=0.6,

@@ -1,0 +1,234 @@
+"""Smoke tests of the benchmark's suites at tiny sizes: every code path runs and checks itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tink
+from sqlalchemy import func, select
+
+from bench import __main__ as bench_main
+from bench import growth, lifecycle, peers, plots, reads, redaction, sizes
+from bench.backends import Backend, TrialPlace, open_backend
+from bench.fill import READER, create_dataset, fill, new_vault, redacted_bodies, spread
+from bench.ingest import make_workload
+from bench.runner import Case, Goal, Mode, Suite, goal_entry, run, shared_place
+from vault.services.reads import EventQuery
+from vault.storage.tables import records, subject_keys
+
+QUICK = Mode("quick", 1)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture
+def backend() -> Iterator[Backend]:
+    with open_backend("sqlite") as b:
+        yield b
+
+
+@pytest.fixture
+def place(backend: Backend) -> Iterator[TrialPlace]:
+    with backend.trial("test") as p:
+        yield p
+
+
+def test_goal_entry_statuses() -> None:
+    assert goal_entry(Goal("g", "a", "b", 0.5), [3.0, 1.0], [2.0, 2.0])["status"] == "PASS"
+    miss = goal_entry(Goal("g", "a", "b", 2.0), [3.0, 1.0], [2.0, 2.0])
+    assert miss["status"] == "MISS"
+    assert miss["ratio"] == pytest.approx(1.0)
+    assert (miss["paired_min"], miss["paired_max"]) == (0.5, 1.5)
+    assert goal_entry(Goal("g", "a", "b", None), [1.0], [4.0])["status"] == "INFO"
+
+
+class _Count:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def run(self) -> int:
+        return self.n
+
+    def close(self) -> None:
+        pass
+
+
+def test_runner_measures_custom_and_once_suites(tmp_path: Path, capsys: Any) -> None:
+    calls: list[str] = []
+
+    def measure(backend: Backend, repeats: int, progress: Any) -> dict[str, Any]:
+        calls.append(backend.name)
+        return {"results": [], "goals": []}
+
+    def suites(mode: Mode) -> list[Suite]:
+        case = Case("c", {"n": 3}, "items/s", lambda p: _Count(3))
+        return [
+            Suite("plain", [case], [Goal("self", case.key, case.key, None)]),
+            Suite("custom", measure=measure, once=True),
+        ]
+
+    out = tmp_path / "r.json"
+    report = run(
+        suites=suites, mode=QUICK, backends=["sqlite"], out=out, pg_url="", progress=_quiet
+    )
+    assert calls == ["sqlite"]
+    assert json.loads(out.read_text())["runs"][0]["suites"][0]["goals"][0]["status"] == "INFO"
+    assert report["runs"][0]["suites"][0]["results"][0]["key"] == "c[n=3]"
+    assert "(ratio)  INFO" in capsys.readouterr().out
+    with pytest.raises(RuntimeError):
+        shared_place(TrialPlace(tmp_path, None, None))
+
+
+def test_fill_makes_records_the_read_service_opens(tmp_path: Path, database_url: str) -> None:
+    vault = new_vault(tmp_path / "home", database_url)
+    try:
+        create_dataset(vault, "filled")
+        # Noon yesterday: the two days before it touch exactly three UTC days.
+        end = (datetime.now(UTC) - timedelta(days=1)).replace(hour=12, minute=0, second=0)
+        people = ["ann", "bob"]
+        bodies = redacted_bodies(20)
+        assert all("@" not in json.dumps(b) for b in bodies)  # the vault's redaction ran
+        items = spread(people, end - timedelta(days=2), end, 60)
+        assert fill(vault, "filled", items, bodies=bodies, chunk=25) == 60
+        page = vault.reads.list_events(READER, "filled", "research", EventQuery(subject="ann"))
+        assert len(page["events"]) == 30
+        assert {e["kind"] for e in page["events"]} == {"key_run"}
+        with vault.db.read() as conn:
+            keys = conn.execute(select(func.count()).select_from(subject_keys)).scalar_one()
+        assert keys == 2 * 3  # one subject-epoch key per person and day
+    finally:
+        vault.close()
+
+
+def test_peers_store_decryptable_envelopes(place: TrialPlace) -> None:
+    workload = make_workload(10, 2)
+    trial = peers.EsdkTrial(place, workload, "default")
+    try:
+        assert trial.run() == 20
+        with trial.db.read() as conn:
+            row = conn.execute(select(records).limit(1)).one()
+        assert json.loads(trial.check_one(bytes(row.envelope)))["kind"] == "key_run"
+    finally:
+        trial.close()
+
+
+def test_tink_trial_and_no_signature_suite(backend: Backend) -> None:
+    workload = make_workload(10, 1)
+    with backend.trial("tink") as p:
+        tink_trial = peers.TinkTrial(p, workload)
+        try:
+            assert tink_trial.run() == 10
+            with tink_trial.db.read() as conn:
+                row = conn.execute(select(records).limit(1)).one()
+            ids = (tink_trial.dataset_id, row.subject, str(row.epoch))
+            aad = b"|".join(x.encode() for x in ids) + b"|" + bytes.fromhex(row.id)
+            body = tink_trial.envelope.decrypt(bytes(row.envelope), aad)
+            assert json.loads(body)["kind"] == "key_run"
+            with pytest.raises(tink.TinkError):
+                tink_trial.envelope.decrypt(bytes(row.envelope), aad[:-1] + b"\x00")
+        finally:
+            tink_trial.close()
+    with backend.trial("esdk") as p:
+        unsigned = peers.EsdkTrial(p, workload, "no-signature")
+        try:
+            assert unsigned.run() == 10
+        finally:
+            unsigned.close()
+    (suite,) = peers.suites(QUICK)
+    assert {g.name for g in suite.goals} >= {"service/esdk-default"}
+
+
+def test_screenshot_service_and_floor(backend: Backend) -> None:
+    image = sizes.screenshot(target=12_000)
+    for make in (sizes.BlobServiceTrial, sizes.BlobFloorTrial):
+        with backend.trial("shot") as p:
+            trial = make(p, image, 2)
+            try:
+                assert trial.run() == 2
+            finally:
+                trial.close()
+
+
+def test_reads_measure_compares_the_same_records(backend: Backend) -> None:
+    done = reads._measure(2000)(backend, 1, _quiet)
+    by_key = {r["key"]: r for r in done["results"]}
+    assert by_key["read-by-subject"]["items"] == by_key["floor-read-by-subject"]["items"]
+    assert by_key["read-by-time"]["items"] == by_key["floor-read-by-time"]["items"]
+    assert by_key["read-by-subject"]["items"] == [250]
+    assert {g["name"] for g in done["goals"]} == {"read/floor[by-subject]", "read/floor[by-time]"}
+
+
+def test_growth_and_plots(backend: Backend, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(growth, "INGEST_BATCHES", 1)
+    done = growth._measure([500, 2500])(backend, 1, _quiet)
+    keys = [r["key"] for r in done["results"]]
+    assert "ingest[stored=2500]" in keys
+    by_key = {r["key"]: r for r in done["results"]}
+    assert by_key["read-by-subject[stored=500]"]["items"] == [125]
+    assert by_key["read-by-time[stored=2500]"]["items"] == [1250]
+    report = {
+        "meta": {},
+        "runs": [{"backend": {"backend": "sqlite"}, "suites": [{"suite": "growth", **done}]}],
+    }
+    written = plots.write_growth_plots(report, tmp_path)
+    assert [p.name for p in written] == ["growth-ingest.png", "growth-read.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
+    assert plots.write_growth_plots({"runs": []}, tmp_path / "none") == []
+
+
+def test_lifecycle_rotation_sweep_and_erasure(backend: Backend) -> None:
+    done = lifecycle._measure_rotation([(10, 100), (10, 1000)])(backend, 1, _quiet)
+    assert [r["items"] for r in done["results"]] == [[10], [10]]
+    assert done["goals"][0]["name"] == "rotate 10x records, same keys"
+    with backend.trial("sweep") as p:
+        sweep = lifecycle.SweepTrial(p, 300)
+        try:
+            assert sweep.run() == 300
+        finally:
+            sweep.close()
+    with backend.trial("erase") as p:
+        erase = lifecycle.EraseTrial(p, 200)
+        try:
+            assert erase.run() == 200
+        finally:
+            erase.close()
+
+
+def test_redaction_rows_and_notes(capsys: Any) -> None:
+    speed = {
+        "ours redact_text": {"samples": [100.0, 120.0], "items": 10, "unit": "lines/s"},
+        "detect-secrets scan_file": {"samples": [10.0, 12.0], "items": 5, "unit": "lines/s"},
+        "_workload": {},
+    }
+    done = redaction.rows(speed)
+    assert [r["key"] for r in done["results"]] == ["ours-redact_text", "detect-secrets-scan_file"]
+    (goal,) = done["goals"]
+    assert goal["ratio"] == pytest.approx(10.0)
+    redaction.print_notes({"runs": [{"suites": [{"suite": "redaction", "notes": ["x"]}]}]})
+    assert "redaction: x" in capsys.readouterr().out
+
+
+def test_all_suites_and_only_filter(capsys: Any) -> None:
+    names = bench_main.suite_names()
+    for name in (
+        "ingest",
+        "http-ingest",
+        "peers",
+        "sizes",
+        "reads",
+        "growth",
+        "rotation",
+        "lifecycle",
+        "redaction",
+    ):
+        assert name in names
+    with pytest.raises(SystemExit):
+        bench_main.main(["--only", "no-such-suite"])
+    assert "unknown suite" in capsys.readouterr().err

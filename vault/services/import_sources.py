@@ -1,0 +1,668 @@
+"""The sources an import reads: JSONL/CSV and Parquet files, SQL tables and queries.
+
+Every source yields ``(row number, row or None, problem or None)`` one row at a time, starting
+after a given position, so an interrupted import resumes without reading what it already stored
+(Parquet skips whole row groups; SQL asks the database for ``OFFSET position`` in the order of a
+key). Values are turned into JSON values here (times into ISO text, decimals into numbers), so
+the mapping and the event schema see what a JSON source would give them.
+
+Sources never write, except when asked to retire themselves after a verified import:
+:func:`shred_file` overwrites and removes a file; :meth:`SqlSource.replace` and
+:meth:`SqlSource.drop` clear or drop a table. Reading a SQL source runs in a read-only
+transaction where the database offers one.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import hashlib
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Select,
+    String,
+    Table,
+    bindparam,
+    column,
+    create_engine,
+    func,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from vault.errors import BadRequest
+
+__all__ = [
+    "FILE_FORMATS",
+    "HEAD_BYTES",
+    "MAX_LINE",
+    "FileSource",
+    "ParquetSource",
+    "Row",
+    "Source",
+    "SqlSource",
+    "is_sql_url",
+    "shred_file",
+    "source_fingerprint",
+]
+
+FILE_FORMATS = ("jsonl", "csv", "parquet")
+HEAD_BYTES = 1 << 20  # the fingerprint covers the first MiB, the size and the file name
+MAX_LINE = 4 << 20  # a JSONL line longer than this is invalid (and never held whole)
+READ_ROWS = 1024  # rows per Parquet record batch and per SQL fetch
+SHRED_CHUNK = 1 << 20
+
+#: (row number, the row as JSON values or None, the problem or None).
+Row = tuple[int, dict[str, Any] | None, str | None]
+
+
+class Source(Protocol):
+    """What the importer needs of a source."""
+
+    format: str
+    fingerprint: str
+    text_values: bool  # every value is text (CSV): the mapping converts numbers and booleans
+
+    def columns(self) -> list[str]:
+        """The column names (CSV header, first JSON object, Parquet schema, SQL columns)."""
+        ...
+
+    def first_row(self) -> dict[str, Any] | None:
+        """The first row with content (to check the mapping before anything is stored)."""
+        ...
+
+    def rows(self, start: int, wanted: set[str]) -> Iterator[Row]:
+        """Rows after ``start``; ``wanted``: the mapped columns (others need not be read)."""
+        ...
+
+    def progress(self) -> tuple[int, int]:
+        """(done, total) in the source's unit (bytes of a file, rows of a table)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the source holds open."""
+        ...
+
+
+def is_sql_url(source: str | Path) -> bool:
+    """A SQL source is named by a SQLAlchemy URL (``dialect[+driver]://...``)."""
+    return isinstance(source, str) and "://" in source
+
+
+def source_fingerprint(path: Path) -> str:
+    """sha256 over the file name, size and first MiB: a changed source is a new import."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(b"tvault-import-v1\0")
+    digest.update(path.name.encode("utf-8", "surrogateescape") + b"\0")
+    digest.update(str(size).encode() + b"\0")
+    with path.open("rb") as fh:
+        digest.update(fh.read(HEAD_BYTES))
+    return digest.hexdigest()
+
+
+class _Unjsonable(ValueError):
+    """A value with no JSON form (binary that is not UTF-8)."""
+
+
+def _jsonable(value: Any) -> Any:  # noqa: PLR0911 - one return per type family
+    """A typed value (Parquet, SQL) as the JSON value a JSON export would have held."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()  # naive stays naive: the mapping's TimeFormat decides
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Unjsonable("binary") from exc
+    if isinstance(value, dict):  # a struct: a field that is null in this row is absent
+        return {str(k): _jsonable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)  # uuid.UUID, ipaddress, enum members...
+
+
+def _json_row(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """A typed row as JSON values; an empty string is an absent value, as in CSV (a column
+    cannot be left out of one row of a table)."""
+    try:
+        return {k: _jsonable(v) for k, v in row.items() if v != ""}, None
+    except _Unjsonable:
+        return None, "malformed"
+
+
+# -- files: JSONL and CSV -----------------------------------------------------------------------
+
+
+class FileSource:
+    """A JSONL or CSV file read one row at a time."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path = path
+        self.format = fmt
+        self.size = path.stat().st_size
+        self.fingerprint = source_fingerprint(path)
+        self.text_values = fmt == "csv"
+        self._fh: IO[bytes] | None = None
+
+    def progress(self) -> tuple[int, int]:
+        done = self._fh.tell() if self._fh is not None and not self._fh.closed else self.size
+        return done, self.size
+
+    def close(self) -> None:
+        """Nothing stays open between reads."""
+
+    def columns(self) -> list[str]:
+        if self.format == "csv":
+            with self.path.open("rb") as fh, _text(fh) as text_:
+                header = next(csv.reader(text_), None)
+            if header is None:
+                raise BadRequest("the CSV source is empty (no header)")
+            if len(set(header)) != len(header):
+                raise BadRequest("the CSV header names a column twice")
+            return header
+        first = self.first_row()
+        return list(first) if first is not None else []
+
+    def first_row(self) -> dict[str, Any] | None:
+        for _, row, problem in self.rows(0, set()):
+            if problem is None and row is not None:
+                return row
+        return None
+
+    def rows(self, start: int, wanted: set[str]) -> Iterator[Row]:  # noqa: ARG002 - rows are whole
+        with self.path.open("rb") as fh:
+            self._fh = fh
+            numbered = (
+                _csv_rows(fh)
+                if self.format == "csv"
+                else ((n, *pair) for n, pair in enumerate(_jsonl(fh), start=1))
+            )
+            for number, row, problem in numbered:
+                if number > start:
+                    yield number, row, problem
+
+
+def _csv_rows(fh: IO[bytes]) -> Iterator[Row]:
+    with _text(fh) as text_:
+        reader = csv.reader(text_)
+        header = next(reader, None) or []
+        number = 0
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as exc:
+                # The reader's state is unknown after this: stop rather than guess.
+                raise BadRequest(
+                    f"CSV row {number + 1} cannot be parsed; fix the file and run again"
+                ) from exc
+            number += 1
+            if not any(values):
+                yield number, None, "blank"
+            elif len(values) != len(header):
+                yield number, None, "malformed"
+            else:
+                yield number, dict(zip(header, values, strict=True)), None
+
+
+def _text(fh: IO[bytes]) -> io.TextIOWrapper:
+    return io.TextIOWrapper(fh, encoding="utf-8-sig", newline="", errors="strict")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _jsonl(fh: IO[bytes]) -> Iterator[tuple[dict[str, Any] | None, str | None]]:
+    """One (object, None) or (None, problem) per line; a line is never held beyond MAX_LINE."""
+    while True:
+        line = fh.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE:
+            while line and not line.endswith(b"\n"):
+                line = fh.readline(MAX_LINE)
+            yield None, "too_large"
+            continue
+        if not line.strip():
+            yield None, "blank"
+            continue
+        try:
+            value = json.loads(line, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            yield None, "malformed"
+            continue
+        yield (value, None) if isinstance(value, dict) else (None, "malformed")
+
+
+# -- Parquet ------------------------------------------------------------------------------------
+
+
+class ParquetSource:
+    """A Parquet file read record batch by record batch (one row group in memory at most)."""
+
+    format = "parquet"
+    text_values = False
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+        self._errors: tuple[type[Exception], ...] = (pa.ArrowException, OSError)
+        self.path = path
+        self.fingerprint = source_fingerprint(path)
+        try:
+            self._file = pq.ParquetFile(path)
+        except self._errors as exc:
+            raise BadRequest("the source is not a readable Parquet file") from exc
+        self.total = int(self._file.metadata.num_rows)
+        self._done = 0
+
+    def progress(self) -> tuple[int, int]:
+        return self._done, self.total
+
+    def close(self) -> None:
+        """Close the file handle pyarrow keeps (again is harmless)."""
+        if not self._file.closed:
+            self._file.close()
+
+    def columns(self) -> list[str]:
+        return list(self._file.schema_arrow.names)
+
+    def first_row(self) -> dict[str, Any] | None:
+        for _, row, problem in self.rows(0, set(self.columns())):
+            if problem is None and row is not None:
+                return row
+        return None
+
+    def rows(self, start: int, wanted: set[str]) -> Iterator[Row]:
+        names = self.columns()
+        # A mapped ``a.b`` reads the struct column ``a`` unless a column is named ``a.b``.
+        projection = sorted({c if c in names else c.split(".")[0] for c in wanted} & set(names))
+        metadata = self._file.metadata
+        groups: list[int] = []
+        number = 0  # rows before the first group read
+        for index in range(metadata.num_row_groups):
+            size = metadata.row_group(index).num_rows
+            if not groups and number + size <= start:
+                number += size  # a whole row group already imported: never read again
+                continue
+            groups.append(index)
+        skip = start - number
+        self._done = number
+        if not groups:
+            return
+        try:
+            batches = self._file.iter_batches(
+                batch_size=READ_ROWS, row_groups=groups, columns=projection
+            )
+            for batch in batches:
+                if skip >= batch.num_rows:
+                    skip -= batch.num_rows
+                    number += batch.num_rows
+                    continue
+                part = batch
+                if skip:
+                    number += skip
+                    part = batch.slice(skip)
+                    skip = 0
+                for raw in part.to_pylist():
+                    number += 1
+                    self._done = number
+                    row, problem = _json_row(raw)
+                    yield number, row, problem
+        except self._errors as exc:
+            raise BadRequest(
+                f"Parquet rows after {number} cannot be read; fix the file and run again"
+            ) from exc
+
+
+# -- SQL ----------------------------------------------------------------------------------------
+
+
+def _safe_url(url: URL) -> str:
+    """The URL without its password (for fingerprints and messages)."""
+    return url.set(password=None).render_as_string(hide_password=False)
+
+
+def _db_error(what: str, exc: SQLAlchemyError) -> BadRequest:
+    """A database error as a clear BadRequest: the driver's first line, never the URL."""
+    orig = getattr(exc, "orig", None)
+    first = str(orig if orig is not None else exc).strip().splitlines()
+    reason = first[0][:300] if first else type(exc).__name__
+    return BadRequest(f"{what}: {reason}")
+
+
+class SqlSource:
+    """A table or a query of any SQLAlchemy database, read in the order of a key."""
+
+    format = "sql"
+    text_values = False
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        table: str | None,
+        query: str | None,
+        key: Iterable[str] = (),
+    ) -> None:
+        if (table is None) == (query is None):
+            raise BadRequest("a SQL source needs exactly one of --table NAME or --query SQL")
+        try:
+            self.url = make_url(url)
+            self._engine: Engine = create_engine(self.url, poolclass=NullPool)
+        except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+            raise BadRequest("the source is not a usable SQLAlchemy URL") from exc
+        self.safe_url = _safe_url(self.url)
+        self.table_name = table
+        self.query = query
+        self._table: Table | None = None
+        self.total = 0
+        self._done = 0
+        try:
+            with self._engine.connect() as conn:
+                names = self._describe(conn)
+                self._names = names
+                self.key = self._key(list(key), names)
+                self.total = int(
+                    conn.execute(select(func.count()).select_from(self._from())).scalar_one()
+                )
+        except SQLAlchemyError as exc:
+            self._engine.dispose()
+            raise _db_error("cannot read the SQL source", exc) from exc
+        except BaseException:
+            self._engine.dispose()
+            raise
+        what = f"table\0{table}" if table is not None else f"query\0{query}"
+        digest = hashlib.sha256(b"tvault-import-sql-v1\0")
+        for part in (self.safe_url, what, ",".join(self.key)):
+            digest.update(part.encode("utf-8") + b"\0")
+        self.fingerprint = digest.hexdigest()
+
+    # -- description ----------------------------------------------------------------------
+
+    def _describe(self, conn: Connection) -> list[str]:
+        if self.table_name is not None:
+            schema, _, name = self.table_name.rpartition(".")
+            try:
+                self._table = Table(name, MetaData(), schema=schema or None, autoload_with=conn)
+            except NoSuchTableError as exc:
+                raise BadRequest(f"the SQL source has no table {self.table_name!r}") from exc
+            return [c.name for c in self._table.columns]
+        assert self.query is not None
+        probe = text(f"SELECT * FROM ({self.query}) AS tvault_source WHERE 1 = 0")  # noqa: S608
+        return list(conn.execute(probe).keys())
+
+    def _key(self, given: list[str], names: list[str]) -> list[str]:
+        if given:
+            unknown = [k for k in given if k not in names]
+            if unknown:
+                raise BadRequest(f"the key column {unknown[0]!r} is not in the SQL source")
+            return given
+        if self._table is not None and len(self._table.primary_key.columns) > 0:
+            return [c.name for c in self._table.primary_key.columns]
+        what = (
+            f"the table {self.table_name!r} has no primary key"
+            if self.query is None
+            else ("a query has no primary key")
+        )
+        raise BadRequest(
+            f"{what}: name a unique, never-NULL column to read it in order with --key COLUMN "
+            "(an import resumes by position in that order)"
+        )
+
+    def _from(self) -> Any:
+        if self._table is not None:
+            return self._table
+        assert self.query is not None
+        return text(self.query).columns(*(column(n) for n in self._names)).subquery("tvault_src")
+
+    def _select(self, wanted: set[str]) -> Select[Any]:
+        source = self._from()
+        names = [n for n in self._names if n in wanted or n.split(".")[0] in wanted]
+        names += [k for k in self.key if k not in names]
+        return select(*(source.c[n] for n in names)).order_by(*(source.c[k] for k in self.key))
+
+    def columns(self) -> list[str]:
+        return list(self._names)
+
+    def progress(self) -> tuple[int, int]:
+        return self._done, self.total
+
+    def close(self) -> None:
+        """Close the engine's connections."""
+        self._engine.dispose()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _read_only(self, conn: Connection) -> None:
+        """Where the database offers it, the reading transaction cannot write."""
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        elif dialect == "sqlite":
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+
+    def first_row(self) -> dict[str, Any] | None:
+        for _, row, problem in self._read(0, set(self._names), limit=1):
+            if problem is None:
+                return row
+        return None
+
+    def rows(self, start: int, wanted: set[str]) -> Iterator[Row]:
+        return self._read(start, wanted, limit=None)
+
+    def _read(self, start: int, wanted: set[str], *, limit: int | None) -> Iterator[Row]:
+        stmt = self._select(wanted)
+        if start:
+            stmt = stmt.offset(start)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        number = start
+        self._done = start
+        try:
+            with self._engine.connect() as conn, conn.begin() as txn:
+                self._read_only(conn)
+                streamed = {"stream_results": True, "yield_per": READ_ROWS}
+                for raw in conn.execute(stmt, execution_options=streamed):
+                    number += 1
+                    self._done = number
+                    row, problem = _json_row(dict(raw._mapping))
+                    yield number, row, problem
+                txn.rollback()  # nothing to keep: the source is only read
+        except SQLAlchemyError as exc:
+            raise _db_error(f"the SQL source failed after row {number}", exc) from exc
+
+    # -- retiring -------------------------------------------------------------------------
+
+    def _retirable(self, conn: Connection, position: int) -> Table:
+        if self._table is None:
+            raise _query_not_retirable()
+        now = int(conn.execute(select(func.count()).select_from(self._table)).scalar_one())
+        if now != position:
+            raise BadRequest(
+                f"the source table now has {now} rows, the import read {position}: it changed "
+                "since the import, so it is not retired"
+            )
+        return self._table
+
+    def drop(self, position: int) -> dict[str, Any]:
+        """Drop the table (after checking it still has the rows the import read)."""
+        try:
+            with self._engine.begin() as conn:
+                table = self._retirable(conn, position)
+                table.drop(conn)
+        except SQLAlchemyError as exc:
+            raise _db_error("the source table could not be dropped", exc) from exc
+        return {"action": "dropped", "rows": position}
+
+    def replace(
+        self,
+        position: int,
+        mapped: set[str],
+        id_column: str | None,
+        record_ids: Callable[[int, int], dict[int, str]],
+    ) -> dict[str, Any]:
+        """In one transaction: write each row's vault record id into ``id_column`` and set the
+        other mapped columns to NULL (rows stored nowhere get NULL there too)."""
+        table = self._table
+        if table is None:
+            raise _query_not_retirable()
+        cleared = self._replace_plan(table, mapped, id_column)
+        assert id_column is not None
+        keys = [table.c[k] for k in self.key]
+        values: dict[str, Any] = dict.fromkeys(cleared)
+        values[id_column] = bindparam("tvault_record_id")
+        stmt = (
+            update(table)
+            .where(*(c == bindparam(f"tvault_key_{i}") for i, c in enumerate(keys)))
+            .values(**values)
+        )
+        done = 0
+        with_id = 0
+        try:
+            with self._engine.begin() as conn:
+                self._retirable(conn, position)
+                last: tuple[Any, ...] | None = None
+                while True:
+                    page = select(*keys).order_by(*keys).limit(READ_ROWS)
+                    if last is not None:
+                        page = page.where(
+                            tuple_(*keys) > tuple_(*last) if len(keys) > 1 else keys[0] > last[0]
+                        )
+                    found = [tuple(r) for r in conn.execute(page)]
+                    if not found:
+                        break
+                    ids = record_ids(done + 1, done + len(found))
+                    params = []
+                    for offset, key in enumerate(found, start=done + 1):
+                        record = ids.get(offset)
+                        with_id += record is not None
+                        bound = {f"tvault_key_{i}": v for i, v in enumerate(key)}
+                        params.append({"tvault_record_id": record, **bound})
+                    conn.execute(stmt, params)
+                    done += len(found)
+                    last = found[-1]
+        except SQLAlchemyError as exc:
+            what = "the source table could not be rewritten (nothing changed)"
+            raise _db_error(what, exc) from exc
+        return {
+            "action": "replaced",
+            "rows": done,
+            "record_ids_written": with_id,
+            "id_column": id_column,
+            "nulled_columns": sorted(cleared),
+        }
+
+    def check_retire(self, mode: str, mapped: set[str], id_column: str | None) -> None:
+        """Refuse, before anything is imported, a retirement that could not be done."""
+        if self._table is None:
+            raise _query_not_retirable()
+        if mode == "replace":
+            self._replace_plan(self._table, mapped, id_column)
+
+    def _replace_plan(self, table: Table, mapped: set[str], id_column: str | None) -> list[str]:
+        """The columns to NULL; refuses, before any change, what cannot work."""
+        if id_column is None:
+            raise BadRequest(
+                "--retire-source=replace needs --id-column COLUMN: a text column of the table "
+                "to receive each row's vault record id (32 characters)"
+            )
+        if id_column not in table.c:
+            raise BadRequest(f"the source table has no column {id_column!r}")
+        if id_column in self.key:
+            raise BadRequest("--id-column cannot be the key column the import is ordered by")
+        target: Column[Any] = table.c[id_column]
+        if not isinstance(target.type, String) or (target.type.length or 32) < 32:
+            raise BadRequest(f"--id-column {id_column!r} must be a text column of 32+ characters")
+        cleared = sorted(
+            {c if c in table.c else c.split(".")[0] for c in mapped}
+            & set(table.c.keys()) - {id_column}
+        )
+        kept_keys = [k for k in self.key if k in cleared]
+        if kept_keys:
+            raise BadRequest(
+                f"the key column {kept_keys[0]!r} is mapped: it cannot be cleared while it "
+                "identifies the rows; import with another --key, or use --retire-source=drop"
+            )
+        not_null = [c for c in [*cleared, id_column] if not table.c[c].nullable]
+        if not_null:
+            raise BadRequest(
+                f"column {not_null[0]!r} is NOT NULL, so it cannot be cleared; use "
+                "--retire-source=drop, or allow NULL there first"
+            )
+        return cleared
+
+
+def _query_not_retirable() -> BadRequest:
+    return BadRequest(
+        "a query source cannot be retired (which rows of which tables it read is not known): "
+        "retire the tables it reads yourself, or import a --table"
+    )
+
+
+# -- retiring a file ----------------------------------------------------------------------------
+
+
+def shred_file(path: Path) -> dict[str, Any]:
+    """Overwrite a file's bytes (random, then zeros; each pass fsynced), then unlink it and
+    fsync its directory. See docs/import.md for what this can and cannot reach."""
+    if path.is_symlink():
+        raise BadRequest("the source is a symbolic link: retire the file it points to instead")
+    size = path.stat().st_size
+    links = path.stat().st_nlink
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for fill in ("random", "zeros"):
+            os.lseek(fd, 0, os.SEEK_SET)
+            left = size
+            while left:
+                n = min(left, SHRED_CHUNK)
+                block = os.urandom(n) if fill == "random" else bytes(n)
+                view = memoryview(block)
+                while view:
+                    view = view[os.write(fd, view) :]
+                left -= n
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.unlink(path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return {
+        "action": "overwritten and removed",
+        "passes": ["random", "zeros"],
+        "bytes": size,
+        "other_hard_links": links - 1,
+    }
