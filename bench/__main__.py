@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from bench import growth, http_ingest, ingest, lifecycle, peers, plots, reads, redaction, sizes
+from bench import (
+    growth,
+    http_ingest,
+    import_export,
+    ingest,
+    lifecycle,
+    partitions,
+    peers,
+    plots,
+    reads,
+    redaction,
+    sizes,
+)
 from bench.backends import BACKENDS, DEFAULT_PG_URL
 from bench.runner import MIN_REPEATS, Mode, Suite, run
 
 MODES = {"quick": Mode("quick", repeats=5), "full": Mode("full", repeats=7)}
 DEFAULT_OUT = Path("bench/results/latest.json")
-
-
-#: Scenario modules written alongside this one; included when present.
-OPTIONAL = ("bench.import_export", "bench.partitions")
-
-
-def _optional(name: str) -> Callable[[Mode], list[Suite]] | None:
-    try:
-        module = importlib.import_module(name)
-    except ImportError as exc:
-        if exc.name != name:  # the module exists but something it needs is missing
-            raise
-        return None
-    found: Callable[[Mode], list[Suite]] = module.suites
-    return found
 
 
 def all_suites(mode: Mode) -> list[Suite]:
@@ -40,10 +36,7 @@ def all_suites(mode: Mode) -> list[Suite]:
         *sizes.suites(mode),
         *reads.suites(mode),
     ]
-    for name in OPTIONAL:
-        extra = _optional(name)
-        if extra is not None:
-            out += extra(mode)
+    out += [*import_export.suites(mode), *partitions.suites(mode)]
     out += [*growth.suites(mode), *lifecycle.suites(mode), *redaction.suites(mode)]
     return out
 
@@ -83,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only",
         action="append",
         metavar="SUITE",
-        help="run only this suite (repeatable): ingest, http-ingest, peers, sizes, reads,"
-        " growth, lifecycle, redaction, ...",
+        help="run only this suite (repeatable): ingest, http-ingest, peers, seal, sizes, reads,"
+        " import, export, partitions, growth, rotation, lifecycle, redaction",
     )
     parser.add_argument(
         "--plots",

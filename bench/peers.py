@@ -30,20 +30,22 @@ Nothing is cached between records in any case: every record gets a fresh data ke
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-from bench.backends import TrialPlace
+from bench.backends import Backend, TrialPlace
 from bench.ingest import FloorTrial, Prepared, ServiceTrial, SubjectDayKey, make_workload
-from bench.runner import Case, Goal, Mode, Suite
+from bench.runner import Case, Goal, Measure, Mode, Suite, Timed, interleave, shared_place
 from bench.workload import TEXT_BYTES, Workload
 
-__all__ = ["EsdkTrial", "TinkTrial", "suites"]
+__all__ = ["Esdk", "EsdkTrial", "TinkTrial", "suites", "tink_envelope"]
 
 BATCH = 1000
 #: Timed batches of 1000 per trial, by mode (plus one warm-up batch).
-BATCHES = {"quick": 5, "full": 15}
+BATCHES = {"quick": 5, "full": 10}
 GOAL_VS_ESDK = 20.0
 SUITES = {
     "default": "AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384",
@@ -51,10 +53,10 @@ SUITES = {
 }
 
 
-class EsdkTrial(FloorTrial):
-    """The floor's trial with each record sealed as one AWS Encryption SDK message."""
+class Esdk:
+    """An AWS Encryption SDK client, raw AES-256 wrapping key and algorithm suite."""
 
-    def __init__(self, place: TrialPlace, workload: Workload, suite: str) -> None:
+    def __init__(self, suite: str) -> None:
         import aws_encryption_sdk
         from aws_encryption_sdk.identifiers import (
             Algorithm,
@@ -78,41 +80,62 @@ class EsdkTrial(FloorTrial):
                 wrapping_key_type=EncryptionKeyType.SYMMETRIC,
             ),
         )
-        super().__init__(place, workload)
 
-    def seal(self, key: SubjectDayKey, p: Prepared, rid: uuid.UUID, plaintext: bytes) -> bytes:
-        del key
+    def encrypt(self, plaintext: bytes, context: dict[str, str]) -> bytes:
+        """One message: a fresh data key (no caching), the context bound."""
         message, header = self.client.encrypt(
             source=plaintext,
             key_provider=self.master_key,
             algorithm=self.algorithm,
-            encryption_context={
-                "dataset": self.dataset_id,
-                "subject": p.subject,
-                "day": str(p.epoch),
-                "record": rid.hex,
-            },
+            encryption_context=context,
         )
         if header.algorithm != self.algorithm:  # pragma: no cover - the SDK's contract
             raise RuntimeError(f"the SDK used {header.algorithm}, not {self.algorithm}")
         return bytes(message)
 
+    def decrypt(self, message: bytes) -> bytes:
+        """Inverse of :meth:`encrypt`."""
+        plaintext, _ = self.client.decrypt(source=message, key_provider=self.master_key)
+        return bytes(plaintext)
+
+
+def tink_envelope() -> Any:
+    """Tink's KMS envelope AEAD (AES256_GCM DEKs) under a local AES256_GCM keyset as the KEK."""
+    import tink
+    from tink import aead
+
+    aead.register()
+    kek = tink.new_keyset_handle(aead.aead_key_templates.AES256_GCM).primitive(aead.Aead)
+    return aead.KmsEnvelopeAead(aead.aead_key_templates.AES256_GCM, kek)
+
+
+class EsdkTrial(FloorTrial):
+    """The floor's trial with each record sealed as one AWS Encryption SDK message."""
+
+    def __init__(self, place: TrialPlace, workload: Workload, suite: str) -> None:
+        self.esdk = Esdk(suite)
+        super().__init__(place, workload)
+
+    def seal(self, key: SubjectDayKey, p: Prepared, rid: uuid.UUID, plaintext: bytes) -> bytes:
+        del key
+        context = {
+            "dataset": self.dataset_id,
+            "subject": p.subject,
+            "day": str(p.epoch),
+            "record": rid.hex,
+        }
+        return self.esdk.encrypt(plaintext, context)
+
     def check_one(self, envelope: bytes) -> bytes:
         """Decrypt one stored message (the tests' round trip)."""
-        plaintext, _ = self.client.decrypt(source=envelope, key_provider=self.master_key)
-        return bytes(plaintext)
+        return self.esdk.decrypt(envelope)
 
 
 class TinkTrial(FloorTrial):
     """The floor's trial with each record sealed by Tink's KMS envelope AEAD (local KEK)."""
 
     def __init__(self, place: TrialPlace, workload: Workload) -> None:
-        import tink
-        from tink import aead
-
-        aead.register()
-        kek = tink.new_keyset_handle(aead.aead_key_templates.AES256_GCM).primitive(aead.Aead)
-        self.envelope: Any = aead.KmsEnvelopeAead(aead.aead_key_templates.AES256_GCM, kek)
+        self.envelope: Any = tink_envelope()
         super().__init__(place, workload)
 
     def _aad(self, p: Prepared, rid: uuid.UUID) -> bytes:
@@ -123,6 +146,118 @@ class TinkTrial(FloorTrial):
     def seal(self, key: SubjectDayKey, p: Prepared, rid: uuid.UUID, plaintext: bytes) -> bytes:
         del key
         return bytes(self.envelope.encrypt(plaintext, self._aad(p, rid)))
+
+
+# -- sealing only ---------------------------------------------------------------------------------
+
+#: Records sealed per timed repetition in the ``seal`` suite, by mode and sealer.
+SEALS = {
+    "quick": {"vault": 20_000, "tink": 20_000, "no-signature": 5_000, "default": 2_000},
+    "full": {"vault": 60_000, "tink": 60_000, "no-signature": 15_000, "default": 6_000},
+}
+
+
+def _plaintexts() -> list[tuple[bytes, str, int]]:
+    """The stored forms of 1000 workload events as JSON, with pseudonym and day."""
+    floor_like = make_workload(1000, 0).batches[0]
+    out = []
+    for raw in floor_like:
+        p = FloorTrial._prepare(raw)
+        body = json.dumps(p.body, separators=(",", ":"), ensure_ascii=False).encode()
+        out.append((body, p.subject, p.epoch))
+    return out
+
+
+def _sealers(counts: dict[str, int]) -> list[Timed]:
+    from vault.crypto.envelope import RecordContext, open_record, seal_record
+
+    texts = _plaintexts()
+    dataset = uuid.uuid4().hex
+    sek, sek_id = os.urandom(32), uuid.uuid4().bytes
+    esdk = {suite: Esdk(suite) for suite in SUITES}
+    tink = tink_envelope()
+
+    def vault_seal() -> int:
+        n = counts["vault"]
+        for i in range(n):
+            body, subject, epoch = texts[i % len(texts)]
+            ctx = RecordContext(dataset, uuid.uuid4().bytes, subject, epoch, sek_id)
+            seal_record(sek, ctx, body)
+        return n
+
+    def esdk_seal(suite: str) -> Callable[[], int]:
+        def run() -> int:
+            n = counts[suite]
+            for i in range(n):
+                body, subject, epoch = texts[i % len(texts)]
+                context = {
+                    "dataset": dataset,
+                    "subject": subject,
+                    "day": str(epoch),
+                    "record": uuid.uuid4().hex,
+                }
+                esdk[suite].encrypt(body, context)
+            return n
+
+        return run
+
+    def tink_seal() -> int:
+        n = counts["tink"]
+        for i in range(n):
+            body, subject, epoch = texts[i % len(texts)]
+            aad = b"|".join((dataset.encode(), subject.encode(), str(epoch).encode()))
+            tink.encrypt(body, aad + b"|" + uuid.uuid4().bytes)
+        return n
+
+    # Each sealer must round-trip before it is timed.
+    body, subject, epoch = texts[0]
+    ctx = RecordContext(dataset, uuid.uuid4().bytes, subject, epoch, sek_id)
+    if open_record(sek, ctx, seal_record(sek, ctx, body)) != body:
+        raise RuntimeError("vault envelope round trip failed")
+    for one in esdk.values():
+        if one.decrypt(one.encrypt(body, {"dataset": dataset})) != body:
+            raise RuntimeError("ESDK round trip failed")
+    if tink.decrypt(tink.encrypt(body, b"ad"), b"ad") != body:
+        raise RuntimeError("Tink round trip failed")
+
+    def case(name: str, params: dict[str, Any], n: int, note: str) -> Case:
+        return Case(name, params, "records/s", shared_place, f"{n:,} records of ~300 B; {note}")
+
+    return [
+        Timed(
+            case("seal-vault", {}, counts["vault"], "vault.crypto.envelope.seal_record"),
+            vault_seal,
+        ),
+        Timed(
+            case("seal-esdk", {"suite": "default"}, counts["default"], SUITES["default"]),
+            esdk_seal("default"),
+        ),
+        Timed(
+            case(
+                "seal-esdk",
+                {"suite": "no-signature"},
+                counts["no-signature"],
+                SUITES["no-signature"],
+            ),
+            esdk_seal("no-signature"),
+        ),
+        Timed(case("seal-tink", {}, counts["tink"], "KmsEnvelopeAead, local KEK"), tink_seal),
+    ]
+
+
+def _measure_seal(counts: dict[str, int]) -> Measure:
+    def measure(backend: Backend, repeats: int, progress: Callable[[str], None]) -> dict[str, Any]:
+        del backend
+        goals = [
+            Goal("seal vault/esdk-default", "seal-vault", "seal-esdk[suite=default]", GOAL_VS_ESDK),
+            Goal(
+                "seal vault/esdk-no-signature", "seal-vault", "seal-esdk[suite=no-signature]", None
+            ),
+            Goal("seal vault/tink", "seal-vault", "seal-tink", None),
+        ]
+        return interleave("seal", _sealers(counts), repeats, progress, goals)
+
+    return measure
 
 
 def suites(mode: Mode) -> list[Suite]:
@@ -162,4 +297,7 @@ def suites(mode: Mode) -> list[Suite]:
         Goal("floor/esdk-no-signature", floor_case.key, unsigned.key, None),
         Goal("floor/tink-envelope", floor_case.key, tink.key, None),
     ]
-    return [Suite("peers", cases, goals)]
+    return [
+        Suite("peers", cases, goals),
+        Suite("seal", measure=_measure_seal(SEALS[mode.name]), once=True),
+    ]

@@ -1,11 +1,14 @@
 """Accuracy of the redaction engine on labelled data, with the goals of the redaction issue.
 
-    python -m bench.redaction_eval [--data PATH...] [--synthetic N] [--seed S] [--json OUT]
+    python -m bench.redaction_eval [--data PATH...] [--synthetic N] [--seed S]
+                                   [--mci-dev N] [--heldout N] [--json OUT]
 
 Scores ``vault.domain.redaction`` (or ``--engine MODULE`` with the same API) on the dev file
-(``../shared/data/redaction-dev.jsonl`` by default) and on ``N`` samples of synthetic MCI-style
-telemetry (``bench.synthetic``), then prints precision and recall per secret rule and per
-personal-data entity, the engine's placeholder firings, and the goals beside the figures:
+(``../shared/data/redaction-dev.jsonl`` by default), on ``N`` samples of synthetic MCI-style
+telemetry (``bench.synthetic``) and on the two splits of ``bench.synthetic_mci`` (``--mci-dev``,
+tuned on, and ``--heldout``, never tuned on), then prints precision and recall per secret rule
+and per personal-data entity (over all data, then per part: dev, synthetic, mci-dev, heldout),
+the engine's placeholder firings, and the goals beside the figures, per part:
 
 * secret recall >= 0.95;
 * false positives on near-miss negatives <= 0.10 (secrets; the PII figure is shown likewise);

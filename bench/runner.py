@@ -116,7 +116,8 @@ class Suite:
 
     ``measure`` replaces the runner's fresh-place-per-repetition loop for suites that need
     state shared between repetitions; ``once`` marks a suite that does not touch the database
-    (measured on the first backend only); ``repeats`` caps the repetitions (heavy cases).
+    (measured on the first backend only); ``repeats`` caps the repetitions (heavy cases);
+    ``backends`` limits it to some backends (e.g. ``("postgres",)``).
     """
 
     name: str
@@ -125,6 +126,7 @@ class Suite:
     measure: Measure | None = None
     once: bool = False
     repeats: int | None = None
+    backends: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -391,6 +393,8 @@ def run(
             for suite in suites(mode):
                 if suite.once and index > 0:
                     continue  # does not depend on the database: measured once
+                if suite.backends is not None and name not in suite.backends:
+                    continue
                 reps = min(repeats, suite.repeats) if suite.repeats else repeats
                 progress(f"{suite.name} on {name} ({reps} repetitions, interleaved)")
                 suite_started = time.perf_counter()

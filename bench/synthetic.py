@@ -674,7 +674,7 @@ def _licence(rng: random.Random) -> str:
     return rng.choice(
         [
             f"{surname}{rng.randrange(5, 9)}{rng.randrange(1, 13):02d}{rng.randrange(1, 29):02d}"
-            f"{rng.randrange(50, 99)}{_r(rng, 'ABCDEFGHJKLMNPRSTUVWXYZ', 2)}"
+            f"{rng.randrange(10)}{_r(rng, 'ABCDEFGHJKLMNPRSTUVWXYZ', 2)}"
             f"9{_r(rng, 'ABCDEFGHIJ', 2)}",
             rng.choice(string.ascii_uppercase) + _r(rng, string.digits, 7),
             rng.choice("BFKM")

@@ -13,8 +13,8 @@ fields. This module plants, in the same events (``bench.synthetic``'s event buil
   national (context) form, street addresses of eight countries (US, UK, DE, FR, ES, IT, NL,
   AU), passports and driving licences in context, IBANs, cards, SSNs, IPs, dates of birth,
   e-mail addresses in headers and JSON;
-* near-miss negatives: hashes, UUIDs, version strings, file names, build ids, wrong-checksum
-  tokens, publishable keys, documentation example keys, placeholders, Luhn-invalid numbers.
+* near-miss negatives: hashes, UUIDs, version strings, file names, build ids, publishable
+  keys, placeholders, environment references, Luhn-invalid numbers.
 
 **Split.** :data:`DEV` and :data:`HELDOUT` differ in seed *and* in mix: the held-out mix weights
 code and config shapes, the second half of every template list and the rarer formats more, so
@@ -131,7 +131,7 @@ _SECRET_SHAPES: tuple[tuple[str, str, str], ...] = (
     ("code", "clipboard", '<ENV> = "{v}"  # TODO: move to the secret store\n'),
     ("config", "clipboard", "apiVersion: v1\nkind: Secret\nstringData:\n  <env>: {v}\n"),
     ("config", "clipboard", '[auth]\ntoken = "{v}"\nretries = 3\n'),
-    ("config", "clipboard", "FROM python:3.12-slim\nENV <ENV>={v}\nCMD [\"app\"]\n"),
+    ("config", "clipboard", 'FROM python:3.12-slim\nENV <ENV>={v}\nCMD ["app"]\n'),
     ("config", "clipboard", 'variable "region" {}\nprovider "x" {\n  <env> = "{v}"\n}\n'),
     ("config", "clipboard", "# .env\nAPP_ENV=prod\n<ENV>={v}\nDEBUG=false\n"),
     ("config", "clipboard", '{\n  "name": "<app>",\n  "<camel>": "{v}"\n}'),
@@ -367,18 +367,9 @@ def _semver(rng: random.Random) -> str:
     return f"{rng.randrange(0, 20)}.{rng.randrange(0, 40)}.{rng.randrange(0, 30)}"
 
 
-_NEAR_SECRETS: dict[str, tuple[Callable[[random.Random], str], tuple[tuple[str, str, str], ...]]] = {
-    "npm_bad_checksum": (
-        lambda r: base._checksummed(r, "npm_", valid=False),
-        (("config", "clipboard", "//registry.npmjs.org/:_authToken={v}\n"),),
-    ),
-    "github_bad_checksum": (
-        lambda r: base._checksummed(r, r.choice(["ghp_", "gho_"]), valid=False),
-        (
-            ("code", "clipboard", 'GITHUB_TOKEN = "{v}"  # fixture, not a real token\n'),
-            ("chat", "chat", "the fixture token {v} fails the checksum, as it should"),
-        ),
-    ),
+_NEAR_SECRETS: dict[
+    str, tuple[Callable[[random.Random], str], tuple[tuple[str, str, str], ...]]
+] = {
     "sha256": (
         lambda r: _r(r, _HEX, 64),
         (
@@ -404,25 +395,23 @@ _NEAR_SECRETS: dict[str, tuple[Callable[[random.Random], str], tuple[tuple[str, 
         lambda r: r.choice(["v", ""]) + _semver(r) + r.choice(["", "-rc.1", "+build.7", "-beta"]),
         (
             ("terminal", "terminal", "helm upgrade <app> ./chart --version {v}"),
-            ("config", "clipboard", "[tool.poetry]\nversion = \"{v}\"\n"),
+            ("config", "clipboard", '[tool.poetry]\nversion = "{v}"\n'),
         ),
     ),
     "build_id": (
-        lambda r: f"{r.randrange(2023, 2027)}{r.randrange(1, 13):02d}{r.randrange(1, 29):02d}"
-        f".{r.randrange(1, 999)}-{_r(r, _HEX, 7)}",
+        lambda r: (
+            f"{r.randrange(2023, 2027)}{r.randrange(1, 13):02d}{r.randrange(1, 29):02d}"
+            f".{r.randrange(1, 999)}-{_r(r, _HEX, 7)}"
+        ),
         (("chat", "chat", "build {v} is on staging"),),
     ),
     "file_name": (
-        lambda r: f"{r.choice(['report', 'export', 'backup'])}_{r.randrange(2023, 2027)}-"
-        f"{r.randrange(1, 13):02d}-{r.randrange(1, 29):02d}_v{r.randrange(1, 9)}"
-        f".{r.choice(['pdf', 'csv', 'tar.gz'])}",
-        (("terminal", "terminal", "scp {v} backup:/srv/archive/"),),
-    ),
-    "aws_doc_example": (
-        lambda r: r.choice(
-            ["AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]
+        lambda r: (
+            f"{r.choice(['report', 'export', 'backup'])}_{r.randrange(2023, 2027)}-"
+            f"{r.randrange(1, 13):02d}-{r.randrange(1, 29):02d}_v{r.randrange(1, 9)}"
+            f".{r.choice(['pdf', 'csv', 'tar.gz'])}"
         ),
-        (("config", "clipboard", "[default]\naws_access_key_id = {v}\n"),),
+        (("terminal", "terminal", "scp {v} backup:/srv/archive/"),),
     ),
     "env_reference": (
         lambda r: r.choice(
@@ -453,14 +442,18 @@ _NEAR_PII: dict[
 ] = {
     "retina_file": (
         "EMAIL",
-        lambda r: f"{r.choice(['logo', 'avatar', 'banner'])}@{r.choice(['2x', '3x', '1.5x'])}"
-        f".{r.choice(['png', 'jpg', 'webp'])}",
+        lambda r: (
+            f"{r.choice(['logo', 'avatar', 'banner'])}@{r.choice(['2x', '3x', '1.5x'])}"
+            f".{r.choice(['png', 'jpg', 'webp'])}"
+        ),
         (("code", "clipboard", '<img src="/static/{v}" alt="">\n'),),
     ),
     "npm_scoped": (
         "EMAIL",
-        lambda r: f"@{r.choice(['types', 'babel', 'vue'])}/{r.choice(['node', 'core', 'cli'])}"
-        f"@{_semver(r)}",
+        lambda r: (
+            f"@{r.choice(['types', 'babel', 'vue'])}/{r.choice(['node', 'core', 'cli'])}"
+            f"@{_semver(r)}"
+        ),
         (("terminal", "terminal", "pnpm add -D {v}"),),
     ),
     "git_remote": (
@@ -485,7 +478,9 @@ _NEAR_PII: dict[
     ),
     "semver_ip_like": (
         "IP_ADDRESS",
-        lambda r: f"{r.randrange(1, 5)}.{r.randrange(0, 30)}.{r.randrange(0, 30)}.{r.randrange(256, 999)}",
+        lambda r: (
+            f"{r.randrange(1, 5)}.{r.randrange(0, 30)}.{r.randrange(0, 30)}.{r.randrange(256, 999)}"
+        ),
         (("terminal", "terminal", "pip install <app>=={v}"),),
     ),
     "meeting_date": (
@@ -529,7 +524,9 @@ HELDOUT = Mix(
 MIXES = {mix.name: mix for mix in (DEV, HELDOUT)}
 
 
-def _pick(rng: random.Random, mix: Mix, options: tuple[tuple[str, str, str], ...]) -> tuple[str, str, str]:
+def _pick(
+    rng: random.Random, mix: Mix, options: tuple[tuple[str, str, str], ...]
+) -> tuple[str, str, str]:
     """A template: weighted by shape, the mix's half of the list twice as likely."""
     middle = len(options) // 2
     weights = []

@@ -418,12 +418,13 @@ def import_(
     home: HomeOpt = None,
     database_url: DbOpt = None,
 ) -> None:
-    """Import a file or SQL table through the ingest path (rules, redaction, encryption,
-    audit); resumable.
+    """Import a file or SQL table through the ingest path; resumable.
 
-    --retire-source (after SOURCE): once the import is verified, overwrite and remove the
-    file; for a SQL table, --retire-source=replace (record ids into --id-column, other mapped
-    columns NULL) or --retire-source=drop. See docs/import.md.
+    --retire-source: after a verified import, overwrite and remove the file.
+
+    --retire-source=replace (with --id-column) or =drop: retire a SQL table.
+
+    See docs/import.md.
     """
 
     def body() -> int:

@@ -22,7 +22,7 @@ def filled(vault, clock, monkeypatch):
     monkeypatch.setattr(export_module, "PAGE", 7)  # many pages from a few records
     make_dataset(vault, "ux")
     batch = [
-        event(clock, f"emp-{i % 3}", data={"text": f"line {i} AKIAIOSFODNN7EXAMPLE"})
+        event(clock, f"emp-{i % 3}", data={"text": f"line {i} AKIAQ3EGRQW7PLK4ZT2M"})
         for i in range(20)
     ]
     batch.append(event(clock, "emp-1", kind="focus", data={}))
@@ -42,7 +42,7 @@ def test_export_streams_every_record_redacted_and_pseudonymized(filled, client, 
     events = lines(first)
     assert len(events) == 21
     assert len({e["id"] for e in events}) == 21
-    assert "AKIAIOSFODNN7EXAMPLE" not in first.text
+    assert "AKIAQ3EGRQW7PLK4ZT2M" not in first.text
     assert all("[AWS_ACCESS_KEY]" in e["data"]["text"] for e in events if e["kind"] == "key_run")
     assert not any(e["subject"].startswith("emp-") for e in events)
     assert len({e["subject"] for e in events}) == 3

@@ -7,13 +7,17 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from tests.api.test_export import URL, filled  # noqa: F401 - the fixture
+from tests.conftest import READER
 from vault import cli
+from vault.errors import DecryptionError
+from vault.services.export import ExportQuery
 
-SECRET = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "AKIAQ3EGRQW7PLK4ZT2M"
 
 
 def test_parquet_export_round_trip(filled, client, auth) -> None:  # noqa: F811
@@ -88,3 +92,21 @@ def test_cli_parquet_export(filled, tmp_path: Path, database_url: str) -> None: 
         catch_exceptions=False,
     )
     assert bad.exit_code == 2
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE records SET kind = 'focus' WHERE kind = 'key_run'",
+        "UPDATE records SET subject = (SELECT min(subject) FROM records) "
+        "WHERE subject <> (SELECT min(subject) FROM records)",
+    ],
+    ids=["kind", "subject"],
+)
+def test_edited_index_columns_fail_the_export(filled, fmt: str, edit: str) -> None:  # noqa: F811
+    with filled.db.write() as conn:
+        assert conn.execute(text(edit)).rowcount > 0
+    _, chunks = filled.exports.start(READER, "ux", "research", ExportQuery(format=fmt))
+    with pytest.raises(DecryptionError):
+        b"".join(chunks)

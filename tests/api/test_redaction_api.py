@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tests.conftest import COLLECTOR, event, make_dataset
 from vault.cli import app
+from vault.storage.tables import datasets
 
 SPEC = {"name": "ps", "retention_days": 7, "purposes": ["research"], "consent": "opt_out"}
 
@@ -46,6 +48,21 @@ def test_redact_route(vault, client, auth, clock) -> None:
         refused = client.post(f"/v1/datasets/ux/redact?batch_size={bad}", headers=admin)
         assert refused.status_code == 422, refused.text
     assert client.post("/v1/datasets/ux/redact").status_code == 401
+
+
+def test_redact_route_hides_datasets_outside_the_grant_and_refuses_a_second_run(
+    vault, client, auth
+) -> None:
+    make_dataset(vault, "ux")
+    limited = auth("a2", "admin", datasets=["other"])
+    hidden = client.post("/v1/datasets/ux/redact", headers=limited)
+    assert hidden.status_code == 404, hidden.text
+    assert hidden.json() == client.post("/v1/datasets/nope/redact", headers=limited).json()
+    with vault.db.read() as conn:
+        ds_id = conn.execute(select(datasets.c.id).where(datasets.c.name == "ux")).scalar_one()
+    with vault.db.exclusive(f"redact:{ds_id}"):
+        busy = client.post("/v1/datasets/ux/redact", headers=auth("a", "admin"))
+    assert busy.status_code == 409, busy.text
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from vault.services.importer import ImportOptions
 from vault.services.reads import EventQuery
 from vault.storage.tables import audit_log, import_records, imports, records
 
-AWS = "AKIAIOSFODNN7EXAMPLE"
+AWS = "AKIAQ3EGRQW7PLK4ZT2M"
 EMAIL = "jane.doe@example.com"
 HEADER = ["user_email", "ts", "event_type", "application", "window", "url", "typed_text"]
 MAPPING = {

@@ -445,3 +445,34 @@ def test_cli_parquet_import_with_retirement(tmp_path: Path, database_url: str) -
     assert summary["stored"] == 6
     assert summary["retired"]["mode"] == "overwrite"
     assert not source.exists()
+
+
+def test_cli_sql_import_drop(tmp_path: Path, database_url: str, source_url: str) -> None:
+    env = {
+        "TVAULT_HOME": str(tmp_path / "home"),
+        "TVAULT_DATABASE_URL": database_url,
+        "TVAULT_SCRYPT_N": str(2**14),
+    }
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+    created = run("dataset", "create", "ux", "--retention-days", "7", "--purpose", "research",
+                  "--consent", "opt_out")  # fmt: skip
+    assert created.exit_code == 0, created.output
+    fill_table(source_url, export_rows(Clock(datetime.now(UTC).replace(microsecond=0)), 7))
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps(MAPPING), "utf-8")
+    query = run("import", "ux", source_url, "--query", "SELECT * FROM events",
+                "--mapping-file", str(mapping), "--retire-source=drop")  # fmt: skip
+    assert query.exit_code == 2
+    assert "query source cannot be retired" in query.stderr
+    # --retire-source may come before SOURCE too.
+    done = run("import", "ux", "--retire-source=drop", source_url, "--table", "events",
+               "--mapping-file", str(mapping))  # fmt: skip
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    assert summary["stored"] == 7
+    assert summary["retired"]["action"] == "dropped"
+    assert source_url.rpartition("/")[2] not in done.stdout

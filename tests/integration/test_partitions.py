@@ -154,7 +154,7 @@ def test_concurrent_first_writes_to_a_new_day_make_one_partition(
             try:
                 for _ in range(5):
                     ingest(v, clock, "ux", subject, 20)
-            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            except BaseException as exc:  # reported by the assertion below
                 errors.append(exc)
 
         threads = [
@@ -192,7 +192,8 @@ def test_migration_moves_existing_rows_both_ways(pg_vault: Vault, clock: Clock) 
         assert (
             conn.execute(
                 text(
-                    "SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'records'::regclass"
+                    "SELECT count(*) FROM pg_partitioned_table"
+                    " WHERE partrelid = 'records'::regclass"
                 )
             ).scalar_one()
             == 0

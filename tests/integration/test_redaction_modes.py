@@ -18,7 +18,7 @@ from vault.storage.tables import audit_log, datasets, records
 TOKEN = re.compile(r"\[(EMAIL|PHONE|PASSWORD|AWS_ACCESS_KEY)(?::([0-9a-f]{16}))?\]")
 TEXTS = [
     "write to Alice.Smith@example.com today",
-    "cc alice.smith@example.com, key AKIAIOSFODNN7EXAMPLE",
+    "cc alice.smith@example.com, key AKIAZ2345ABCDEFGHJK7",
     "call +1 415 555 0100 or mail bob@example.org",
 ]
 

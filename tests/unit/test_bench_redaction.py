@@ -205,3 +205,54 @@ def test_realistic_events_sizes() -> None:
     assert len(events) == 200
     assert min(sizes) >= 150
     assert max(sizes) <= 650
+
+
+# --- bench.synthetic_mci: the dev / held-out splits ---------------------------------------
+
+
+def test_mci_splits_are_deterministic_and_distinct() -> None:
+    from bench import synthetic_mci
+
+    dev = synthetic_mci.generate(150, synthetic_mci.DEV)
+    again = synthetic_mci.generate(150, synthetic_mci.DEV)
+    held = synthetic_mci.generate(150, synthetic_mci.HELDOUT)
+    assert [s.text for s in dev] == [s.text for s in again]
+    assert {s.source for s in dev} == {"mci-dev"}
+    assert {s.source for s in held} == {"mci-heldout"}
+    assert not {s.text for s in dev} & {s.text for s in held}
+    for sample in dev + held:
+        assert sample.label in ("secret", "not_secret", "pii", "not_pii")
+        for span in sample.spans:  # every planted value is where the span says
+            assert sample.text[span.start : span.end]
+        assert sample.events
+    # the held-out mix weights code and config shapes more than the dev mix
+    shapes = lambda samples: sum(s.scenario.split("/")[0] in ("code", "config") for s in samples)  # noqa: E731
+    assert shapes(held) > shapes(dev)
+
+
+def test_mci_covers_new_providers_international_pii_and_near_misses() -> None:
+    from bench import synthetic_mci
+
+    samples = synthetic_mci.generate(1200, synthetic_mci.DEV)
+    rules = {s.rule for s in samples if s.label == "secret"}
+    entities = {s.entity for s in samples if s.label == "pii"}
+    negatives = {s.rule for s in samples if s.label in ("not_secret", "not_pii")}
+    assert {"groq", "openrouter", "dynatrace", "hubspot", "github_token"} <= rules
+    assert {"PHONE", "STREET_ADDRESS", "PASSPORT", "DRIVING_LICENCE", "IBAN"} <= entities
+    assert {"uuid", "sha256", "version", "retina_file", "npm_scoped"} <= negatives
+
+
+def test_eval_reports_each_part_with_goals() -> None:
+    from bench import synthetic_mci
+    from bench.redaction_eval import VaultRedactor
+
+    samples = synthetic_mci.generate(80, synthetic_mci.DEV) + synthetic_mci.generate(
+        80, synthetic_mci.HELDOUT
+    )
+    redactor = VaultRedactor()
+    report = build_report(score_samples(samples, redactor), redactor)
+    parts = {goal["part"] for goal in report.goals()}
+    assert {"mci-dev", "heldout", "all"} <= parts
+    assert "dev" not in parts  # no dev-file sample: no goal line for it
+    assert set(report.rule_parts) == {"mci-dev", "heldout"}
+    assert all(g["status"] in ("PASS", "MISS", "n/a") for g in report.goals())

@@ -72,6 +72,7 @@ def test_runner_measures_custom_and_once_suites(tmp_path: Path, capsys: Any) -> 
         return [
             Suite("plain", [case], [Goal("self", case.key, case.key, None)]),
             Suite("custom", measure=measure, once=True),
+            Suite("pg-only", [case], backends=("postgres",)),
         ]
 
     out = tmp_path / "r.json"
@@ -79,6 +80,7 @@ def test_runner_measures_custom_and_once_suites(tmp_path: Path, capsys: Any) -> 
         suites=suites, mode=QUICK, backends=["sqlite"], out=out, pg_url="", progress=_quiet
     )
     assert calls == ["sqlite"]
+    assert [s["suite"] for s in report["runs"][0]["suites"]] == ["plain", "custom"]
     assert json.loads(out.read_text())["runs"][0]["suites"][0]["goals"][0]["status"] == "INFO"
     assert report["runs"][0]["suites"][0]["results"][0]["key"] == "c[n=3]"
     assert "(ratio)  INFO" in capsys.readouterr().out
@@ -141,8 +143,18 @@ def test_tink_trial_and_no_signature_suite(backend: Backend) -> None:
             assert unsigned.run() == 10
         finally:
             unsigned.close()
-    (suite,) = peers.suites(QUICK)
+    suite, seal = peers.suites(QUICK)
     assert {g.name for g in suite.goals} >= {"service/esdk-default"}
+    assert seal.once
+
+
+def test_seal_suite_times_every_sealer(backend: Backend) -> None:
+    counts = {"vault": 20, "tink": 20, "no-signature": 3, "default": 2}
+    done = peers._measure_seal(counts)(backend, 1, _quiet)
+    assert [r["items"] for r in done["results"]] == [[20], [2], [3], [20]]
+    goal = done["goals"][0]
+    assert goal["name"] == "seal vault/esdk-default"
+    assert goal["target"] == peers.GOAL_VS_ESDK
 
 
 def test_screenshot_service_and_floor(backend: Backend) -> None:

@@ -32,7 +32,7 @@ def shown(outcomes) -> str:
 
 
 def test_typed_aws_key_with_a_typo_is_masked_whole() -> None:
-    typed = [*"key=AKIAIOSFODNX", "Backspace", *"N7EXAMPLE", "Enter", *"ls"]
+    typed = [*"key=AKIAZ2345ABX", "Backspace", *"CDEFGHJK7", "Enter", *"ls"]
     outcomes = redact_batch(keys(typed))
     assert shown(outcomes) == "key=" + "*" * 22 + "Enterls"
     assert sum(o.counts.get("AWS_ACCESS_KEY", 0) for o in outcomes) == 1
@@ -50,11 +50,11 @@ def test_typed_email_and_github_token() -> None:
 
 def test_targets_are_not_mixed_and_shortcuts_type_nothing() -> None:
     # Half of a key in one window, half in another: no single stream holds it.
-    first = keys(list("AKIAIOSFOD"), app="Slack")
-    second = keys(list("NN7EXAMPLE"), app="Terminal")
+    first = keys(list("AKIAZ2345A"), app="Slack")
+    second = keys(list("BCDEFGHJK7"), app="Terminal")
     outcomes = redact_batch(first + second)
     assert "*" not in shown(outcomes)
-    with_shortcut = keys([*"AKIAIOSFOD", "v", *"NN7EXAMPLE"])
+    with_shortcut = keys([*"AKIAZ2345A", "v", *"BCDEFGHJK7"])
     with_shortcut[10] = TelemetryEvent.model_validate(
         {**with_shortcut[10].model_dump(mode="json"), "data": {"key": "v", "modifiers": ["ctrl"]}}
     )
@@ -65,7 +65,7 @@ def test_targets_are_not_mixed_and_shortcuts_type_nothing() -> None:
 def test_other_subjects_and_password_fields() -> None:
     typed = keys(list("hunter2"), field={"type": "password"})
     assert shown(redact_batch(typed)) == "*" * 7
-    mixed = keys(list("AKIAIOSFOD"), subject="a") + keys(list("NN7EXAMPLE"), subject="b")
+    mixed = keys(list("AKIAZ2345A"), subject="a") + keys(list("BCDEFGHJK7"), subject="b")
     assert "*" not in shown(redact_batch(mixed))
 
 

@@ -86,3 +86,48 @@ def test_a_pipeline_without_entities_is_refused(tmp_path: Path) -> None:
 def test_unset_means_no_detector() -> None:
     assert load_name_detector(None) is None
     assert load_name_detector("  ") is None
+
+
+class _Ent:
+    def __init__(self, start: int, end: int) -> None:
+        self.start_char, self.end_char, self.label_ = start, end, "PERSON"
+
+
+class _Doc:
+    def __init__(self, ents: list[_Ent]) -> None:
+        self.ents = ents
+
+
+class FakeNlp:
+    """A pipeline that recognises whole occurrences of one name (never a cut one)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = 0
+
+    def __call__(self, text: str) -> _Doc:
+        self.calls += 1
+        ents, start = [], text.find(self.name)
+        while start >= 0:
+            ents.append(_Ent(start, start + len(self.name)))
+            start = text.find(self.name, start + 1)
+        return _Doc(ents)
+
+
+def test_long_texts_go_in_overlapping_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault.plugins import ner
+
+    monkeypatch.setattr(ner, "_PIECE", 50)
+    monkeypatch.setattr(ner, "_OVERLAP", 20)
+    name = "Alice Martin"
+    # Names placed across every piece boundary (30, 60, 90...) and inside pieces.
+    text = "".join(f"{i:02d} " + name + " " * 9 for i in range(20))
+    nlp = FakeNlp(name)
+    spans = SpacyNameDetector(nlp).find_names(text)
+    expected = []
+    start = text.find(name)
+    while start >= 0:
+        expected.append((start, start + len(name)))
+        start = text.find(name, start + 1)
+    assert spans == expected
+    assert nlp.calls > 1

@@ -41,7 +41,7 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\n" + PEM_BODY + "-----END RSA PRIVATE KEY
 
 
 def test_rules_version_and_placeholder_types() -> None:
-    assert RULES_VERSION == "3"
+    assert RULES_VERSION == "4"
     assert {
         "EMAIL",
         "AWS_ACCESS_KEY",
@@ -450,9 +450,9 @@ def test_custom_data_in_password_field_is_masked_whole() -> None:
     outcome = redact_event(event)
     assert outcome.body["data"] == {
         "typed": "[PASSWORD]",
-        "nested": {"chars": ["[PASSWORD]", "[PASSWORD]"], "n": 7},
+        "nested": {"chars": ["[PASSWORD]", "[PASSWORD]"], "n": "[PASSWORD]"},
     }
-    assert outcome.counts == {"PASSWORD_FIELD": 3}
+    assert outcome.counts == {"PASSWORD_FIELD": 4}  # every scalar but null is masked
 
 
 def test_clicks_in_password_field_are_kept() -> None:
@@ -503,7 +503,7 @@ def test_body_is_the_stored_form() -> None:
     assert isinstance(outcome, RedactionOutcome)
 
 
-def test_nested_custom_data_is_redacted_and_keys_are_left_alone() -> None:
+def test_nested_custom_data_and_its_keys_are_redacted() -> None:
     data = {
         "a@example.com": "owner",
         "items": [
@@ -515,7 +515,7 @@ def test_nested_custom_data_is_redacted_and_keys_are_left_alone() -> None:
     }
     outcome = redact_event(make_event(kind="custom", field=None, data=data))
     assert outcome.body["data"] == {
-        "a@example.com": "owner",
+        "[EMAIL]": "owner",
         "items": [
             {"note": "use [NPM_TOKEN]"},
             ["x", "[EMAIL]", 3, None, True],
@@ -523,7 +523,7 @@ def test_nested_custom_data_is_redacted_and_keys_are_left_alone() -> None:
         ],
         "number": 1.5,
     }
-    assert outcome.counts == {"NPM_TOKEN": 1, "EMAIL": 1, "SLACK_TOKEN": 1}
+    assert outcome.counts == {"NPM_TOKEN": 1, "EMAIL": 2, "SLACK_TOKEN": 1}
 
 
 def test_deeply_nested_custom_data_does_not_hit_the_recursion_limit() -> None:

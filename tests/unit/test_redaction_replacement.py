@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ KEY_A = bytes(range(32))
 KEY_B = bytes(range(1, 33))
 TEXT = (
     "mail Bob@Example.com, then bob@example.com; call +44 20 7123 4567 or +442071234567; "
-    "key AKIAIOSFODNN7EXAMPLE; DB_PASSWORD=hunter2hunter2; card 4111 1111 1111 1111"
+    "key AKIAZ2345ABCDEFGHJK7; DB_PASSWORD=hunter2hunter2; card 4111 1111 1111 1111"
 )
 
 
@@ -64,20 +65,37 @@ def test_placeholder_mode_is_unchanged() -> None:
 def test_redaction_is_idempotent_in_both_modes(key: bytes | None) -> None:
     redactor = Redactor(replacer=pseudonym_replacer(key) if key else None)
     once, _ = redactor.redact_text(TEXT)
-    twice, counts = redactor.redact_text(once)
+    # Stored bodies are re-redacted by a redactor that trusts the vault's own tokens.
+    twice, counts = redactor.trusting().redact_text(once)
     assert twice == once
     assert counts == {}
     # A pseudonymized text is also left alone by a placeholder redactor (and the reverse).
-    assert Redactor().redact_text(once) == (once, {})
+    assert Redactor(trust_tokens=True).redact_text(once) == (once, {})
+
+
+def test_incoming_tokens_are_not_trusted_at_ingest() -> None:
+    # A collector sends token-shaped text: it can neither forge a pseudonym (linkage) nor
+    # hide 16 hex digits (a card number) from the rules behind one.
+    forged = "[EMAIL:0123456789abcdef] card [CREDIT_CARD:4111111111111111]"
+    plain, counts = Redactor().redact_text(forged)
+    assert plain == "[EMAIL] card [CREDIT_CARD]"
+    assert counts == {}
+    keyed, _ = Redactor(replacer=pseudonym_replacer(KEY_A)).redact_text(forged)
+    assert "0123456789abcdef" not in keyed
+    assert "4111111111111111" not in keyed
+    assert keyed.endswith("card [CREDIT_CARD]")  # cards are never pseudonyms
+    # The re-redaction job (trusted) keeps the vault's own tokens as they are.
+    assert Redactor(trust_tokens=True).redact_text(forged) == (forged, {})
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet="0123456789abcdef", min_size=PSEUDONYM_HEX, max_size=PSEUDONYM_HEX))
 def test_pseudonym_digits_never_match_a_rule(digest: str) -> None:
-    # All-digit digests look like card numbers or phones; tokens are opaque to the rules.
+    # All-digit digests look like card numbers or phones; trusted tokens are opaque to rules.
     text = f"card [CREDIT_CARD:{digest}] phone: [PHONE:{digest}] ip [IP_ADDRESS:{digest}]"
-    assert Redactor().redact_text(text) == (text, {})
-    assert Redactor(replacer=pseudonym_replacer(KEY_A)).redact_text(text) == (text, {})
+    assert Redactor(trust_tokens=True).redact_text(text) == (text, {})
+    keyed = Redactor(replacer=pseudonym_replacer(KEY_A), trust_tokens=True)
+    assert keyed.redact_text(text) == (text, {})
 
 
 def test_placeholder_detection_and_normalization() -> None:
@@ -116,7 +134,7 @@ def test_event_fields_use_the_replacer_and_stay_idempotent() -> None:
     assert "token=[SECRET]" in first.body["url"]
     emails = {h for k, h in tokens(text) if k == "EMAIL"}
     assert len(emails) == 1  # the same address in title, URL and data: one token
-    again = redact_body(first.body, redactor)
+    again = redact_body(copy.deepcopy(first.body), redactor.trusting())
     assert again.body == first.body
     assert again.counts == {}
 
@@ -145,7 +163,7 @@ PIECES = [
     "10.0.0.7",
     "2001:db8::1",
     "078-05-1123",
-    "AKIAIOSFODNN7EXAMPLE",
+    "AKIAZ2345ABCDEFGHJK7",
     "password=hunter2x",
     "[EMAIL]",
     "[PHONE:0123456789abcdef]",
@@ -167,10 +185,34 @@ def test_glued_pieces_redact_idempotently_in_pseudonym_mode(parts: list[str]) ->
     text = "".join(parts)
     redactor = Redactor(replacer=pseudonym_replacer(KEY_A))
     once, counts = redactor.redact_text(text)
-    assert redactor.redact_text(once) == (once, {})
+    assert redactor.trusting().redact_text(once) == (once, {})
     # The same spans as placeholder mode: only what replaces them differs.
     plain, plain_counts = Redactor().redact_text(text)
     assert PSEUDONYM_TOKEN.sub(lambda m: f"[{m[1]}]", once) == PSEUDONYM_TOKEN.sub(
         lambda m: f"[{m[1]}]", plain
     )
     assert counts == plain_counts
+
+
+def test_only_linkable_kinds_become_pseudonyms() -> None:
+    # Low-entropy identifiers would be testable offline by a key holder: they stay typed.
+    replace = pseudonym_replacer(KEY_A)
+    for kind in ("CREDIT_CARD", "US_SSN", "US_ITIN", "DATE_OF_BIRTH", "PASSPORT", "IBAN"):
+        assert replace(kind, "4111111111111111") == f"[{kind}]"
+    assert replace("DRIVER_LICENSE", "D1234567") == "[DRIVER_LICENSE]"
+    for kind in ("EMAIL", "PHONE", "PERSON", "IP_ADDRESS"):
+        assert PSEUDONYM_TOKEN.fullmatch(replace(kind, "x@example.com"))
+    out, _ = Redactor(replacer=replace).redact_text(
+        "card 4111 1111 1111 1111, iban DE89 3704 0044 0532 0130 00, ssn 536-22-1234"
+    )
+    assert out == "card [CREDIT_CARD], iban [IBAN], ssn [US_SSN]"
+
+
+def test_person_and_phone_normalization() -> None:
+    replace = pseudonym_replacer(KEY_A)
+    assert replace("PERSON", "Alice  Martin") == replace("PERSON", "alice martin")
+    assert normalize_value("PERSON", " ALICE\tMartin ") == "alice martin"
+    assert normalize_value("PHONE", "+44 (20) 7123-4567") == "+442071234567"
+    assert normalize_value("PHONE", "0044 20 7123 4567") == "+442071234567"
+    assert normalize_value("PHONE", "(415) 555.0100") == "4155550100"
+    assert replace("PHONE", "+1 415-555-0100") == replace("PHONE", "+1 (415) 555 0100")

@@ -123,6 +123,9 @@ class Keyring:
         rotation (so pseudonyms stay stable for the dataset's life), a different key per
         dataset (so datasets cannot be joined on them), and, like subject pseudonyms, out of
         reach of whoever holds only the database (the pseudonym key is wrapped by the provider).
+        Whoever can use it can test guesses against the pseudonyms made with it, so only kinds
+        worth linking are pseudonymized (``PSEUDONYMIZED_KINDS``) and the key never leaves the
+        vault: it is not returned by any route, exported or logged.
         """
         return HKDF(
             algorithm=hashes.SHA256(),

@@ -24,6 +24,9 @@ __all__ = ["PERSON_LABELS", "SpacyNameDetector", "load_name_detector"]
 PERSON_LABELS = frozenset({"PERSON", "PER"})
 #: Texts longer than this are given to the model in pieces (spaCy's own limit is 1,000,000).
 _PIECE = 100_000
+#: Consecutive pieces share this many characters, so a name cut by one piece's end is whole in
+#: the next one (a name is far shorter).
+_OVERLAP = 1_000
 _ENTITY_FACTORIES = frozenset({"ner", "beam_ner", "entity_ruler", "span_ruler"})
 
 
@@ -37,20 +40,33 @@ class SpacyNameDetector:
         self._lock = threading.Lock()
 
     def find_names(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of the entities with a person label."""
-        spans: list[tuple[int, int]] = []
-        for offset in range(0, len(text), _PIECE):
-            piece = text[offset : offset + _PIECE]
-            if not piece.strip():
-                continue
-            with self._lock:
-                doc = self._nlp(piece)
-            spans.extend(
-                (offset + ent.start_char, offset + ent.end_char)
-                for ent in doc.ents
-                if ent.label_ in self._labels
-            )
-        return spans
+        """Character spans of the entities with a person label.
+
+        Long texts go in pieces of ``_PIECE`` characters that overlap by ``_OVERLAP``: an
+        entity that starts in the overlap at a piece's end is left to the next piece, which
+        holds it whole (one that starts before it ends within the piece: names are shorter
+        than the overlap).
+        """
+        spans: set[tuple[int, int]] = set()
+        step = _PIECE - _OVERLAP
+        offset = 0
+        while offset < len(text):
+            end = min(len(text), offset + _PIECE)
+            last = end == len(text)
+            piece = text[offset:end]
+            if piece.strip():
+                with self._lock:
+                    doc = self._nlp(piece)
+                for ent in doc.ents:
+                    if ent.label_ not in self._labels:
+                        continue
+                    if not last and ent.start_char >= step:
+                        continue  # in the overlap: the next piece sees it whole
+                    spans.add((offset + ent.start_char, offset + ent.end_char))
+            if last:
+                break
+            offset += step
+        return sorted(spans)
 
 
 def load_name_detector(spec: str | None) -> NameDetector | None:

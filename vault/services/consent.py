@@ -14,6 +14,7 @@ from vault.domain.principal import Principal, Role
 from vault.errors import ValidationFailed
 from vault.services.base import Deps, ServiceBase
 from vault.services.lifecycle import LifecycleService
+from vault.services.redaction_modes import forget_keystrokes
 from vault.services.validation import pydantic_details
 from vault.storage.tables import consents
 
@@ -85,6 +86,8 @@ class ConsentService(ServiceBase):
                     "by_self": is_self,
                 },
             )
+        if change.state == "withdrawn":
+            forget_keystrokes(pseudonym)  # nothing typed before the withdrawal is joined later
         result: dict[str, Any] = {
             "subject": pseudonym,
             "dataset": ds.name,

@@ -185,6 +185,11 @@ def _check_source_options(options: ImportOptions, *, sql: bool) -> None:
     if options.retire is not None:
         if options.retire not in RETIRE_MODES:
             raise BadRequest(f"--retire-source must be one of {list(RETIRE_MODES)}")
+        if sql and options.query is not None:
+            raise BadRequest(
+                "a query source cannot be retired (which rows of which tables it read is not "
+                "known): retire the tables it reads yourself, or import a --table"
+            )
         if sql and options.retire == "overwrite":
             raise BadRequest("a SQL source is retired with --retire-source=replace or =drop")
         if not sql and options.retire != "overwrite":

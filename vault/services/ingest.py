@@ -10,6 +10,7 @@ import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -21,12 +22,12 @@ from vault.crypto.envelope import MAX_PLAINTEXT, RecordContext, seal_record
 from vault.domain.collection import Accepted, CollectionPolicy, decide_collection
 from vault.domain.events import TelemetryEvent, epoch_of
 from vault.domain.principal import Principal, Role
-from vault.domain.redaction import RULES_VERSION, StreamResult, redact_stream
+from vault.domain.redaction import RULES_VERSION, KeyTail, Redactor, StreamResult, redact_stream
 from vault.domain.redaction.keystrokes import target_key
 from vault.errors import DecryptionError, KeyDestroyed, PayloadTooLarge, ValidationFailed
 from vault.services.base import Deps, ServiceBase
 from vault.services.redaction_modes import RedactionSetup, redactor_for
-from vault.services.resealing import lock_record, open_body, reseal
+from vault.services.resealing import book_keys, lock_record, open_body, reseal
 from vault.services.validation import pydantic_details
 from vault.storage.tables import consents, datasets, records
 
@@ -59,6 +60,17 @@ def _to_ms(value: datetime) -> datetime:
 
 _MASKED = {"key": "[MASKED]"}
 Member = tuple[int, TelemetryEvent, bytes, dict[str, int], uuid.UUID]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A batch redacted before its transaction: for the events it expected to accept."""
+
+    redactor: Redactor
+    tails: dict[bytes, KeyTail]
+    expected: list[int]
+    stream: StreamResult
+    rids: list[uuid.UUID]
 
 
 class IngestService(ServiceBase):
@@ -125,72 +137,119 @@ class IngestService(ServiceBase):
         }
 
         results: list[dict[str, Any]] = []
+        state = self.redaction.keystrokes
+        redactor = redactor_for(self.keyring, ds, self.redaction.names)
+        # Redaction (a name model can be slow) runs before the write transaction, on the events
+        # the collection rules accept now; inside it the decision is made again and, should
+        # consent have changed meanwhile (rare), what is accepted then is redacted there again.
+        with self.db.read() as conn:
+            early = consent_states(conn, ds.id, set(pseudonyms.values()))
+        expected = [
+            i
+            for i, e in enumerate(events)
+            if isinstance(
+                decide_collection(e, policy, early.get(pseudonyms[e.subject]), now), Accepted
+            )
+        ]
+        lease = state.lease() if state is not None else None
+        try:
+            tails: dict[bytes, KeyTail] = {}
+            if state is not None:
+                tails = state.take(
+                    {target_key(ds.id, events[i]) for i in expected if events[i].kind == "key"}
+                )
+            plan = _Plan(
+                redactor, tails, expected, *self._redact(redactor, ds, events, expected, tails)
+            )
+            # PostgreSQL: the day partitions these events go to, made in a transaction of their
+            # own. Times outside retention or in the future are refused below: no partition.
+            earliest, latest = now - timedelta(days=ds.retention_days + 1), now + timedelta(days=1)
+            self.db.partitions.ensure(
+                ds.id, {epoch_of(e.time) for e in events if earliest <= e.time <= latest}
+            )
+            with self.db.write() as conn:
+                stored, stream = self._store(
+                    conn, principal, ds, events, plan, policy=policy, pseudonyms=pseudonyms,
+                    results=results, now=now,
+                )  # fmt: skip
+                if after_store is not None:
+                    after_store(conn, results)
+            if state is not None:
+                subjects = {
+                    target_key(ds.id, e): pseudonyms[e.subject] for e in events if e.kind == "key"
+                }
+                # Only once the batch is committed, and not for a subject forgotten meanwhile.
+                state.put(stream.tails, subjects=subjects, lease=lease)
+        finally:
+            if state is not None and lease is not None:
+                state.release(lease)
+        return {"accepted": stored, "refused": len(events) - stored, "results": results}
+
+    def _store(
+        self,
+        conn: Connection,
+        principal: Principal,
+        ds: Row[Any],
+        events: list[TelemetryEvent],
+        plan: _Plan,
+        *,
+        policy: CollectionPolicy,
+        pseudonyms: dict[str, str],
+        results: list[dict[str, Any]],
+        now: datetime,
+    ) -> tuple[int, StreamResult]:
+        """Decide, re-mask, seal, insert and audit, in the write transaction."""
+        # The KEK version is read under a share lock inside this transaction, so a rotation
+        # cannot destroy the version this batch wraps its new keys with (services/lifecycle).
+        # The same lock orders this batch before or after an erasure (FOR UPDATE) as a whole.
+        kek_version = conn.execute(
+            select(datasets.c.kek_version).where(datasets.c.id == ds.id).with_for_update(read=True)
+        ).scalar_one()
+        consent = consent_states(conn, ds.id, set(pseudonyms.values()))
         reasons: Counter[str] = Counter()
+        accepted: list[int] = []
+        for index, event in enumerate(events):
+            decision = decide_collection(event, policy, consent.get(pseudonyms[event.subject]), now)
+            if isinstance(decision, Accepted):
+                accepted.append(index)
+            else:
+                reasons[decision.reason] += 1
+                results.append({"index": index, "status": "refused", "reason": decision.reason})
+        stream, rids = plan.stream, plan.rids
+        if accepted != plan.expected:
+            stream, rids = self._redact(plan.redactor, ds, events, accepted, plan.tails)
+        if stream.remask:
+            self._remask(conn, principal, ds, stream.remask)
         redactions: Counter[str] = Counter()
         groups: dict[tuple[str, int], list[Member]] = defaultdict(list)
-        state = self.redaction.keystrokes
-        stream: StreamResult | None = None
-        # PostgreSQL: the day partitions these events go to, made in a transaction of their own.
-        # Times outside retention or in the future are refused below: no partition for them.
-        earliest, latest = now - timedelta(days=ds.retention_days + 1), now + timedelta(days=1)
-        self.db.partitions.ensure(
-            ds.id, {epoch_of(e.time) for e in events if earliest <= e.time <= latest}
-        )
-        with self.db.write() as conn:
-            # The KEK version is read under a share lock inside this transaction, so a rotation
-            # cannot destroy the version this batch wraps its new keys with (services/lifecycle).
-            kek_version = conn.execute(
-                select(datasets.c.kek_version)
-                .where(datasets.c.id == ds.id)
-                .with_for_update(read=True)
-            ).scalar_one()
-            consent = consent_states(conn, ds.id, set(pseudonyms.values()))
-            accepted: list[int] = []
-            for index, event in enumerate(events):
-                decision = decide_collection(
-                    event, policy, consent.get(pseudonyms[event.subject]), now
-                )
-                if isinstance(decision, Accepted):
-                    accepted.append(index)
-                else:
-                    reasons[decision.reason] += 1
-                    results.append({"index": index, "status": "refused", "reason": decision.reason})
-            # Redacted as a batch: keystrokes are reassembled per focus target across events,
-            # continuing from what earlier batches left (``state``, memory only).
-            rids = [uuid.uuid4() for _ in accepted]
-            stream = self._redact(conn, principal, ds, [events[i] for i in accepted], rids)
-            for index, outcome, rid in zip(accepted, stream.outcomes, rids, strict=True):
-                event = events[index]
-                subject = pseudonyms[event.subject]
-                plaintext = _JSON.encode(outcome.body).encode("utf-8")
-                if len(plaintext) > MAX_PLAINTEXT:
-                    raise PayloadTooLarge(f"event {index} is over the record size limit")
-                redactions.update(outcome.counts)
-                groups[(subject, epoch_of(event.time))].append(
-                    (index, event, plaintext, outcome.counts, rid)
-                )
-            rows = self._seal_groups(conn, ds, kek_version, groups=groups, results=results, now=now)
-            if rows:
-                conn.execute(insert(records), rows)
-            self.record(
-                conn,
-                principal,
-                AuditAction.EVENTS_INGEST,
-                dataset=dataset,
-                details={
-                    "received": len(events),
-                    "stored": len(rows),
-                    "refused": dict(sorted(reasons.items())),
-                    "redactions": dict(sorted(redactions.items())),
-                    "rules_version": RULES_VERSION,
-                },
+        for index, outcome, rid in zip(accepted, stream.outcomes, rids, strict=True):
+            event = events[index]
+            subject = pseudonyms[event.subject]
+            plaintext = _JSON.encode(outcome.body).encode("utf-8")
+            if len(plaintext) > MAX_PLAINTEXT:
+                raise PayloadTooLarge(f"event {index} is over the record size limit")
+            redactions.update(outcome.counts)
+            groups[(subject, epoch_of(event.time))].append(
+                (index, event, plaintext, outcome.counts, rid)
             )
-            results.sort(key=lambda r: int(r["index"]))
-            if after_store is not None:
-                after_store(conn, results)
-        if state is not None and stream is not None:
-            state.put(stream.tails)  # only once the batch is committed
-        return {"accepted": len(rows), "refused": len(events) - len(rows), "results": results}
+        rows = self._seal_groups(conn, ds, kek_version, groups=groups, results=results, now=now)
+        if rows:
+            conn.execute(insert(records), rows)
+        self.record(
+            conn,
+            principal,
+            AuditAction.EVENTS_INGEST,
+            dataset=ds.name,
+            details={
+                "received": len(events),
+                "stored": len(rows),
+                "refused": dict(sorted(reasons.items())),
+                "redactions": dict(sorted(redactions.items())),
+                "rules_version": RULES_VERSION,
+            },
+        )
+        results.sort(key=lambda r: int(r["index"]))
+        return len(rows), stream
 
     def _seal_groups(
         self,
@@ -234,19 +293,19 @@ class IngestService(ServiceBase):
 
     def _redact(
         self,
-        conn: Connection,
-        principal: Principal,
+        redactor: Redactor,
         ds: Row[Any],
-        kept: list[TelemetryEvent],
-        rids: list[uuid.UUID],
-    ) -> StreamResult:
-        """Redact the accepted events with the dataset's redactor, continuing keystroke
-        streams from this process's tails; re-mask earlier records a stream reached into."""
-        redactor = redactor_for(self.keyring, ds, self.redaction.names)
+        events: list[TelemetryEvent],
+        indexes: list[int],
+        tails: dict[bytes, KeyTail],
+    ) -> tuple[StreamResult, list[uuid.UUID]]:
+        """Redact the events at ``indexes`` with the dataset's redactor, continuing keystroke
+        streams from ``tails`` (this process's, taken by the caller); pure, no transaction."""
+        kept = [events[i] for i in indexes]
+        rids = [uuid.uuid4() for _ in kept]
         state = self.redaction.keystrokes
         if state is None:
-            return redact_stream(kept, redactor=redactor, scope=ds.id)
-        tails = state.take({target_key(ds.id, e) for e in kept if e.kind == "key"})
+            return redact_stream(kept, redactor=redactor, scope=ds.id), rids
         stream = redact_stream(
             kept,
             redactor=redactor,
@@ -255,11 +314,7 @@ class IngestService(ServiceBase):
             tails=tails,
             idle_seconds=state.idle_seconds,
         )
-        if stream.remask:
-            # Before any subject key is booked: records first, then keys (the lock order of
-            # the re-redaction job too).
-            self._remask(conn, principal, ds, stream.remask)
-        return stream
+        return stream, rids
 
     def _remask(
         self,
@@ -272,22 +327,29 @@ class IngestService(ServiceBase):
         decrypt, mask, seal again (same id, fresh DEK), audited in this transaction."""
         changed = skipped = 0
         counts: Counter[str] = Counter()
-        for record_id in sorted(remask):
-            row = lock_record(conn, ds.id, record_id)
-            if row is None:
-                continue  # erased meanwhile: nothing left to mask
+        # Lock order (as the re-redaction job): the dataset row (FOR SHARE, taken by the
+        # caller), then every record, in id order, then the subject keys, in id order.
+        rows = [row for rid in sorted(remask) if (row := lock_record(conn, ds.id, rid)) is not None]
+        opened: list[tuple[Row[Any], dict[str, Any]]] = []
+        for row in rows:  # a record erased meanwhile is gone: nothing left to mask
             try:
                 body = open_body(self.keyring, conn, ds.id, row)
-                if body.get("data") == _MASKED and not remask[record_id]:
-                    continue
-                sek = self.keyring.sek_for_reseal(conn, bytes(row.sek_id), uses=1)
             except (DecryptionError, KeyDestroyed):
                 skipped += 1  # shredded or unreadable: its plaintext is out of reach already
                 continue
+            if body.get("data") == _MASKED and not remask[row.id]:
+                continue
+            opened.append((row, body))
+        keys = book_keys(self.keyring, conn, Counter(bytes(row.sek_id) for row, _ in opened))
+        for row, body in opened:
+            sek = keys.get(bytes(row.sek_id))
+            if sek is None:
+                skipped += 1  # key shredded or at its usage limit meanwhile
+                continue
             body["data"] = dict(_MASKED)
             merged = Counter(row.redactions or {})
-            merged.update(remask[record_id])
-            counts.update(remask[record_id])
+            merged.update(remask[row.id])
+            counts.update(remask[row.id])
             reseal(conn, sek, row, body, redactions=dict(merged))
             changed += 1
         self.record(

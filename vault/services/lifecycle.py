@@ -26,6 +26,7 @@ from vault.domain.access import Denial, Denied
 from vault.domain.principal import Principal, Role
 from vault.errors import Conflict, NotFound, ValidationFailed
 from vault.services.base import ServiceBase
+from vault.services.redaction_modes import forget_keystrokes
 from vault.storage.tables import (
     blobs,
     consents,
@@ -67,6 +68,7 @@ class LifecycleService(ServiceBase):
         erasure_id = uuid.uuid4().hex
         person = self.keyring.person_hash(subject)
         destroyed: list[dict[str, Any]] = []
+        forgotten: list[str] = []
         with self.db.write() as conn:
             # FOR UPDATE waits for in-flight ingests (they hold FOR SHARE) and keeps new ones
             # out until the erasure commits, so nothing of this person is stored behind it.
@@ -77,6 +79,7 @@ class LifecycleService(ServiceBase):
                 if only_dataset is not None and ds.name != only_dataset:
                     continue
                 pseudonym = self.keyring.subject_pseudonym(ds.id, subject)
+                forgotten.append(pseudonym)
                 self._withdraw(conn, ds.id, pseudonym, now)
                 if self._held(conn, ds.id, pseudonym):
                     # A legal hold outranks the erasure request (GDPR Art. 17(3)(e)): keep the
@@ -126,6 +129,8 @@ class LifecycleService(ServiceBase):
                     ).hexdigest(),
                 },
             )
+        for pseudonym in forgotten:  # keystroke tails in this process's memory, too
+            forget_keystrokes(pseudonym)
         return certificate
 
     def _delete_records(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, and_, or_, select
 
 from vault.audit import AuditAction
-from vault.crypto.envelope import RecordContext, open_record
+from vault.crypto.envelope import RecordContext, RecordOpener, open_record
 from vault.domain.events import EventKind, format_time, parse_time_utc
 from vault.domain.principal import Principal, Role
 from vault.errors import (
@@ -135,10 +135,13 @@ class ReadService(ServiceBase):
     def open_rows(
         self, conn: Connection, ds: Row[Any], rows: Sequence[Row[Any]]
     ) -> list[dict[str, Any]]:
-        """:meth:`open_row` for many rows, looking each subject-epoch key up once (a page of an
-        export holds a few keys for a thousand records)."""
-        keys: dict[bytes, SubjectKey] = {}
-        return [self._open(ds, row, self._page_key(conn, keys, row)) for row in rows]
+        """:meth:`open_row` for many rows (a page of an export), each key looked up once."""
+        out = []
+        for row, plain in zip(rows, self._plaintexts(conn, ds, rows), strict=True):
+            body = json.loads(plain)
+            _check_index(row, format_time(row.event_time), body)
+            out.append({"id": row.id, "subject": row.subject, **body})
+        return out
 
     def open_rows_json(
         self, conn: Connection, ds: Row[Any], rows: Sequence[Row[Any]]
@@ -146,18 +149,29 @@ class ReadService(ServiceBase):
         """The sealed JSON bodies (compact, as ingest wrote them) of many rows, checked against
         their index columns like :meth:`open_row`, without parsing them when the body starts
         with its time and kind (as every body the vault writes does)."""
-        keys: dict[bytes, SubjectKey] = {}
         out = []
-        for row in rows:
-            sek = self._page_key(conn, keys, row)
-            ctx = RecordContext(ds.id, bytes.fromhex(row.id), row.subject, row.epoch, sek.id)
-            plain = open_record(sek.key, ctx, bytes(row.envelope))
+        for row, plain in zip(rows, self._plaintexts(conn, ds, rows), strict=True):
             time = format_time(row.event_time)
-            head = f'{{"time":"{time}","kind":"{row.kind}",'.encode()
-            if not plain.startswith(head):
+            if not plain.startswith(f'{{"time":"{time}","kind":"{row.kind}",'.encode()):
                 _check_index(row, time, json.loads(plain))
             out.append(plain)
         return out
+
+    def _plaintexts(
+        self, conn: Connection, ds: Row[Any], rows: Sequence[Row[Any]]
+    ) -> Iterator[bytes]:
+        keys: dict[bytes, SubjectKey] = {}
+        # One opener per (key, subject, epoch): a row whose subject or epoch was edited gets
+        # its own, whose context then fails as open_record's would.
+        openers: dict[tuple[bytes, str, int], RecordOpener] = {}
+        for row in rows:
+            group = (bytes(row.sek_id), row.subject, row.epoch)
+            opener = openers.get(group)
+            if opener is None:
+                sek = self._page_key(conn, keys, row)
+                opener = RecordOpener(sek.key, ds.id, row.subject, row.epoch, sek.id)
+                openers[group] = opener
+            yield opener.open(bytes.fromhex(row.id), bytes(row.envelope))
 
     def _page_key(
         self, conn: Connection, keys: dict[bytes, SubjectKey], row: Row[Any]
@@ -184,7 +198,7 @@ class ReadService(ServiceBase):
     ) -> list[dict[str, Any]]:
         try:
             with self.db.read() as conn:
-                return [self.open_row(conn, ds, row) for row in rows]
+                return self.open_rows(conn, ds, rows)
         except (DecryptionError, KeyDestroyed) as exc:
             self.integrity_failure(principal, action, ds, purpose, exc)
 

@@ -9,17 +9,18 @@ table or partitioned by dataset and day.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Row, select, update
 
 from vault.crypto.envelope import MAX_PLAINTEXT, RecordContext, open_record, seal_record
 from vault.domain.events import format_time
-from vault.errors import DecryptionError, PayloadTooLarge
+from vault.errors import DecryptionError, KeyDestroyed, KeyUsageExceeded, PayloadTooLarge
 from vault.keyring import Keyring, SubjectKey
 from vault.storage.tables import records
 
-__all__ = ["encode_body", "lock_record", "open_body", "reseal"]
+__all__ = ["book_keys", "encode_body", "lock_record", "open_body", "reseal"]
 
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -39,6 +40,21 @@ def lock_record(conn: Connection, dataset_id: str, record_id: str) -> Row[Any] |
         .where(records.c.dataset_id == dataset_id, records.c.id == record_id)
         .with_for_update()
     ).one_or_none()
+
+
+def book_keys(
+    keyring: Keyring, conn: Connection, uses: Mapping[bytes, int]
+) -> dict[bytes, SubjectKey]:
+    """Lock and book the subject keys of records about to be sealed again, in key-id order
+    (two writers never wait on each other in a cycle). A key shredded or at its usage limit is
+    left out: its records are skipped by the caller, not the whole transaction."""
+    keys: dict[bytes, SubjectKey] = {}
+    for sek_id, count in sorted(uses.items()):
+        try:
+            keys[sek_id] = keyring.sek_for_reseal(conn, sek_id, uses=count)
+        except (KeyDestroyed, KeyUsageExceeded):
+            continue
+    return keys
 
 
 def open_body(keyring: Keyring, conn: Connection, dataset_id: str, row: Row[Any]) -> dict[str, Any]:

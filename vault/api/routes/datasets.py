@@ -46,5 +46,7 @@ async def redact_dataset(
     batch_size: Annotated[int, Query(ge=1, le=MAX_BATCH)] = DEFAULT_BATCH,
 ) -> dict[str, Any]:
     """Run the re-redaction job to the end; answers its summary (records examined, changed,
-    redactions by type). Resumable: calling it again goes on where an interrupted run stopped."""
+    redactions by type, ``remaining`` under older rules and ``complete``). Resumable: calling
+    it again goes on where an interrupted run stopped. 409 while another run of the dataset is
+    going; 404 for a dataset the caller's grant does not name."""
     return await run_in_threadpool(vault.redaction.run, principal, name, batch_size=batch_size)

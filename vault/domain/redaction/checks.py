@@ -398,28 +398,16 @@ def github_checksum_ok(token: str) -> bool:
     return _base62(zlib.crc32(random_part.encode()), 6) == check
 
 
-#: Token formats that carry a CRC32 checksum (GitHub since 2021, npm's granular tokens): a
-#: token of exactly this shape whose checksum fails was never issued (a typo, a fake, a test
-#: fixture) and authenticates nothing.
-_CHECKSUMMED = re.compile(r"(?:gh[pousr]|npm)_[A-Za-z0-9]{36}")
-
-
-def checksum_fails(value: str) -> bool:
-    """Whether ``value`` has a checksummed token format and a wrong checksum."""
-    return _CHECKSUMMED.fullmatch(value) is not None and not github_checksum_ok(value)
-
-
 def token_ok(text: str, start: int, end: int) -> bool:
     """A prefixed token: a valid checksum, or a body that is not a documentation filler.
 
-    ``ghp_xxxx…``/``ghp_****…`` are stand-ins in docs and templates, and a token of a
-    checksummed format (``gh?_``/``npm_`` and 36 characters) whose checksum fails was never
-    issued: both are left. Anything else with the prefix and length is taken.
+    ``ghp_xxxx…``/``ghp_****…`` are stand-ins in docs and templates; anything else with the
+    prefix and length is taken, checksum or not. Policy: a wrong checksum is most often a typo
+    or a truncated copy of a real token, which still gives away all but a character or two of
+    it, so it is redacted too (docs/redaction.md, "Checksums").
     """
     token = text[start:end]
     if github_checksum_ok(token):
         return True
-    if checksum_fails(token):
-        return False
     body = token.split("_", 1)[-1] if "_" in token[:12] else token.split("-", 1)[-1]
     return not set(body) <= set("xX*")

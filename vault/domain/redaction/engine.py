@@ -92,6 +92,11 @@ def _holds_any(value: str, chars: str) -> bool:
 _MAX_PLANS = 1024
 #: Bound on the cache from a text's character set to its plan.
 _MAX_CHAR_SETS = 8192
+#: Short texts recur in telemetry (window titles, app names, hosts, a field's few keys): the
+#: redaction of a text of at most ``_MEMO_CHARS`` characters is remembered, up to
+#: ``_MEMO_ENTRIES`` texts per rule set (then forgotten all at once). Memory only, per process.
+_MEMO_CHARS = 160
+_MEMO_ENTRIES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +254,7 @@ class RuleSet:
         self._plain = plain
         self._plans: dict[int, _Plan] = {}
         self._by_chars: dict[frozenset[int], _Plan] = {}
-        self._everything = self._plan(frozenset(range(len(self.rules))))
+        self._memo: dict[str, tuple[str, dict[str, int], list[Finding]]] = {}
 
     def _plan(self, possible: frozenset[int]) -> _Plan:
         """Level 2 for the rules ``possible`` after level 1: their triggers and gates."""
@@ -277,12 +282,12 @@ class RuleSet:
     def _plan_for(self, text: str) -> _Plan:
         """Level 1: the plan for the character groups ``text`` holds.
 
-        Plans are cached by the set of characters left once letters and blanks are deleted
-        (one encode, one translate, one frozenset in C): typical texts hit the cache.
+        Plans are cached by the set of ASCII characters left once letters and blanks are
+        deleted (one encode, one translate, one frozenset in C): typical texts hit the cache.
         """
-        if not text.isascii():  # rare: patterns are ASCII, but stay simple and exact
-            return self._everything
-        present = frozenset(text.encode("ascii").translate(None, self._delete))
+        # ``needs`` are ASCII characters, so the non-ASCII ones ("—", "é", emoji) can be
+        # dropped: window titles such as "Inbox — Mozilla Firefox" keep their narrow plan.
+        present = frozenset(text.encode("ascii", "ignore").translate(None, self._delete))
         plan = self._by_chars.get(present)
         if plan is not None:
             return plan
@@ -358,10 +363,24 @@ class RuleSet:
         self, text: str, extra: Iterable[Finding] = ()
     ) -> tuple[str, dict[str, int], list[Finding]]:
         """``text`` with every finding (and ``extra`` ones) replaced by ``[TYPE]``."""
-        findings = self.find(text)
         extra = list(extra)
+        memo = self._memo if not extra and len(text) <= _MEMO_CHARS else None
+        if memo is not None:
+            known = memo.get(text)
+            if known is not None:
+                return known[0], dict(known[1]), list(known[2])
+        findings = self.find(text)
         if extra:
             findings = resolve(findings + extra)
+        result = self._replace(text, findings)
+        if memo is not None:
+            if len(memo) >= _MEMO_ENTRIES:
+                memo.clear()  # atomic under concurrent callers, unlike evicting one entry
+            memo[text] = (result[0], dict(result[1]), list(result[2]))
+        return result
+
+    @staticmethod
+    def _replace(text: str, findings: list[Finding]) -> tuple[str, dict[str, int], list[Finding]]:
         if not findings:
             return text, {}, []
         counts: dict[str, int] = {}

@@ -19,7 +19,10 @@ _PASSWORD_STEMS = (
     "kennwort",
     "mot de passe",
     "contraseña",
-    # fields that take a credential other than a password: codes and keys
+)
+# Labels of fields that take another credential (a one-time code, a key, a token): masked like
+# password fields, but a key *named* so is a SECRET, not a PASSWORD (see credential_kind).
+_CREDENTIAL_LABEL_STEMS = (
     "one-time",
     "one time code",
     "verification code",
@@ -56,6 +59,12 @@ def is_password_field(field_type: str | None, label: str | None) -> bool:
     if not label:
         return False
     lowered = _CAMEL.sub(" ", label).lower()
+    if any(stem in lowered for stem in _CREDENTIAL_LABEL_STEMS):
+        return True
+    return _names_password(lowered)
+
+
+def _names_password(lowered: str) -> bool:
     if any(stem in lowered for stem in _PASSWORD_STEMS):
         return True
     return any(word in _PASSWORD_WORDS for word in _WORD_SPLIT.split(lowered))
@@ -104,7 +113,7 @@ def credential_kind(name: str) -> str | None:
     ``password``, ``db_pass``, ``userPwd`` -> PASSWORD; ``access_token``, ``X-Amz-Signature``,
     ``apiKey``, ``client_secret`` -> SECRET; ``keyword``, ``public_key``, ``zip_code`` -> None.
     """
-    if is_password_field(None, name) and "secret" not in name.lower():
+    if _names_password(_CAMEL.sub(" ", name).lower()) and "secret" not in name.lower():
         return "PASSWORD"
     words = [w for w in _WORD_SPLIT.split(_CAMEL.sub(" ", name).lower()) if w]
     if not words:

@@ -9,11 +9,16 @@ last keystroke of a match is masked (``{"key": "[MASKED]"}``), the typos and Bac
 it included, so a corrected character cannot leak either. A match is counted once, on its first
 key event still unmasked (in an earlier batch's record when the match began there).
 
+The detectors also run on the raw typed sequence (every character typed, in order, erased or
+not): a secret typed and then erased with Backspace was still sent key by key, and its keys
+are masked the same way.
+
 Across batches, each target carries a :class:`KeyTail`: the last :data:`TAIL_CHARS` reassembled
-characters (characters already masked are replaced by a NUL, so no detected secret stays in
-memory) and the stored record id of every key event behind them. When a match reaches into the
-tail, the earlier key events of the match are returned in ``StreamResult.remask`` (record id ->
-counts to add), for the caller to re-seal. Tails live in memory only
+and raw characters (characters already masked are replaced by a NUL, so no detected secret
+stays in memory) and the stored record id of every key event behind them. When a match
+reaches into the tail, the earlier key events of the match are returned in
+``StreamResult.remask`` (record id -> counts to add), for the caller to re-seal. Tails live in
+memory only
 (:class:`~vault.domain.redaction.keystroke_state.KeystrokeState`).
 
 Limits: cursor movement and selection edits are not modelled; a gap of more than
@@ -23,8 +28,9 @@ Limits: cursor movement and selection edits are not modelled; a gap of more than
 from __future__ import annotations
 
 import hashlib
+from array import array
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,10 +49,10 @@ __all__ = [
     "target_key",
 ]
 
-#: Reassembled characters a target keeps between batches.
+#: Reassembled characters a target keeps between batches (and as many raw typed characters).
 TAIL_CHARS = 256
-#: Key events a tail may refer to (typing and erasing for long keeps the tail this small).
-MAX_TAIL_KEYS = 1024
+#: Key events a tail may refer to; also never more than the characters it keeps (both texts).
+MAX_TAIL_KEYS = 2 * TAIL_CHARS
 #: A longer pause between two keys of a target ends its stream.
 IDLE_SECONDS = 300.0
 
@@ -59,14 +65,35 @@ _MASKED = {"key": "[MASKED]"}
 _GONE = "\x00"  # a masked character kept in a tail: matches no rule's token characters
 
 
+def _owners(values: Iterable[int] = ()) -> array[int]:
+    return array("I", values)
+
+
 @dataclass(slots=True)
 class KeyTail:
-    """What one focus target keeps between batches: memory only, never written anywhere."""
+    """What one focus target keeps between batches: memory only, never written anywhere.
 
-    text: list[str]  # the last reassembled characters; masked ones are _GONE
-    owners: list[int]  # for each character, the index in ``refs`` of the key that typed it
+    ``text`` is the reassembled text (Backspace applied), ``raw`` every character typed in
+    order, erased or not; characters of masked keys are NUL in both. ``owners[i]`` /
+    ``raw_owners[i]`` is the index in ``refs`` of the key that typed that character.
+    """
+
+    text: str
+    owners: array[int]
     refs: list[str | None]  # record ids of the key events, oldest first; None once masked
     last_time: datetime
+    raw: str = ""
+    raw_owners: array[int] = field(default_factory=_owners)
+
+    def cost(self) -> int:
+        """Approximate bytes held (for the store's budget)."""
+        chars = len(self.text) + len(self.raw)
+        return (
+            256
+            + 4 * chars
+            + 4 * (len(self.owners) + len(self.raw_owners))
+            + sum(8 if ref is None else 57 + len(ref) for ref in self.refs)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +124,19 @@ def target_key(scope: str, event: TelemetryEvent) -> bytes:
     return digest.digest()
 
 
-def _type(
-    events: Sequence[TelemetryEvent],
-    order: list[int],
-    chars: list[str],
-    owners: list[int],
-    base: int,
-) -> None:
-    """Apply the keys of ``order`` to ``chars``; owners are ``base`` + position in order."""
+@dataclass(slots=True)
+class _Typing:
+    """A target's texts while a batch is applied to it."""
+
+    chars: list[str]
+    owners: list[int]
+    raw: list[str]
+    raw_owners: list[int]
+
+
+def _type(events: Sequence[TelemetryEvent], order: list[int], typing: _Typing, base: int) -> None:
+    """Apply the keys of ``order``; owners are ``base`` + position in order."""
+    chars, owners = typing.chars, typing.owners
     for position, index in enumerate(order):
         data = events[index].data
         key = str(data.get("key", ""))
@@ -120,6 +152,8 @@ def _type(
         if typed is not None:
             chars.append(typed)
             owners.append(base + position)
+            typing.raw.append(typed)
+            typing.raw_owners.append(base + position)
 
 
 def redact_batch(
@@ -174,47 +208,80 @@ def _redact_target(
     redactor: Redactor,
     result: StreamResult,
 ) -> KeyTail | None:
-    chars = list(tail.text) if tail else []
-    owners = list(tail.owners) if tail else []
+    """Mask the keys behind every match in the reassembled text, then in the raw typed
+    sequence (a secret typed and erased again was still typed key by key)."""
+    typing = _Typing(
+        list(tail.text) if tail else [],
+        list(tail.owners) if tail else [],
+        list(tail.raw) if tail else [],
+        list(tail.raw_owners) if tail else [],
+    )
     earlier: list[str | None] = list(tail.refs) if tail else []
     base = len(earlier)
-    _type(events, order, chars, owners, base)
-    masked = [False] * len(order)
-    text = "".join(chars)
-    for finding in redactor.find(text) if text else ():
-        if all(c == _GONE for c in text[finding.start : finding.end]):
-            continue
-        first, last = owners[finding.start], owners[finding.end - 1]
-        counted = False
-        for position in range(first, min(last + 1, base)):
-            ref = earlier[position]
-            if ref is None:
+    _type(events, order, typing, base)
+    # masked[p]: key p (an index into earlier + order) is masked already.
+    masked = [ref is None for ref in earlier] + [False] * len(order)
+    for chars, owners in ((typing.chars, typing.owners), (typing.raw, typing.raw_owners)):
+        text = "".join(chars)
+        for finding in redactor.find(text) if text.strip(_GONE) else ():
+            if all(c == _GONE for c in text[finding.start : finding.end]):
                 continue
-            extra = result.remask.setdefault(ref, {})
-            if not counted:
-                extra[finding.kind] = extra.get(finding.kind, 0) + 1
-                counted = True
-            earlier[position] = None
-        for position in range(max(first, base), last + 1):
-            outcome = result.outcomes[order[position - base]]
-            outcome.body["data"] = dict(_MASKED)
-            masked[position - base] = True
-            if not counted:
-                outcome.counts[finding.kind] = outcome.counts.get(finding.kind, 0) + 1
-                counted = True
-        chars[finding.start : finding.end] = _GONE * (finding.end - finding.start)
-    if refs is None or not chars:
+            first, last = owners[finding.start], owners[finding.end - 1]
+            fresh = [p for p in range(first, last + 1) if not masked[p]]
+            for number, position in enumerate(fresh):
+                masked[position] = True
+                # Counted once, on the first key of the match still unmasked.
+                counts = _mask(position, base, earlier, order, result)
+                if number == 0:
+                    counts[finding.kind] = counts.get(finding.kind, 0) + 1
+    for chars, owners in ((typing.chars, typing.owners), (typing.raw, typing.raw_owners)):
+        for i, owner in enumerate(owners):
+            if masked[owner]:
+                chars[i] = _GONE
+    if refs is None or not (typing.chars or typing.raw):
         return None
-    all_refs = earlier + [None if masked[p] else refs[i] for p, i in enumerate(order)]
-    return _trim(chars, owners, all_refs, events[order[-1]].time)
+    all_refs = [None if masked[p] else ref for p, ref in enumerate(earlier)]
+    all_refs += [None if masked[base + p] else refs[i] for p, i in enumerate(order)]
+    return _trim(typing, all_refs, events[order[-1]].time)
 
 
-def _trim(
-    chars: list[str], owners: list[int], refs: list[str | None], last_time: datetime
-) -> KeyTail:
-    """Keep the last TAIL_CHARS characters and at most MAX_TAIL_KEYS keys behind them."""
-    chars, owners = chars[-TAIL_CHARS:], owners[-TAIL_CHARS:]
-    start = max(owners[0], len(refs) - MAX_TAIL_KEYS)
-    keep = next((i for i, owner in enumerate(owners) if owner >= start), len(owners))
-    chars, owners = chars[keep:], [owner - start for owner in owners[keep:]]
-    return KeyTail(chars, owners, refs[start:], last_time)
+def _mask(
+    position: int,
+    base: int,
+    earlier: list[str | None],
+    order: list[int],
+    result: StreamResult,
+) -> dict[str, int]:
+    """Mask key ``position``; the counts its record carries (to add to)."""
+    if position < base:
+        # Keys masked already (ref None) are never masked again: masked[] says so.
+        return result.remask.setdefault(earlier[position] or "", {})
+    outcome = result.outcomes[order[position - base]]
+    outcome.body["data"] = dict(_MASKED)
+    return outcome.counts
+
+
+def _trim(typing: _Typing, refs: list[str | None], last_time: datetime) -> KeyTail:
+    """Keep the last TAIL_CHARS characters of both texts, and only the keys from the oldest
+    key behind them on: at most MAX_TAIL_KEYS, and never more than the characters kept."""
+    chars, owners = typing.chars[-TAIL_CHARS:], typing.owners[-TAIL_CHARS:]
+    raw, raw_owners = typing.raw[-TAIL_CHARS:], typing.raw_owners[-TAIL_CHARS:]
+    start = 0
+    while True:  # each round only drops: at most a few
+        firsts = [o[0] for o in (owners, raw_owners) if o]
+        limit = max(1, min(MAX_TAIL_KEYS, len(chars) + len(raw)))
+        start = max(min(firsts) if firsts else len(refs), len(refs) - limit)
+        keep = next((i for i, owner in enumerate(owners) if owner >= start), len(owners))
+        raw_keep = next((i for i, o in enumerate(raw_owners) if o >= start), len(raw_owners))
+        if not keep and not raw_keep:
+            break
+        chars, owners = chars[keep:], owners[keep:]
+        raw, raw_owners = raw[raw_keep:], raw_owners[raw_keep:]
+    return KeyTail(
+        "".join(chars),
+        _owners(owner - start for owner in owners),
+        refs[start:],
+        last_time,
+        "".join(raw),
+        _owners(owner - start for owner in raw_owners),
+    )

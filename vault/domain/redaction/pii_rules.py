@@ -24,10 +24,17 @@ _DATE = (
     rf"|\d{{1,2}}(?:st|nd|rd|th)?[ -](?:of )?{_MONTH},?[ -]\d{{2,4}}"
     rf"|{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?,? \d{{2,4}})"
 )
+# Accented letters of street names (Latin-1), as explicit ranges: ``re.ASCII`` leaves them alone.
+_UP = "\xc0-\xd6\xd8-\xde"
+_LOW = "\xdf-\xf6\xf8-\xff"
+# A capitalised word of a street name (letters, apostrophes, dots, dashes), and 1-4 of them.
+_NAME_WORD = f"[A-Z{_UP}][A-Za-z{_UP}{_LOW}'.-]{{1,25}}"
+_NAME_WORDS = f"{_NAME_WORD}(?: {_NAME_WORD}){{0,3}}"
 _STREET_SUFFIX = (
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Place|Pl|Way"
     r"|Terrace|Ter|Circle|Cir|Highway|Hwy|Parkway|Pkwy|Square|Sq|Trail|Trl|Crescent|Cres"
-    r"|Alley|Loop|Plaza|Row|Walk|Close|Pike|Ridge|Path|Heights|Hts|Crossing)"
+    r"|Alley|Loop|Plaza|Row|Walk|Close|Pike|Ridge|Path|Heights|Hts|Crossing|Parade|Esplanade"
+    r"|Promenade|Grove|Gardens|Mews|Quay|Wharf)"
 )
 
 
@@ -256,8 +263,60 @@ PII_RULES: tuple[Rule, ...] = (
         r"(?<![\w-])\d{1,6}[A-Za-z]?(?: {1,3}(?:[NSEW]\.?|North|South|East|West))?"
         r"(?: {1,3}(?:[A-Z][A-Za-z'.-]{0,24}|\d{1,3}(?:st|nd|rd|th))){1,4}"
         rf" {{1,3}}{_STREET_SUFFIX}\b\.?"
-        r"(?:,? {1,3}(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|#)\.? {0,2}#?[A-Za-z0-9-]{1,8})?",
+        r"(?:,? {1,3}(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|#)\.? {0,2}#?[A-Za-z0-9-]{1,8})?"
+        # then, when present, ", City, ST 12345" (a US state code and ZIP)
+        r"(?:, {0,2}[A-Z][a-z]{1,20}(?: [A-Z][a-z]{1,20}){0,2}, {0,2}[A-Z]{2}"
+        r" \d{5}(?:-\d{4})?(?!\d))?",
         gate=r"\d [A-Z0-9]",
+        confidence=0.7,
+        needs=_DIGITS,
+    ),
+    # Street addresses outside the US, one rule per shape so that each starts by consuming a
+    # character (``re`` then skips ahead at C speed). Names are capitalised words; every
+    # repetition is bounded.
+    Rule(
+        "street-address-suffix",
+        "STREET_ADDRESS",
+        # German, Swiss, Austrian, Dutch: the type is a suffix, the number follows
+        # (Hauptstraße 12, Berliner Str. 5a, Prinsengracht 263, Kalverstraat 92).
+        rf"[A-Z{_UP}][a-z{_LOW}]{{1,30}}"
+        r"(?:stra(?:\xdfe|sse|at)|str\.|weg|allee|platz|gasse|gracht|laan"
+        r"| (?:Stra(?:\xdfe|sse)|Str\.|Weg|Allee|Platz|Gasse))"
+        r" {1,2}\d{1,4}[a-zA-Z]?(?![\w.])",
+        triggers=("stra", "str.", "weg", "allee", "platz", "gasse", "gracht", "laan"),
+        confidence=0.7,
+        needs=_DIGITS,
+    ),
+    Rule(
+        "street-address-number-first",
+        "STREET_ADDRESS",
+        # French: the number leads (12 rue de la Paix, 5 avenue Victor Hugo).
+        r"\d{1,4}(?: ?(?:bis|ter))?,? {1,2}(?:rue|avenue|boulevard|chemin|impasse|quai)"
+        r" {1,2}(?:(?:de la|de l'|des|du|de|d') ?)?" + _NAME_WORDS,
+        triggers=("rue ", "avenue ", "boulevard ", "chemin ", "impasse ", "quai "),
+        confidence=0.7,
+        needs=_DIGITS,
+    ),
+    Rule(
+        "street-address-type-first",
+        "STREET_ADDRESS",
+        # Spanish, Italian, Portuguese: type, name, number (Calle Mayor 10, Via Garibaldi 7,
+        # C/ Señores Curas 88).
+        r"(?:Calle|C/|Avenida|Paseo|Via|Viale|Corso|Piazza|Rua)"
+        r" {1,2}(?:(?:de la|de|del|dei|della|delle|di|da|do|dos) )?"
+        + _NAME_WORDS
+        + r",? {1,2}(?:n[o\xba\xb0]\.? ?)?\d{1,4}[a-zA-Z]?(?![\w.])",
+        triggers=(
+            "calle ",
+            "c/",
+            "avenida ",
+            "paseo ",
+            "via ",
+            "viale ",
+            "corso ",
+            "piazza ",
+            "rua ",
+        ),
         confidence=0.7,
         needs=_DIGITS,
     ),

@@ -6,7 +6,11 @@ to :class:`Redactor`; its spans become ``[PERSON]``. By default there is none.
 
 What a finding becomes is the ``replacer``'s choice (a dataset's replacement mode, see
 :mod:`.replacement`): ``[TYPE]`` by default, or a keyed pseudonym ``[TYPE:hex]``. Pseudonym
-tokens already in a text are kept as they are, so redaction stays idempotent in every mode.
+tokens already in a text are kept as they are only by a redactor made with
+``trust_tokens=True`` (re-redacting bodies the vault stored itself), so redaction stays
+idempotent there. At ingest a token-shaped ``[KIND:hex]`` comes from a collector: it is
+replaced like a finding of its kind (``[KIND]``, or a pseudonym of the whole token), so a
+collector can neither forge linkage nor hide a value from the rules behind one.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Protocol, runtime_checkable
 
 from vault.domain.redaction.engine import Finding, RuleSet, resolve
 from vault.domain.redaction.pii_rules import PII_RULES
-from vault.domain.redaction.replacement import PSEUDONYM_TOKEN, Replacer
+from vault.domain.redaction.replacement import PSEUDONYM_TOKEN, Replacer, is_placeholder
 from vault.domain.redaction.secret_rules import SECRET_RULES
 
 __all__ = ["DEFAULT_RULES", "MAX_TEXT_CHARS", "NameDetector", "Redactor"]
@@ -59,6 +63,8 @@ class Redactor:
     """Applies a rule set (and an optional name detector) to text.
 
     ``replacer(kind, value)`` gives what a finding becomes; ``None`` means ``[kind]``.
+    ``trust_tokens``: keep pseudonym tokens found in the input (only for bodies the vault
+    stored itself).
     """
 
     def __init__(
@@ -66,10 +72,22 @@ class Redactor:
         rules: RuleSet = DEFAULT_RULES,
         names: NameDetector | None = None,
         replacer: Replacer | None = None,
+        *,
+        trust_tokens: bool = False,
     ):
         self.rules = rules
         self.names = names
         self.replacer = replacer
+        self.trust_tokens = trust_tokens
+
+    def trusting(self) -> Redactor:
+        """The same redactor, keeping pseudonym tokens already in a text (re-redaction)."""
+        return Redactor(self.rules, self.names, self.replacer, trust_tokens=True)
+
+    def keeps(self, value: str) -> bool:
+        """Whether ``value`` is one placeholder this redactor leaves as it is: ``[TYPE]``, or a
+        pseudonym token when tokens are trusted."""
+        return is_placeholder(value) and (self.trust_tokens or ":" not in value)
 
     def replace(self, kind: str, value: str) -> str:
         """What ``value``, found to be of type ``kind``, is stored as."""
@@ -110,7 +128,9 @@ class Redactor:
     def _redact_tracked(self, text: str) -> tuple[str, dict[str, int]]:
         """The passes on ``[TYPE]`` placeholders, remembering what each replaced; then each
         becomes what the replacer says. Rules never see a pseudonym's hex digits (they could
-        look like a number), so a pseudonymized text redacts to itself."""
+        look like a number): a trusted token is put back as it was (a pseudonymized text
+        redacts to itself); an untrusted one is replaced like a finding of its kind, its
+        whole text as the value (not counted: it is no detected datum)."""
         spans: list[_Span] = []
         parts: list[str] = []
         position = length = 0
@@ -120,7 +140,8 @@ class Redactor:
             parts += (before, placeholder)
             start = length + len(before)
             length = start + len(placeholder)
-            spans.append(_Span(start, length, match[1], match[0], match[0]))
+            fixed = match[0] if self.trust_tokens else None
+            spans.append(_Span(start, length, match[1], match[0], fixed))
             position = match.end()
         parts.append(text[position:])
         current = "".join(parts)

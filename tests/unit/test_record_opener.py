@@ -1,0 +1,56 @@
+"""RecordOpener (the export hot path) opens exactly what open_record opens, and nothing else."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vault.crypto.envelope import RecordContext, RecordOpener, open_record, seal_record
+from vault.errors import DecryptionError
+
+IDS = st.binary(min_size=16, max_size=16)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    dataset=st.text(max_size=40),
+    record=IDS,
+    subject=st.text(max_size=40),
+    epoch=st.integers(-(2**63), 2**63 - 1),
+    sek_id=IDS,
+    plaintext=st.binary(max_size=300),
+)
+def test_opener_matches_open_record(dataset, record, subject, epoch, sek_id, plaintext) -> None:
+    sek = os.urandom(32)
+    ctx = RecordContext(dataset, record, subject, epoch, sek_id)
+    envelope = seal_record(sek, ctx, plaintext)
+    opener = RecordOpener(sek, dataset, subject, epoch, sek_id)
+    assert opener.open(record, envelope) == open_record(sek, ctx, envelope) == plaintext
+
+
+def test_opener_refuses_what_open_record_refuses() -> None:
+    sek, sek_id, record = os.urandom(32), os.urandom(16), os.urandom(16)
+    envelope = seal_record(sek, RecordContext("ds", record, "subj", 20000, sek_id), b"{}")
+    good = RecordOpener(sek, "ds", "subj", 20000, sek_id)
+    assert good.open(record, envelope) == b"{}"
+    wrong = [
+        (RecordOpener(sek, "ds", "other", 20000, sek_id), record),  # subject column edited
+        (RecordOpener(sek, "ds", "subj", 20001, sek_id), record),  # epoch edited
+        (RecordOpener(sek, "ds2", "subj", 20000, sek_id), record),  # another dataset
+        (RecordOpener(os.urandom(32), "ds", "subj", 20000, sek_id), record),  # another key
+        (good, os.urandom(16)),  # moved to another row
+        (good, record[:15]),  # malformed id
+    ]
+    for opener, rid in wrong:
+        with pytest.raises(DecryptionError):
+            opener.open(rid, envelope)
+    flipped = bytearray(envelope)
+    flipped[-1] ^= 1
+    for bad in (bytes(flipped), envelope[:-1], envelope + b"\0", b""):
+        with pytest.raises(DecryptionError):
+            good.open(record, bad)
+    with pytest.raises(DecryptionError):
+        RecordOpener(sek[:16], "ds", "subj", 20000, sek_id)
