@@ -61,10 +61,10 @@ DAYS = 10
 #: (keys, records) per rotation configuration, by mode (10^5 keys: ~40 s a rotation on
 #: PostgreSQL here, so only in full mode).
 ROTATIONS = {
-    "quick": [(1_000, 10_000), (1_000, 100_000), (10_000, 10_000)],
+    "quick": [(500, 5_000), (500, 50_000), (5_000, 5_000)],
     "full": [(1_000, 10_000), (1_000, 100_000), (10_000, 10_000), (100_000, 100_000)],
 }
-SWEEP = {"quick": 100_000, "full": 1_000_000}
+SWEEP = {"quick": 30_000, "full": 1_000_000}
 ERASE = {"quick": 10_000, "full": 100_000}
 HEAVY_REPEATS = {"quick": None, "full": 3}
 YOUNG = 1_000

@@ -152,7 +152,7 @@ class TinkTrial(FloorTrial):
 
 #: Records sealed per timed repetition in the ``seal`` suite, by mode and sealer.
 SEALS = {
-    "quick": {"vault": 20_000, "tink": 20_000, "no-signature": 5_000, "default": 2_000},
+    "quick": {"vault": 10_000, "tink": 10_000, "no-signature": 2_000, "default": 1_000},
     "full": {"vault": 60_000, "tink": 60_000, "no-signature": 15_000, "default": 6_000},
 }
 

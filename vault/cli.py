@@ -60,6 +60,7 @@ EXIT_CODES: tuple[tuple[type[e.VaultError], int], ...] = (
     (e.ConfigurationError, 10),
 )
 EXIT_VERIFY_FAILED = 11
+EXIT_INCOMPLETE = 12  # a resumable job stopped with work left (run it again)
 
 _OPERATOR_ROLES = frozenset(
     {Role.ADMIN, Role.AUDITOR, Role.PRIVACY_OFFICER, Role.READER, Role.COLLECTOR}
@@ -502,12 +503,17 @@ def redact(
     home: HomeOpt = None,
     database_url: DbOpt = None,
 ) -> None:
-    """Apply the current redaction rules to records redacted by older ones (resumable)."""
-    _call(
-        home,
-        database_url,
-        lambda vault, operator: vault.redaction.run(operator, dataset, batch_size=batch),
-    )
+    """Apply the current redaction rules to records redacted by older ones (resumable).
+
+    Exit code 12 when records are left (locked by another writer): run it again."""
+
+    def body() -> int:
+        with _vault(home, database_url) as vault:
+            summary = vault.redaction.run(_operator(vault.settings), dataset, batch_size=batch)
+        _emit(summary)
+        return 0 if summary.get("complete", True) else EXIT_INCOMPLETE
+
+    _run(body)
 
 
 @app.command()
