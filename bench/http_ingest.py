@@ -186,6 +186,10 @@ def _serve(home: Path, database_url: str | None, max_seconds: float) -> None:
         )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it (Linux). uvicorn's own listening socket (`tvault
+        # serve`) answers without Nagle's delay; a socket handed over must ask for it, or each
+        # keep-alive response waits ~40 ms for the client's delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
         config = uvicorn.Config(
