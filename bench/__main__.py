@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,8 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--plots",
         type=Path,
-        default=plots.DEFAULT_DIR,
-        help=f"where the growth plots go (default {plots.DEFAULT_DIR})",
+        default=None,
+        help=f"where the growth plots go (default {plots.DEFAULT_DIR} with --full; a quick"
+        " run draws them only when this is given, so it never replaces the 10^6-record plots)",
     )
     parser.add_argument(
         "--repeats",
@@ -112,11 +114,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The vault logs a warning per fresh dev signing key; one per trial is noise here.
     logging.basicConfig(level=logging.ERROR)
     report = run(suites=chosen, mode=mode, backends=backends, out=args.out, pg_url=args.pg_url)
-    http_ingest.add_latency_report(report, args.out)  # p50/p95/p99 per batch size
+    import_export.add_memory_report(report)  # peak memory of the exports, per size
+    for entry in report["export_memory"]:
+        print(f"export memory: {entry['case']}: peak {entry['peak_bytes_median'] / 2**20:.1f} MiB")
+    http_ingest.add_latency_report(report, args.out)  # p50/p95/p99; rewrites the JSON report
     redaction.print_notes(report)
-    written = plots.write_growth_plots(report, args.plots)
-    for path in written:
-        print(f"growth plot: {path}")
+    if args.out is not None:  # the report again, with the memory figures
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot_dir = args.plots or (plots.DEFAULT_DIR if mode.name == "full" else None)
+    if plot_dir is not None:
+        for path in plots.write_growth_plots(report, plot_dir):
+            print(f"growth plot: {path}")
     return 0
 
 
