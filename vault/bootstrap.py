@@ -136,10 +136,11 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
             clock_skew_seconds=settings.clock_skew_seconds,
         ),
     )
-    lifecycle = LifecycleService(deps)
-    reads = ReadService(deps)
-    # Keystroke tails between batches: this process's memory only (docs/redaction.md).
+    # Keystroke tails between batches: this process's memory only (docs/redaction.md); erasure
+    # and consent withdrawal forget a subject's tails.
     redaction = RedactionSetup(names=names, keystrokes=KeystrokeState(clock=time.monotonic))
+    lifecycle = LifecycleService(deps, redaction.keystrokes)
+    reads = ReadService(deps)
     ingest = IngestService(deps, redaction)
     retention = RetentionService(deps)
     shred_interval = timedelta(hours=settings.shred_interval_hours)

@@ -14,7 +14,6 @@ from vault.domain.principal import Principal, Role
 from vault.errors import ValidationFailed
 from vault.services.base import Deps, ServiceBase
 from vault.services.lifecycle import LifecycleService
-from vault.services.redaction_modes import forget_keystrokes
 from vault.services.validation import pydantic_details
 from vault.storage.tables import consents
 
@@ -87,7 +86,8 @@ class ConsentService(ServiceBase):
                 },
             )
         if change.state == "withdrawn":
-            forget_keystrokes(pseudonym)  # nothing typed before the withdrawal is joined later
+            # Nothing typed before the withdrawal is joined to what comes later.
+            self._lifecycle.forget_keystrokes(pseudonym)
         result: dict[str, Any] = {
             "subject": pseudonym,
             "dataset": ds.name,

@@ -24,9 +24,9 @@ from vault.audit import AuditAction
 from vault.audit.chain import canonical_json
 from vault.domain.access import Denial, Denied
 from vault.domain.principal import Principal, Role
+from vault.domain.redaction import KeystrokeState
 from vault.errors import Conflict, NotFound, ValidationFailed
-from vault.services.base import ServiceBase
-from vault.services.redaction_modes import forget_keystrokes
+from vault.services.base import Deps, ServiceBase
 from vault.storage.tables import (
     blobs,
     consents,
@@ -50,6 +50,15 @@ _TOMBSTONE_BATCH = 1000
 
 class LifecycleService(ServiceBase):
     """Erase people; rotate dataset KEKs so erasures reach backups."""
+
+    def __init__(self, deps: Deps, keystrokes: KeystrokeState | None = None) -> None:
+        super().__init__(deps)
+        self._keystrokes = keystrokes
+
+    def forget_keystrokes(self, pseudonym: str) -> None:
+        """Drop the subject's keystroke tails held in this process (docs/redaction.md)."""
+        if self._keystrokes is not None:
+            self._keystrokes.forget(pseudonym)
 
     # -- erasure --------------------------------------------------------------------------------
 
@@ -130,7 +139,7 @@ class LifecycleService(ServiceBase):
                 },
             )
         for pseudonym in forgotten:  # keystroke tails in this process's memory, too
-            forget_keystrokes(pseudonym)
+            self.forget_keystrokes(pseudonym)
         return certificate
 
     def _delete_records(

@@ -3,8 +3,6 @@ process's keystroke tails (docs/redaction.md "Replacement modes", "Keystrokes ac
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,12 +12,7 @@ from vault.domain.redaction import KeystrokeState, NameDetector, Redactor, pseud
 from vault.errors import ConfigurationError
 from vault.keyring import Keyring
 
-__all__ = ["RedactionSetup", "forget_keystrokes", "redactor_for"]
-
-# Every keystroke store of this process (normally one, made by bootstrap), so that erasure and
-# consent withdrawal can forget a subject's tails without holding a reference to the store.
-_STORES: weakref.WeakSet[KeystrokeState] = weakref.WeakSet()
-_STORES_LOCK = threading.Lock()
+__all__ = ["RedactionSetup", "redactor_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,19 +21,6 @@ class RedactionSetup:
 
     names: NameDetector | None = None
     keystrokes: KeystrokeState | None = None
-
-    def __post_init__(self) -> None:
-        if self.keystrokes is not None:
-            with _STORES_LOCK:
-                _STORES.add(self.keystrokes)
-
-
-def forget_keystrokes(subject: str) -> int:
-    """Drop the keystroke tails of ``subject`` (a dataset's subject pseudonym) in every store
-    of this process, also those an ingest in flight took; returns how many were held."""
-    with _STORES_LOCK:
-        stores = list(_STORES)
-    return sum(store.forget(subject) for store in stores)
 
 
 def redactor_for(
