@@ -37,13 +37,11 @@ class AuditService(ServiceBase):
             raise BadRequest(f"after >= 0 and limit 1..{self.deps.limits.max_page_size}")
         with self.db.read() as conn:
             rows = self.audit.entries(conn, after=after, limit=limit)
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                principal,
-                AuditAction.AUDIT_READ,
-                details={"after": after, "count": len(rows)},
-            )
+        self.record_alone(
+            principal,
+            AuditAction.AUDIT_READ,
+            details={"after": after, "count": len(rows)},
+        )
         entries = [{**row, "details": json.loads(row["details"])} for row in rows]
         next_after = entries[-1]["seq"] if len(entries) == limit else None
         return {"entries": entries, "next_after": next_after}
@@ -55,17 +53,15 @@ class AuditService(ServiceBase):
         self._whole_log(principal, AuditAction.AUDIT_VERIFY)
         with self.db.read() as conn:
             report = self.audit.verify(conn, checkpoint)
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                principal,
-                AuditAction.AUDIT_VERIFY,
-                details={
-                    "ok": report.ok,
-                    "entries": report.entries,
-                    "first_broken_seq": report.first_broken_seq,
-                },
-            )
+        self.record_alone(
+            principal,
+            AuditAction.AUDIT_VERIFY,
+            details={
+                "ok": report.ok,
+                "entries": report.entries,
+                "first_broken_seq": report.first_broken_seq,
+            },
+        )
         return report.as_dict()
 
     def checkpoint(self, principal: Principal) -> dict[str, Any]:

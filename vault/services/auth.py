@@ -75,15 +75,13 @@ class AuthService(ServiceBase):
             counts, self._failures = dict(self._failures), Counter()
         if not counts:
             return
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                _ANONYMOUS,
-                AuditAction.AUTH_FAILED,
-                Outcome.DENIED,
-                reason=max(counts, key=lambda r: counts[r]),
-                details={"failures": sum(counts.values()), "by_reason": counts},
-            )
+        self.record_alone(
+            _ANONYMOUS,
+            AuditAction.AUTH_FAILED,
+            Outcome.DENIED,
+            reason=max(counts, key=lambda r: counts[r]),
+            details={"failures": sum(counts.values()), "by_reason": counts},
+        )
 
     def issue_dev_token(
         self,
@@ -111,17 +109,15 @@ class AuthService(ServiceBase):
             audience=self._audience,
             now=self.deps.now().timestamp(),
         )
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                operator,
-                AuditAction.TOKEN_ISSUE,
-                details={
-                    "for": self.keyring.person_hash(f"http:{sub}"),
-                    "roles": sorted(roles),
-                    "purposes": sorted(purposes),
-                    "datasets": sorted(datasets),
-                    "ttl_seconds": ttl_seconds,
-                },
-            )
+        self.record_alone(
+            operator,
+            AuditAction.TOKEN_ISSUE,
+            details={
+                "for": self.keyring.person_hash(f"http:{sub}"),
+                "roles": sorted(roles),
+                "purposes": sorted(purposes),
+                "datasets": sorted(datasets),
+                "ttl_seconds": ttl_seconds,
+            },
+        )
         return token

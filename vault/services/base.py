@@ -106,6 +106,30 @@ class ServiceBase:
         """The keyed hash that stands for the caller in the audit log."""
         return self.keyring.person_hash(f"{principal.via}:{principal.sub}")
 
+    def record_alone(
+        self,
+        principal: Principal,
+        action: AuditAction,
+        outcome: Outcome = Outcome.OK,
+        *,
+        dataset: str | None = None,
+        purpose: str | None = None,
+        reason: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append an audit entry in a write transaction of its own."""
+        with self.db.write() as conn:
+            return self.record(
+                conn,
+                principal,
+                action,
+                outcome,
+                dataset=dataset,
+                purpose=purpose,
+                reason=reason,
+                details=details,
+            )
+
     def record(
         self,
         conn: Connection,
@@ -159,16 +183,14 @@ class ServiceBase:
         purpose: str | None = None,
     ) -> NoReturn:
         """Write the denial to the audit log (its own transaction), then raise the client error."""
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                principal,
-                action,
-                Outcome.DENIED,
-                dataset=dataset,
-                purpose=purpose,
-                reason=denied.reason,
-            )
+        self.record_alone(
+            principal,
+            action,
+            Outcome.DENIED,
+            dataset=dataset,
+            purpose=purpose,
+            reason=denied.reason,
+        )
         raise _DENIAL_ERRORS[denied.kind](_CLIENT_MESSAGES[denied.kind])
 
     def gate(
@@ -262,17 +284,15 @@ class ServiceBase:
             ).first()
         if hit is None:
             return
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                principal,
-                action,
-                Outcome.DENIED,
-                dataset=ds.name,
-                purpose=purpose,
-                reason="erased",
-                details={"object": object_id},
-            )
+        self.record_alone(
+            principal,
+            action,
+            Outcome.DENIED,
+            dataset=ds.name,
+            purpose=purpose,
+            reason="erased",
+            details={"object": object_id},
+        )
         raise Gone("this object was erased")
 
     def integrity_failure(
@@ -286,16 +306,14 @@ class ServiceBase:
         """Audit a read that failed to decrypt, then raise: 410 if its key was shredded, else
         an integrity error (tampering or corruption)."""
         gone = isinstance(exc, KeyDestroyed)
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                principal,
-                action,
-                Outcome.FAILED,
-                dataset=ds.name,
-                purpose=purpose,
-                reason="key destroyed" if gone else "integrity check failed",
-            )
+        self.record_alone(
+            principal,
+            action,
+            Outcome.FAILED,
+            dataset=ds.name,
+            purpose=purpose,
+            reason="key destroyed" if gone else "integrity check failed",
+        )
         if gone:
             raise exc
         raise IntegrityError("stored data failed its integrity check") from exc

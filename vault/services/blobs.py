@@ -179,13 +179,11 @@ class BlobService(ServiceBase):
             image = chunked.decrypt(blob_key, bytes(row.ciphertext), blob_ctx)
         except (DecryptionError, KeyDestroyed) as exc:
             self.integrity_failure(principal, action, ds, purpose_ok, exc)
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                principal,
-                action,
-                dataset=dataset,
-                purpose=purpose_ok,
-                details={"blob": blob_id, "bytes": len(image)},
-            )
+        self.record_alone(
+            principal,
+            action,
+            dataset=dataset,
+            purpose=purpose_ok,
+            details={"blob": blob_id, "bytes": len(image)},
+        )
         return row.content_type, image

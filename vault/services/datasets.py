@@ -97,16 +97,14 @@ class DatasetService(ServiceBase):
         except ValueError as exc:
             problems.append({"loc": ["exclusions"], "msg": str(exc)})
         if problems:
-            with self.db.write() as conn:
-                self.record(
-                    conn,
-                    principal,
-                    AuditAction.DATASET_CREATE,
-                    Outcome.DENIED,
-                    dataset=spec.name,
-                    # Field names only: the rejected values are caller input.
-                    reason="invalid " + ", ".join(sorted({str(p["loc"][0]) for p in problems})),
-                )
+            self.record_alone(
+                principal,
+                AuditAction.DATASET_CREATE,
+                Outcome.DENIED,
+                dataset=spec.name,
+                # Field names only: the rejected values are caller input.
+                reason="invalid " + ", ".join(sorted({str(p["loc"][0]) for p in problems})),
+            )
             raise ValidationFailed("invalid dataset", details=problems)
         return spec
 

@@ -15,6 +15,7 @@ are never staged in the database: plaintext exists only in this process, then se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -354,16 +355,14 @@ class ImportService(ServiceBase):
                     },
                 )
         if conflict is not None:
-            with self.db.write() as conn:
-                self.record(
-                    conn,
-                    principal,
-                    AuditAction.IMPORT_START,
-                    Outcome.DENIED,
-                    dataset=ds.name,
-                    reason="unfinished import with another format or mapping",
-                    details={"import": conflict},
-                )
+            self.record_alone(
+                principal,
+                AuditAction.IMPORT_START,
+                Outcome.DENIED,
+                dataset=ds.name,
+                reason="unfinished import with another format or mapping",
+                details={"import": conflict},
+            )
             raise Conflict(
                 f"import {conflict} of this source is unfinished with another format or "
                 "mapping; run it again with the same ones"
@@ -590,19 +589,15 @@ class ImportService(ServiceBase):
 
     def _interrupted(self, principal: Principal, run: _Run) -> None:
         """Best effort: an interrupted run says so in the audit log (never masks the error)."""
-        try:
-            with self.db.write() as conn:
-                self.record(
-                    conn,
-                    principal,
-                    AuditAction.IMPORT_FINISH,
-                    Outcome.FAILED,
-                    dataset=run.ds.name,
-                    reason="import interrupted; run it again to continue",
-                    details={"import": run.import_id, "position": run.totals.position},
-                )
-        except Exception:  # noqa: BLE001, S110 - the original error is what matters
-            pass
+        with contextlib.suppress(Exception):  # the original error is what matters
+            self.record_alone(
+                principal,
+                AuditAction.IMPORT_FINISH,
+                Outcome.FAILED,
+                dataset=run.ds.name,
+                reason="import interrupted; run it again to continue",
+                details={"import": run.import_id, "position": run.totals.position},
+            )
 
     def _finish(self, principal: Principal, run: _Run, verification: dict[str, Any]) -> None:
         with self.db.write() as conn:
@@ -714,16 +709,14 @@ class ImportService(ServiceBase):
         reason: str,
         outcome: Outcome = Outcome.DENIED,
     ) -> None:
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                principal,
-                AuditAction.IMPORT_RETIRE,
-                outcome,
-                dataset=run.ds.name,
-                reason=reason[:200],
-                details=details,
-            )
+        self.record_alone(
+            principal,
+            AuditAction.IMPORT_RETIRE,
+            outcome,
+            dataset=run.ds.name,
+            reason=reason[:200],
+            details=details,
+        )
 
     def _record_ids(self, import_id: str, first: int, last: int) -> dict[int, str]:
         """Source row number -> vault record id, for rows ``first..last`` of an import."""

@@ -91,16 +91,14 @@ class IngestService(ServiceBase):
             except ValidationError as exc:
                 invalid.append({"index": index, "errors": pydantic_details(exc)})
         if invalid:
-            with self.db.write() as conn:
-                self.record(
-                    conn,
-                    principal,
-                    AuditAction.EVENTS_INGEST,
-                    Outcome.DENIED,
-                    dataset=dataset,
-                    reason="schema-invalid batch refused whole",
-                    details={"events": len(items), "invalid": [i["index"] for i in invalid[:100]]},
-                )
+            self.record_alone(
+                principal,
+                AuditAction.EVENTS_INGEST,
+                Outcome.DENIED,
+                dataset=dataset,
+                reason="schema-invalid batch refused whole",
+                details={"events": len(items), "invalid": [i["index"] for i in invalid[:100]]},
+            )
             raise ValidationFailed(
                 f"{len(invalid)} event(s) invalid; nothing stored",
                 details={"invalid_indexes": [i["index"] for i in invalid], "errors": invalid[:20]},

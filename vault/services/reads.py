@@ -254,25 +254,21 @@ class ReadService(ServiceBase):
         more = len(rows) > limit
         rows = rows[:limit]
         events = self._decrypt_all(principal, ds, rows, action, purpose_ok)
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                principal,
-                action,
-                dataset=dataset,
-                purpose=purpose_ok,
-                details={
-                    "records": len(events),
-                    "filters": {
-                        "subject": self.keyring.person_hash(query.subject)
-                        if query.subject
-                        else None,
-                        "since": query.since,
-                        "until": query.until,
-                        "kind": query.kind,
-                    },
+        self.record_alone(
+            principal,
+            action,
+            dataset=dataset,
+            purpose=purpose_ok,
+            details={
+                "records": len(events),
+                "filters": {
+                    "subject": self.keyring.person_hash(query.subject) if query.subject else None,
+                    "since": query.since,
+                    "until": query.until,
+                    "kind": query.kind,
                 },
-            )
+            },
+        )
         next_cursor = encode_cursor(rows[-1].event_time, rows[-1].id) if more else None
         return {"events": events, "next_cursor": next_cursor}
 
@@ -286,13 +282,11 @@ class ReadService(ServiceBase):
             principal, action, ds, records, object_id=record_id, purpose=purpose_ok
         )
         (event,) = self._decrypt_all(principal, ds, [row], action, purpose_ok)
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                principal,
-                action,
-                dataset=dataset,
-                purpose=purpose_ok,
-                details={"record": record_id},
-            )
+        self.record_alone(
+            principal,
+            action,
+            dataset=dataset,
+            purpose=purpose_ok,
+            details={"record": record_id},
+        )
         return event

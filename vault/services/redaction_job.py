@@ -125,24 +125,20 @@ class RedactionJobService(ServiceBase):
         redactor = redactor_for(self.keyring, ds, self.redaction.names, stored=True)
         with self.db.exclusive(f"redact:{ds.id}") as mine:
             if not mine:
-                with self.db.write() as conn:
-                    self.record(
-                        conn,
-                        principal,
-                        action,
-                        Outcome.DENIED,
-                        dataset=ds.name,
-                        reason="another re-redaction of this dataset is running",
-                    )
-                raise Conflict("another re-redaction of this dataset is running")
-            with self.db.write() as conn:
-                self.record(
-                    conn,
+                self.record_alone(
                     principal,
                     action,
+                    Outcome.DENIED,
                     dataset=ds.name,
-                    details={"rules_version": RULES_VERSION, "replacement": ds.replacement},
+                    reason="another re-redaction of this dataset is running",
                 )
+                raise Conflict("another re-redaction of this dataset is running")
+            self.record_alone(
+                principal,
+                action,
+                dataset=ds.name,
+                details={"rules_version": RULES_VERSION, "replacement": ds.replacement},
+            )
             totals = _Totals()
             try:
                 self._passes(

@@ -231,21 +231,19 @@ class RestoreService(ServiceBase):
             "datasets": reports,
             "skipped_datasets": skipped,
         }
-        with self.db.write() as conn:
-            self.record(
-                conn,
-                principal,
-                AuditAction.RESTORE,
-                details={
-                    "step": "done",
-                    "backup": _fingerprint(backup.label),
-                    "schema_revision": backup.revision,
-                    "same_vault": backup.same_vault,
-                    "restored": restored,
-                    "refused": result["refused"],
-                    "skipped_datasets": len(skipped),
-                },
-            )
+        self.record_alone(
+            principal,
+            AuditAction.RESTORE,
+            details={
+                "step": "done",
+                "backup": _fingerprint(backup.label),
+                "schema_revision": backup.revision,
+                "same_vault": backup.same_vault,
+                "restored": restored,
+                "refused": result["refused"],
+                "skipped_datasets": len(skipped),
+            },
+        )
         return result
 
     def _restore_dataset(
