@@ -95,30 +95,33 @@ class SubjectDayKey:
         )
 
 
+def floor_schema(db: Database, dataset_id: str, now: datetime) -> None:
+    """The vault's whole schema (so any foreign key resolves) and one ``datasets`` row: what a
+    floor needs beside the table it writes."""
+    with db.write() as conn:
+        metadata.create_all(conn)
+        conn.execute(
+            insert(datasets).values(
+                id=dataset_id,
+                name=DATASET,
+                retention_days=30,
+                consent_mode="opt_out",
+                purposes=["research"],
+                jurisdictions=None,
+                exclusions={},
+                kek_version=1,
+                created_at=now,
+            )
+        )
+
+
 class FloorTrial:
     """Minimal envelope encryption and storage of the same events, same table, same settings."""
 
     def __init__(self, place: TrialPlace, workload: Workload) -> None:
         self.db = Database(place.url)
         self.dataset_id = uuid.uuid4().hex
-        now = datetime.now(UTC)
-        with self.db.write() as conn:
-            # The vault's whole schema (so any foreign key of ``records`` resolves), though only
-            # ``datasets`` (one row) and ``records`` are used.
-            metadata.create_all(conn)
-            conn.execute(
-                insert(datasets).values(
-                    id=self.dataset_id,
-                    name=DATASET,
-                    retention_days=30,
-                    consent_mode="opt_out",
-                    purposes=["research"],
-                    jurisdictions=None,
-                    exclusions={},
-                    kek_version=1,
-                    created_at=now,
-                )
-            )
+        floor_schema(self.db, self.dataset_id, datetime.now(UTC))
         self.keys: dict[tuple[str, int], SubjectDayKey] = {}
         batches = [[self._prepare(raw) for raw in batch] for batch in workload.batches]
         self.expected = sum(len(b) for b in batches)

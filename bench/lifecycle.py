@@ -157,10 +157,14 @@ def _measure_rotation(
 
 
 class SweepTrial:
-    """``count`` records on a day that expires when the clock moves 32 days on."""
+    """``count`` records on a day that expires when the clock moves 32 days on.
 
-    def __init__(self, place: TrialPlace, count: int) -> None:
-        self.count = count
+    ``drop=False`` tells the vault it has no partitions, so even on PostgreSQL the sweep deletes
+    the rows in audited batches (``bench/partitions.py`` compares both)."""
+
+    def __init__(self, place: TrialPlace, count: int, *, drop: bool = True) -> None:
+        self.count, self.drop = count, drop
+        self.report: dict[str, Any] = {}
         self.clock = Clock(datetime.now(UTC).replace(microsecond=0) - timedelta(days=40))
         self.vault = new_vault(place.directory / "home", place.database_url, now=self.clock)
         create_dataset(self.vault, DATASET, retention_days=30)
@@ -173,19 +177,26 @@ class SweepTrial:
         self.clock.advance(days=32)
         today = self.clock().replace(hour=0, minute=0, second=0, microsecond=0)
         fill(self.vault, DATASET, spread(people, today, self.clock(), YOUNG), bodies=bodies)
+        if not drop:
+            self.vault.db.partitions.enabled = False  # the row-by-row delete path
 
     def run(self) -> int:
         report = self.vault.retention.sweep(ADMIN)
-        (one,) = report["datasets"]
-        if one["records"] != self.count:
-            raise RuntimeError(f"the sweep removed {one['records']} records, not {self.count}")
-        return int(one["records"])
+        (self.report,) = report["datasets"]
+        if self.report["records"] != self.count:
+            raise RuntimeError(
+                f"the sweep removed {self.report['records']} records, not {self.count}"
+            )
+        return int(self.report["records"])
 
     def close(self) -> None:
         try:
             left = _count(self.vault, records)
             if left != YOUNG:
                 raise RuntimeError(f"{left} records left after the sweep, expected {YOUNG}")
+            dropped = self.report.get("partitions_dropped", 0)
+            if self.drop and not self.vault.db.is_sqlite and dropped != 1:
+                raise RuntimeError(f"expected one dropped day partition, report {self.report}")
         finally:
             self.vault.close()
 

@@ -32,12 +32,12 @@ from sqlalchemy import func, insert, select
 
 from bench.backends import TrialPlace
 from bench.fill import COLLECTOR, create_dataset, new_vault
-from bench.ingest import DATASET, GOAL, FloorTrial, ServiceTrial, make_workload
+from bench.ingest import DATASET, GOAL, FloorTrial, ServiceTrial, floor_schema, make_workload
 from bench.runner import Case, Goal, Mode, Suite
 from bench.workload import Workload
 from vault.domain.events import epoch_of, format_time
 from vault.storage import Database
-from vault.storage.tables import blobs, datasets, metadata
+from vault.storage.tables import blobs
 
 __all__ = ["SHOT_BYTES", "BlobFloorTrial", "BlobServiceTrial", "screenshot", "suites"]
 
@@ -116,21 +116,7 @@ class BlobFloorTrial:
         self.image, self.count = image, count
         self.when = datetime.now(UTC).replace(microsecond=0)
         self.epoch = epoch_of(self.when)
-        with self.db.write() as conn:
-            metadata.create_all(conn)
-            conn.execute(
-                insert(datasets).values(
-                    id=self.dataset_id,
-                    name=DATASET,
-                    retention_days=30,
-                    consent_mode="opt_out",
-                    purposes=["research"],
-                    jurisdictions=None,
-                    exclusions={},
-                    kek_version=1,
-                    created_at=self.when,
-                )
-            )
+        floor_schema(self.db, self.dataset_id, self.when)
         self.keys: dict[str, tuple[bytes, AESGCM]] = {}
         self._store(0)
 

@@ -25,6 +25,7 @@ from vault.config import Settings, load_settings
 from vault.domain.principal import Principal, Role
 from vault.services.export import ExportQuery
 from vault.services.importer import ImportOptions
+from vault.services.redaction_job import DEFAULT_BATCH as REDACT_DEFAULT_BATCH
 
 __all__ = ["EXIT_CODES", "app", "main"]
 
@@ -444,10 +445,9 @@ def import_(
             retire=retire,
             id_column=id_column,
         )
-        named: Path | str = where if "://" in where else Path(where)
         with _vault(home, database_url) as vault, _import_progress() as progress:
             summary = vault.imports.run(
-                _operator(vault.settings), dataset, named, options, progress
+                _operator(vault.settings), dataset, where, options, progress
             )
         _emit(summary)
         return 0 if summary["verification"]["ok"] else EXIT_VERIFY_FAILED
@@ -499,7 +499,9 @@ def _import_progress() -> Iterator[Callable[[int, int, int], None] | None]:
 @app.command()
 def redact(
     dataset: Annotated[str, typer.Option("--dataset", help="The dataset to re-redact")],
-    batch: Annotated[int, typer.Option("--batch", help="Records per transaction")] = 200,
+    batch: Annotated[
+        int, typer.Option("--batch", help="Records per transaction")
+    ] = REDACT_DEFAULT_BATCH,
     home: HomeOpt = None,
     database_url: DbOpt = None,
 ) -> None:
@@ -511,7 +513,7 @@ def redact(
         with _vault(home, database_url) as vault:
             summary = vault.redaction.run(_operator(vault.settings), dataset, batch_size=batch)
         _emit(summary)
-        return 0 if summary.get("complete", True) else EXIT_INCOMPLETE
+        return 0 if summary["complete"] else EXIT_INCOMPLETE
 
     _run(body)
 

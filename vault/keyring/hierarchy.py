@@ -201,15 +201,7 @@ class Keyring:
             else:
                 self._cache.put(sek_id, key)
                 return SubjectKey(sek_id, dataset_id, subject, epoch, key)
-        sek_id = bytes(row.id)
-        if row.wraps + uses > self._max_wraps:
-            raise KeyUsageExceeded("subject-epoch key reached its usage limit")
-        conn.execute(
-            update(subject_keys)
-            .where(subject_keys.c.id == sek_id)
-            .values(wraps=subject_keys.c.wraps + uses)
-        )
-        return SubjectKey(sek_id, dataset_id, subject, epoch, self._unwrap_row(row))
+        return self._book(conn, row, uses)
 
     def seks_for_write(
         self,
@@ -318,6 +310,11 @@ class Keyring:
         ).one_or_none()
         if row is None:
             raise KeyDestroyed("subject-epoch key destroyed")
+        return self._book(conn, row, uses)
+
+    def _book(self, conn: Connection, row: Row[Any], uses: int) -> SubjectKey:
+        """Count ``uses`` more wraps on the SEK of ``row`` (refused past ``max_wraps``)."""
+        sek_id = bytes(row.id)
         if row.wraps + uses > self._max_wraps:
             raise KeyUsageExceeded("subject-epoch key reached its usage limit")
         conn.execute(

@@ -173,9 +173,9 @@ class ExportService(ServiceBase):
         manifest = _Manifest()
         complete = False
         writer: _Writer = _ParquetWriter() if fmt == "parquet" else _NdjsonWriter()
+        linked: dict[str, str] = {}  # one keyed hash per person, not per record
         try:
             for rows, bodies in self._pages(ds, where, as_json=writer.as_json):
-                linked: dict[str, str] = {}  # per page: one keyed hash per person, not per record
                 subjects = []
                 # The digest of the ids in order: one update per page hashes the same bytes.
                 manifest.ids.update("".join([row.id for row in rows]).encode("ascii"))

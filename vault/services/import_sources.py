@@ -59,6 +59,7 @@ __all__ = [
     "Source",
     "SqlSource",
     "is_sql_url",
+    "query_not_retirable",
     "shred_file",
     "source_fingerprint",
 ]
@@ -505,7 +506,7 @@ class SqlSource:
 
     def _retirable(self, conn: Connection, position: int) -> Table:
         if self._table is None:
-            raise _query_not_retirable()
+            raise query_not_retirable()
         now = int(conn.execute(select(func.count()).select_from(self._table)).scalar_one())
         if now != position:
             raise BadRequest(
@@ -535,7 +536,7 @@ class SqlSource:
         other mapped columns to NULL (rows stored nowhere get NULL there too)."""
         table = self._table
         if table is None:
-            raise _query_not_retirable()
+            raise query_not_retirable()
         cleared = self._replace_plan(table, mapped, id_column)
         assert id_column is not None
         keys = [table.c[k] for k in self.key]
@@ -585,7 +586,7 @@ class SqlSource:
     def check_retire(self, mode: str, mapped: set[str], id_column: str | None) -> None:
         """Refuse, before anything is imported, a retirement that could not be done."""
         if self._table is None:
-            raise _query_not_retirable()
+            raise query_not_retirable()
         if mode == "replace":
             self._replace_plan(self._table, mapped, id_column)
 
@@ -622,7 +623,7 @@ class SqlSource:
         return cleared
 
 
-def _query_not_retirable() -> BadRequest:
+def query_not_retirable() -> BadRequest:
     return BadRequest(
         "a query source cannot be retired (which rows of which tables it read is not known): "
         "retire the tables it reads yourself, or import a --table"

@@ -52,6 +52,7 @@ from vault.services.import_sources import (
     Source,
     SqlSource,
     is_sql_url,
+    query_not_retirable,
     shred_file,
     source_fingerprint,
 )
@@ -187,10 +188,7 @@ def _check_source_options(options: ImportOptions, *, sql: bool) -> None:
         if options.retire not in RETIRE_MODES:
             raise BadRequest(f"--retire-source must be one of {list(RETIRE_MODES)}")
         if sql and options.query is not None:
-            raise BadRequest(
-                "a query source cannot be retired (which rows of which tables it read is not "
-                "known): retire the tables it reads yourself, or import a --table"
-            )
+            raise query_not_retirable()
         if sql and options.retire == "overwrite":
             raise BadRequest("a SQL source is retired with --retire-source=replace or =drop")
         if not sql and options.retire != "overwrite":
@@ -469,8 +467,6 @@ class ImportService(ServiceBase):
         chunk = _Chunk()
         handled = 0
         for number, row, problem in source.rows(run.totals.position, mapping.columns()):
-            if number <= run.totals.position:
-                continue
             handled += 1
             chunk.end = number
             if problem is not None:
@@ -747,7 +743,13 @@ class ImportService(ServiceBase):
             else:  # nothing stored in this run: decrypt a few earlier records
                 stmt = stmt.order_by(import_records.c.record_id).limit(SAMPLE)
             rows = conn.execute(stmt).all()
-            opened = {row.row: self._reads.open_row(conn, run.ds, row) for row in rows}
+            opened = dict(
+                zip(
+                    [row.row for row in rows],
+                    self._reads.open_rows(conn, run.ds, rows),
+                    strict=True,
+                )
+            )
         sources = dict(run.sample)
         matched = sum(
             1

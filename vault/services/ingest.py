@@ -22,7 +22,14 @@ from vault.crypto.envelope import MAX_PLAINTEXT, RecordContext, seal_record
 from vault.domain.collection import Accepted, CollectionPolicy, decide_collection
 from vault.domain.events import TelemetryEvent, epoch_of
 from vault.domain.principal import Principal, Role
-from vault.domain.redaction import RULES_VERSION, KeyTail, Redactor, StreamResult, redact_stream
+from vault.domain.redaction import (
+    MASKED_KEY,
+    RULES_VERSION,
+    KeyTail,
+    Redactor,
+    StreamResult,
+    redact_stream,
+)
 from vault.domain.redaction.keystrokes import target_key
 from vault.errors import DecryptionError, KeyDestroyed, PayloadTooLarge, ValidationFailed
 from vault.services.base import Deps, ServiceBase
@@ -58,7 +65,6 @@ def _to_ms(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-_MASKED = {"key": "[MASKED]"}
 Member = tuple[int, TelemetryEvent, bytes, dict[str, int], uuid.UUID]
 
 
@@ -163,7 +169,7 @@ class IngestService(ServiceBase):
             # own. Times outside retention or in the future are refused below: no partition.
             earliest, latest = now - timedelta(days=ds.retention_days + 1), now + timedelta(days=1)
             self.db.partitions.ensure(
-                ds.id, {epoch_of(e.time) for e in events if earliest <= e.time <= latest}
+                ds.id, (epoch_of(e.time) for e in events if earliest <= e.time <= latest)
             )
             with self.db.write() as conn:
                 stored, stream = self._store(
@@ -335,7 +341,7 @@ class IngestService(ServiceBase):
             except (DecryptionError, KeyDestroyed):
                 skipped += 1  # shredded or unreadable: its plaintext is out of reach already
                 continue
-            if body.get("data") == _MASKED and not remask[row.id]:
+            if body.get("data") == MASKED_KEY and not remask[row.id]:
                 continue
             opened.append((row, body))
         keys = book_keys(self.keyring, conn, Counter(bytes(row.sek_id) for row, _ in opened))
@@ -344,7 +350,7 @@ class IngestService(ServiceBase):
             if sek is None:
                 skipped += 1  # key shredded or at its usage limit meanwhile
                 continue
-            body["data"] = dict(_MASKED)
+            body["data"] = dict(MASKED_KEY)
             merged = Counter(row.redactions or {})
             merged.update(remask[row.id])
             counts.update(remask[row.id])

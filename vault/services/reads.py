@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, and_, or_, select
 
 from vault.audit import AuditAction
-from vault.crypto.envelope import RecordContext, RecordOpener, open_record
+from vault.crypto.envelope import RecordOpener
 from vault.domain.events import EventKind, format_time, parse_time_utc
 from vault.domain.principal import Principal, Role
 from vault.errors import (
@@ -130,7 +130,7 @@ class ReadService(ServiceBase):
 
     def open_row(self, conn: Connection, ds: Row[Any], row: Row[Any]) -> dict[str, Any]:
         """Decrypt one record row of ``ds``; any tampering is a DecryptionError."""
-        return self._open(ds, row, self.keyring.sek_for_read(conn, bytes(row.sek_id)))
+        return self.open_rows(conn, ds, [row])[0]
 
     def open_rows(
         self, conn: Connection, ds: Row[Any], rows: Sequence[Row[Any]]
@@ -181,12 +181,6 @@ class ReadService(ServiceBase):
         if sek is None:
             sek = keys[sek_id] = self.keyring.sek_for_read(conn, sek_id)
         return sek
-
-    def _open(self, ds: Row[Any], row: Row[Any], sek: SubjectKey) -> dict[str, Any]:
-        ctx = RecordContext(ds.id, bytes.fromhex(row.id), row.subject, row.epoch, sek.id)
-        body = json.loads(open_record(sek.key, ctx, bytes(row.envelope)))
-        _check_index(row, format_time(row.event_time), body)
-        return {"id": row.id, "subject": row.subject, **body}
 
     def _decrypt_all(
         self,

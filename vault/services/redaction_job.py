@@ -153,10 +153,9 @@ class RedactionJobService(ServiceBase):
                 self._aborted(principal, ds, totals, exc)
                 raise
             summary = totals.summary(ds.name)
-            with self.db.write() as conn:
-                self.record(
-                    conn, principal, AuditAction.REDACT_FINISH, dataset=ds.name, details=summary
-                )
+            self.record_alone(
+                principal, AuditAction.REDACT_FINISH, dataset=ds.name, details=summary
+            )
         return summary
 
     def _aborted(
@@ -164,9 +163,8 @@ class RedactionJobService(ServiceBase):
     ) -> None:
         """Audit a run that stopped on an error (its committed batches stay done). Best
         effort: if the database itself failed, the original error is what the caller sees."""
-        with contextlib.suppress(Exception), self.db.write() as conn:
-            self.record(
-                conn,
+        with contextlib.suppress(Exception):
+            self.record_alone(
                 principal,
                 AuditAction.REDACT_FINISH,
                 Outcome.FAILED,

@@ -314,7 +314,7 @@ class RestoreService(ServiceBase):
         table = kind.table
         cutoff = now - timedelta(days=ds.retention_days)
         if table is records:  # PostgreSQL: the day partitions the copies go to
-            self.db.partitions.ensure(ds.id, {epoch_of(r.event_time) for r in rows})
+            self.db.partitions.ensure(ds.id, (epoch_of(r.event_time) for r in rows))
         with self.db.write() as conn:
             # Like ingest: a share lock on the dataset row, so an erasure (which takes it for
             # update) cannot run between these checks and the commit.

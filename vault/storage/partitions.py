@@ -107,7 +107,9 @@ class RecordPartitions:
         self._lock = threading.Lock()
 
     def ensure(self, dataset_id: str, days: Iterable[int]) -> None:
-        """Make sure a partition exists for each of ``days`` of the dataset (own transaction)."""
+        """Make sure a partition exists for each of ``days`` of the dataset (own transaction).
+
+        ``days`` is only consumed on PostgreSQL: a generator costs SQLite's ingest nothing."""
         if not self.enabled:
             return
         wanted = {int(d) for d in days}
@@ -180,8 +182,3 @@ class RecordPartitions:
         conn.execute(text(f"DROP TABLE {part.name}"))
         with self._lock:
             self._known.discard((part.dataset_id, part.day))
-
-    def forget(self) -> None:
-        """Forget what this process knows (after a restore or a failed insert)."""
-        with self._lock:
-            self._known.clear()

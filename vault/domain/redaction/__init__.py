@@ -8,14 +8,19 @@ documents every rule.
 from __future__ import annotations
 
 from vault.domain.redaction.engine import Finding, Rule, RuleSet
-from vault.domain.redaction.event import RedactionOutcome, redact_body, redact_event, redact_url
+from vault.domain.redaction.event import (
+    MASKED_KEY,
+    RedactionOutcome,
+    redact_body,
+    redact_event,
+    redact_url,
+)
 from vault.domain.redaction.fields import credential_kind, is_password_field
 from vault.domain.redaction.keystroke_state import KeystrokeState
 from vault.domain.redaction.keystrokes import KeyTail, StreamResult, redact_batch, redact_stream
 from vault.domain.redaction.redactor import DEFAULT_RULES, MAX_TEXT_CHARS, NameDetector, Redactor
 from vault.domain.redaction.replacement import (
     PSEUDONYM_HEX,
-    REPLACEMENT_MODES,
     Replacer,
     is_placeholder,
     pseudonym_replacer,
@@ -23,10 +28,10 @@ from vault.domain.redaction.replacement import (
 
 __all__ = [
     "DEFAULT_RULES",
+    "MASKED_KEY",
     "MAX_TEXT_CHARS",
     "PLACEHOLDER_TYPES",
     "PSEUDONYM_HEX",
-    "REPLACEMENT_MODES",
     "RULES_VERSION",
     "Finding",
     "KeyTail",

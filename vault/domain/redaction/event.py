@@ -13,7 +13,14 @@ from vault.domain.events import EventKind, TelemetryEvent
 from vault.domain.redaction.fields import credential_kind, is_password_field
 from vault.domain.redaction.redactor import Redactor
 
-__all__ = ["RedactionOutcome", "looks_like_token", "redact_body", "redact_event", "redact_url"]
+__all__ = [
+    "MASKED_KEY",
+    "RedactionOutcome",
+    "looks_like_token",
+    "redact_body",
+    "redact_event",
+    "redact_url",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +308,8 @@ def _redact_key(
 
 
 _DEFAULT = Redactor()
-_MASKED_KEY = {"key": "[MASKED]"}
+#: What a masked ``key`` event's data becomes (password fields, keystrokes of a match).
+MASKED_KEY = {"key": "[MASKED]"}
 _TEXT_KINDS = (EventKind.KEY_RUN, EventKind.CLIPBOARD)
 
 
@@ -333,8 +341,8 @@ def redact_body(body: dict[str, Any], redactor: Redactor | None = None) -> Redac
     data: dict[str, Any] = body.get("data", {})
 
     if password_field and kind == EventKind.KEY:
-        if data != _MASKED_KEY:
-            body["data"] = dict(_MASKED_KEY)
+        if data != MASKED_KEY:
+            body["data"] = dict(MASKED_KEY)
             counts["PASSWORD_FIELD"] = 1
     elif password_field and kind in _TEXT_KINDS:
         if data.get("text") != "[PASSWORD]":

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from vault.domain.events import EventKind, TelemetryEvent
-from vault.domain.redaction.event import RedactionOutcome, redact_event
+from vault.domain.redaction.event import MASKED_KEY, RedactionOutcome, redact_event
 from vault.domain.redaction.redactor import Redactor
 
 __all__ = [
@@ -61,7 +61,6 @@ _ERASE = frozenset({"Backspace"})
 _SHORTCUT = frozenset(
     {"ctrl", "control", "alt", "option", "meta", "cmd", "command", "super", "win"}
 )
-_MASKED = {"key": "[MASKED]"}
 _GONE = "\x00"  # a masked character kept in a tail: matches no rule's token characters
 
 
@@ -181,7 +180,7 @@ def redact_stream(
     outcomes = [redact_event(event, redactor) for event in events]
     targets: dict[bytes, list[int]] = defaultdict(list)
     for index, event in enumerate(events):
-        if event.kind is EventKind.KEY and outcomes[index].body.get("data") != _MASKED:
+        if event.kind is EventKind.KEY and outcomes[index].body.get("data") != MASKED_KEY:
             targets[target_key(scope, event)].append(index)
     result = StreamResult(outcomes)
     for key, order in targets.items():
@@ -257,7 +256,7 @@ def _mask(
         # Keys masked already (ref None) are never masked again: masked[] says so.
         return result.remask.setdefault(earlier[position] or "", {})
     outcome = result.outcomes[order[position - base]]
-    outcome.body["data"] = dict(_MASKED)
+    outcome.body["data"] = dict(MASKED_KEY)
     return outcome.counts
 
 

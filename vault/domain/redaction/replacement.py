@@ -26,7 +26,6 @@ __all__ = [
     "PSEUDONYMIZED_KINDS",
     "PSEUDONYM_HEX",
     "PSEUDONYM_TOKEN",
-    "REPLACEMENT_MODES",
     "Replacer",
     "is_placeholder",
     "normalize_value",
@@ -35,9 +34,6 @@ __all__ = [
 
 #: A replacement hook: (placeholder type, the replaced text) -> what is stored instead.
 Replacer = Callable[[str, str], str]
-
-#: ``placeholder`` (the default) or ``pseudonym``.
-REPLACEMENT_MODES = ("placeholder", "pseudonym")
 
 #: Hex digits kept of the HMAC: 64 bits, so two different values of one type in one dataset
 #: collide only past ~4 billion distinct values (birthday bound), and tokens stay short.
