@@ -17,11 +17,9 @@ __all__ = ["read_body", "read_json", "read_json_or_ndjson", "strict_loads"]
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise BadRequest("duplicate key in JSON object")
-        out[key] = value
+    out = dict(pairs)  # in C; a repeated key makes it shorter than the pairs
+    if len(out) != len(pairs):
+        raise BadRequest("duplicate key in JSON object")
     return out
 
 
@@ -37,14 +35,20 @@ def _finite_float(text: str) -> float:
 
 
 def _depth_ok(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return False
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
+    """Whether parsed JSON nests containers at most ``limit`` deep (level by level, visiting
+    containers only: this runs over every ingested batch)."""
+    level = [value] if type(value) is dict or type(value) is list else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return False
+        deeper = []
+        for item in level:
+            for child in item.values() if type(item) is dict else item:
+                if type(child) is dict or type(child) is list:
+                    deeper.append(child)
+        level = deeper
     return True
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from vault.audit.actions import AuditAction, Outcome
 from vault.audit.chain import GENESIS, canonical_json, entry_hash
@@ -89,6 +89,18 @@ def _verify_sig(public_key: bytes, signature: bytes, message: bytes) -> bool:
     return True
 
 
+# Built once: each append runs the same three statements (their compiled forms are cached).
+_HEAD_FOR_UPDATE = (
+    select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+)
+_INSERT_ENTRY = insert(audit_log)
+_MOVE_HEAD = (
+    update(audit_head)
+    .where(audit_head.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
+
+
 class AuditLog:
     """Appends to, reads and verifies the hash-chained log."""
 
@@ -102,11 +114,7 @@ class AuditLog:
     def append(self, conn: Connection, entry: AuditEntry) -> int:
         """Append ``entry`` in the caller's transaction; returns its sequence number."""
         try:
-            head = conn.execute(
-                select(audit_head.c.seq, audit_head.c.hash)
-                .where(audit_head.c.id == 1)
-                .with_for_update()
-            ).one()
+            head = conn.execute(_HEAD_FOR_UPDATE).one()
             row: dict[str, Any] = {
                 "seq": head.seq + 1,
                 "at": self._stamp(),
@@ -121,12 +129,8 @@ class AuditLog:
                 "prev_hash": head.hash,
             }
             row["hash"] = entry_hash(row)
-            conn.execute(insert(audit_log).values(**row))
-            conn.execute(
-                update(audit_head)
-                .where(audit_head.c.id == 1)
-                .values(seq=row["seq"], hash=row["hash"])
-            )
+            conn.execute(_INSERT_ENTRY, row)
+            conn.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
         except Exception as exc:
             raise AuditFailure("the audit log could not be written") from exc
         return int(row["seq"])

@@ -24,7 +24,7 @@ The refusal ``detail`` is safe to show to the collector: it never repeats the ev
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -170,6 +170,8 @@ class CollectionPolicy:
     excluded_categories: frozenset[str]
     clock_skew_seconds: int
     _matcher: ExclusionMatcher = field(init=False, repr=False, compare=False)
+    _max_age: timedelta = field(init=False, repr=False, compare=False)
+    _max_ahead: timedelta = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate, normalize the exclusion lists and compile them once for every event."""
@@ -199,6 +201,8 @@ class CollectionPolicy:
         object.__setattr__(self, "excluded_domains", domains)
         object.__setattr__(self, "excluded_categories", categories)
         object.__setattr__(self, "_matcher", ExclusionMatcher(apps, domains, categories))
+        object.__setattr__(self, "_max_age", timedelta(days=self.retention_days))
+        object.__setattr__(self, "_max_ahead", timedelta(seconds=self.clock_skew_seconds))
 
     @property
     def matcher(self) -> ExclusionMatcher:
@@ -286,88 +290,75 @@ def _source_detail(source: str, what: str) -> str:
     return f"{what} is in the built-in exclusion category {source!r}"
 
 
-# Each check sees the same context and answers a refusal or None. They run in the order of
-# _CHECKS, which is the documented order of the rules.
-@dataclass(frozen=True, slots=True)
-class _Context:
-    event: TelemetryEvent
-    policy: CollectionPolicy
-    consent: Literal["granted", "withdrawn"] | None
-    now: datetime
+# Each check answers a refusal or None; decide_collection runs them in the documented order of
+# the rules. No per-event object is built: this runs for every event of every batch.
+Consent = Literal["granted", "withdrawn"] | None
 
 
-def _check_consent(ctx: _Context) -> Refused | None:
-    if ctx.consent == "withdrawn":
+def _check_consent(policy: CollectionPolicy, consent: Consent) -> Refused | None:
+    if consent == "withdrawn":
         return Refused("consent_withdrawn", "the subject has withdrawn consent for this dataset")
-    if ctx.policy.consent_mode == "opt_in" and ctx.consent != "granted":
+    if policy.consent_mode == "opt_in" and consent != "granted":
         return Refused("consent_missing", "this dataset is opt-in and the subject has not opted in")
     return None
 
 
-def _check_device(ctx: _Context) -> Refused | None:
-    device = ctx.event.device
+def _check_device(event: TelemetryEvent) -> Refused | None:
+    device = event.device
     if device is not None and device.owner == "personal":
         return Refused("personal_device", "events from personal devices are never collected")
     return None
 
 
-def _check_private_window(ctx: _Context) -> Refused | None:
-    title = ctx.event.window_title
-    if ctx.event.private_window or (title is not None and _PRIVATE_TITLE.search(title)):
+def _check_private_window(event: TelemetryEvent) -> Refused | None:
+    title = event.window_title
+    if event.private_window or (title is not None and _PRIVATE_TITLE.search(title)):
         return Refused("private_window", "events from private browsing windows are never collected")
     return None
 
 
-def _check_jurisdiction(ctx: _Context) -> Refused | None:
-    allowed = ctx.policy.jurisdictions
+def _check_jurisdiction(event: TelemetryEvent, policy: CollectionPolicy) -> Refused | None:
+    allowed = policy.jurisdictions
     if allowed is None:
         return None
-    if ctx.event.jurisdiction is None:
+    if event.jurisdiction is None:
         return Refused("jurisdiction_missing", "this dataset requires a jurisdiction")
-    if ctx.event.jurisdiction not in allowed:
+    if event.jurisdiction not in allowed:
         return Refused(
             "jurisdiction_not_allowed", "the jurisdiction is not allowed for this dataset"
         )
     return None
 
 
-def _check_app(ctx: _Context) -> Refused | None:
-    if ctx.event.app is None:
+def _check_app(event: TelemetryEvent, policy: CollectionPolicy) -> Refused | None:
+    if event.app is None:
         return None
-    source = ctx.policy.matcher.app_source(ctx.event.app)
+    source = policy.matcher.app_source(event.app)
     if source is None:
         return None
     return Refused("excluded_app", _source_detail(source, "the app"))
 
 
-def _check_domain(ctx: _Context) -> Refused | None:
-    host = url_host(ctx.event.url) if ctx.event.url is not None else None
-    source = ctx.policy.matcher.host_source(host) if host is not None else None
+def _check_domain(event: TelemetryEvent, policy: CollectionPolicy) -> Refused | None:
+    host = url_host(event.url) if event.url is not None else None
+    source = policy.matcher.host_source(host) if host is not None else None
     if source is None:
         return None
     return Refused("excluded_domain", _source_detail(source, "the site"))
 
 
-def _check_time(ctx: _Context) -> Refused | None:
-    age = ctx.now - ctx.event.time
-    retention = ctx.policy.retention_days
-    skew = ctx.policy.clock_skew_seconds
-    if age > timedelta(days=retention):
-        return Refused("too_old", f"the event is older than the retention ({retention} days)")
-    if -age > timedelta(seconds=skew):
-        return Refused("in_future", f"the event is stamped more than {skew} s in the future")
+def _check_time(event: TelemetryEvent, policy: CollectionPolicy, now: datetime) -> Refused | None:
+    age = now - event.time
+    if age > policy._max_age:
+        return Refused(
+            "too_old", f"the event is older than the retention ({policy.retention_days} days)"
+        )
+    if -age > policy._max_ahead:
+        return Refused(
+            "in_future",
+            f"the event is stamped more than {policy.clock_skew_seconds} s in the future",
+        )
     return None
-
-
-_CHECKS: tuple[Callable[[_Context], Refused | None], ...] = (
-    _check_consent,
-    _check_device,
-    _check_private_window,
-    _check_jurisdiction,
-    _check_app,
-    _check_domain,
-    _check_time,
-)
 
 
 def decide_collection(
@@ -386,9 +377,13 @@ def decide_collection(
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
-    ctx = _Context(event, policy, consent, now)
-    for check in _CHECKS:
-        refused = check(ctx)
-        if refused is not None:
-            return refused
-    return ACCEPTED
+    return (
+        _check_consent(policy, consent)
+        or _check_device(event)
+        or _check_private_window(event)
+        or _check_jurisdiction(event, policy)
+        or _check_app(event, policy)
+        or _check_domain(event, policy)
+        or _check_time(event, policy, now)
+        or ACCEPTED
+    )

@@ -44,11 +44,17 @@ _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
 
+_PLAIN_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?[+-]\d{2}:\d{2}")
+
 
 def parse_time(value: object) -> datetime:
     """Parse a strict RFC 3339 timestamp with an offset; raises ValueError otherwise."""
     if not isinstance(value, str) or not _RFC3339.fullmatch(value):
         raise ValueError("time must be an RFC 3339 string with a UTC offset")
+    if _PLAIN_RFC3339.fullmatch(value):
+        # The common form (upper-case T, numeric offset, at most 6 fractional digits) is what
+        # fromisoformat reads as is; the normalization below gives the same instant.
+        return datetime.fromisoformat(value)
     text = value.upper().replace(" ", "T").replace("Z", "+00:00")
     head, dot, rest = text.partition(".")
     if dot:  # Python parses at most microseconds: trim extra fractional digits
@@ -170,6 +176,38 @@ _DATA_MODELS: dict[EventKind, type[BaseModel]] = {
 }
 
 
+# The two kinds that make most of the traffic (typed text and key strokes) have plain data:
+# these give exactly what validating into their model and dumping it gives, for the data that
+# is plainly valid, and None for anything else (which then goes through the model, for the
+# same result or the model's own error).
+def _fast_text(data: dict[str, Any]) -> dict[str, Any] | None:
+    if len(data) != 1:
+        return None
+    text = data.get("text")
+    if type(text) is not str or len(text) > MAX_TEXT:
+        return None
+    return {"text": text}
+
+
+def _fast_key(data: dict[str, Any]) -> dict[str, Any] | None:
+    key = data.get("key")
+    if type(key) is not str or not 1 <= len(key) <= 64:
+        return None
+    modifiers = data.get("modifiers", [])
+    if len(data) != 1 + ("modifiers" in data) or type(modifiers) is not list or len(modifiers) > 8:
+        return None
+    if any(type(m) is not str or len(m) > 16 for m in modifiers):
+        return None
+    return {"key": key, "modifiers": list(modifiers)}
+
+
+_FAST_DATA = {
+    EventKind.KEY_RUN: _fast_text,
+    EventKind.CLIPBOARD: _fast_text,
+    EventKind.KEY: _fast_key,
+}
+
+
 class TelemetryEvent(_Strict):
     """One event as a collector sends it.
 
@@ -191,6 +229,12 @@ class TelemetryEvent(_Strict):
 
     @model_validator(mode="after")
     def _check_data(self) -> TelemetryEvent:
+        fast = _FAST_DATA.get(self.kind)
+        if fast is not None:
+            plain = fast(self.data)
+            if plain is not None:
+                object.__setattr__(self, "data", plain)
+                return self
         model = _DATA_MODELS.get(self.kind)
         if model is None and not _all_finite(self.data):
             raise ValueError("data holds a number that is not finite")
@@ -225,12 +269,15 @@ def _present(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _copy_json(value: Any) -> Any:
     """A deep copy of parsed JSON (``data`` of modelled kinds has no None values already)."""
     if isinstance(value, dict):
-        return {k: _copy_json(v) for k, v in value.items()}
+        return {k: v if v.__class__ in _SCALARS else _copy_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy_json(v) for v in value]
+        return [v if v.__class__ in _SCALARS else _copy_json(v) for v in value]
     return value
 
 

@@ -41,6 +41,19 @@ _REDACTION_LABEL = b"tvault/redaction-key/v1"
 PSEUDONYM_KEY_REF = "vault-pseudonym"
 
 
+# Built once: a write batch runs these two for its subject keys.
+_SEKS_OF_BATCH = select(subject_keys).where(
+    subject_keys.c.dataset_id == bindparam("ds"),
+    subject_keys.c.subject.in_(bindparam("subjects", expanding=True)),
+    subject_keys.c.epoch.in_(bindparam("epochs", expanding=True)),
+)
+_BOOK_WRAPS = (
+    update(subject_keys)
+    .where(subject_keys.c.id == bindparam("b_id"))
+    .values(wraps=subject_keys.c.wraps + bindparam("b_uses"))
+)
+
+
 def dataset_key_ref(dataset_id: str) -> str:
     """The provider key reference of a dataset's KEK."""
     return f"ds-{dataset_id}"
@@ -220,13 +233,8 @@ class Keyring:
         epochs = sorted({e for _, e in wanted})
         found: dict[tuple[str, int], Row[Any]] = {}
         for start in range(0, len(subjects), 500):
-            for row in conn.execute(
-                select(subject_keys).where(
-                    subject_keys.c.dataset_id == dataset_id,
-                    subject_keys.c.subject.in_(subjects[start : start + 500]),
-                    subject_keys.c.epoch.in_(epochs),
-                )
-            ):
+            params = {"ds": dataset_id, "subjects": subjects[start : start + 500], "epochs": epochs}
+            for row in conn.execute(_SEKS_OF_BATCH, params):
                 if (row.subject, row.epoch) in wanted:
                     found[(row.subject, row.epoch)] = row
         out: dict[tuple[str, int], SubjectKey] = {}
@@ -239,12 +247,7 @@ class Keyring:
                 bytes(row.id), dataset_id, pair[0], pair[1], self._unwrap_row(row)
             )
         if bumps:
-            conn.execute(
-                update(subject_keys)
-                .where(subject_keys.c.id == bindparam("b_id"))
-                .values(wraps=subject_keys.c.wraps + bindparam("b_uses")),
-                bumps,
-            )
+            conn.execute(_BOOK_WRAPS, bumps)
         missing = [pair for pair in wanted if pair not in found]
         if missing:
             out.update(self._create_seks(conn, dataset_id, kek_version, missing, wanted))

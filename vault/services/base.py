@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from sqlalchemy import Connection, Row, Table, select
+from sqlalchemy import Connection, Row, Table, bindparam, select
 
 from vault.audit import AuditAction, AuditEntry, AuditLog, Outcome
 from vault.domain.access import (
@@ -68,6 +68,10 @@ class Deps:
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: Record, blob and other object ids: uuid4 hex.
 OBJECT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+#: Built once (every request looks its dataset up by name).
+_DATASET_BY_NAME = select(datasets).where(datasets.c.name == bindparam("name"))
 
 
 def _clean(value: str | None, limit: int) -> str | None:
@@ -217,16 +221,29 @@ class ServiceBase:
         """Audited role check."""
         self.gate(principal, action, decide_role(principal, roles), dataset=dataset)
 
-    def visible_dataset(self, principal: Principal, name: str, action: AuditAction) -> Row[Any]:
-        """The dataset row, or an audited NotFound that does not reveal whether it exists."""
+    def visible_dataset(
+        self,
+        principal: Principal,
+        name: str,
+        action: AuditAction,
+        *,
+        conn: Connection | None = None,
+    ) -> Row[Any]:
+        """The dataset row, or an audited NotFound that does not reveal whether it exists.
+
+        Read in ``conn``'s transaction when given, else in a read transaction of its own.
+        """
         self.gate(principal, action, decide_dataset_visible(principal, name), dataset=name)
         if not DATASET_NAME.fullmatch(name):
             # Never send a malformed name (NUL bytes, 5 KB strings) to the database at all.
             self.deny(
                 principal, action, Denied("malformed dataset name", Denial.NOT_FOUND), dataset=name
             )
-        with self.db.read() as conn:
+        if conn is not None:
             row = self.dataset_row(conn, name)
+        else:
+            with self.db.read() as own:
+                row = self.dataset_row(own, name)
         if row is None:
             self.deny(principal, action, Denied("no such dataset", Denial.NOT_FOUND), dataset=name)
         return row
@@ -321,4 +338,4 @@ class ServiceBase:
     @staticmethod
     def dataset_row(conn: Connection, name: str) -> Row[Any] | None:
         """The dataset named ``name``, if any."""
-        return conn.execute(select(datasets).where(datasets.c.name == name)).one_or_none()
+        return conn.execute(_DATASET_BY_NAME, {"name": name}).one_or_none()

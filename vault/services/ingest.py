@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, bindparam, insert, select
 
 from vault.audit import AuditAction, Outcome
 from vault.crypto.envelope import MAX_PLAINTEXT, RecordContext, seal_record
-from vault.domain.collection import Accepted, CollectionPolicy, decide_collection
+from vault.domain.collection import Accepted, CollectionPolicy, Decision, decide_collection
 from vault.domain.events import TelemetryEvent, epoch_of
 from vault.domain.principal import Principal, Role
 from vault.domain.redaction import (
@@ -44,6 +44,17 @@ _EVENT = TypeAdapter(TelemetryEvent)
 ConsentState = Literal["granted", "withdrawn"]
 # One encoder, built once: json.dumps with options builds a new one on every call.
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# Statements built once (their compiled forms are cached): every batch runs them.
+# The KEK version is read under a share lock inside the write transaction (see _store).
+_KEK_VERSION = (
+    select(datasets.c.kek_version)
+    .where(datasets.c.id == bindparam("ds"))
+    .with_for_update(read=True)
+)
+_CONSENTS = select(consents.c.subject, consents.c.state).where(
+    consents.c.dataset_id == bindparam("ds"),
+    consents.c.subject.in_(bindparam("subjects", expanding=True)),
+)
 
 
 def collection_policy(ds: Row[Any], skew: int) -> CollectionPolicy:
@@ -74,6 +85,8 @@ class _Plan:
 
     redactor: Redactor
     tails: dict[bytes, KeyTail]
+    consent: dict[str, ConsentState]
+    decisions: list[Decision]
     expected: list[int]
     stream: StreamResult
     rids: list[uuid.UUID]
@@ -126,19 +139,23 @@ class IngestService(ServiceBase):
         if it raises nothing of the batch is stored.
         """
         self.require(principal, AuditAction.EVENTS_INGEST, [Role.COLLECTOR], dataset=dataset)
-        ds = self.visible_dataset(principal, dataset, AuditAction.EVENTS_INGEST)
-        if not items:
-            raise ValidationFailed("empty batch", details={"invalid_indexes": []})
-        if len(items) > self.deps.limits.max_batch_events:
-            raise PayloadTooLarge(
-                f"batch over {self.deps.limits.max_batch_events} events; split it"
-            )
-        events = self._validate(principal, dataset, items)
+        # One read transaction for the dataset and its subjects' consent (the batch is checked
+        # in between: pure work, no I/O).
+        with self.db.read() as conn:
+            ds = self.visible_dataset(principal, dataset, AuditAction.EVENTS_INGEST, conn=conn)
+            if not items:
+                raise ValidationFailed("empty batch", details={"invalid_indexes": []})
+            if len(items) > self.deps.limits.max_batch_events:
+                raise PayloadTooLarge(
+                    f"batch over {self.deps.limits.max_batch_events} events; split it"
+                )
+            events = self._validate(principal, dataset, items)
+            pseudonyms = {
+                s: self.keyring.subject_pseudonym(ds.id, s) for s in {e.subject for e in events}
+            }
+            early = consent_states(conn, ds.id, set(pseudonyms.values()))
         now = self.deps.now()
         policy = collection_policy(ds, self.deps.limits.clock_skew_seconds)
-        pseudonyms = {
-            s: self.keyring.subject_pseudonym(ds.id, s) for s in {e.subject for e in events}
-        }
 
         results: list[dict[str, Any]] = []
         state = self.redaction.keystrokes
@@ -146,15 +163,10 @@ class IngestService(ServiceBase):
         # Redaction (a name model can be slow) runs before the write transaction, on the events
         # the collection rules accept now; inside it the decision is made again and, should
         # consent have changed meanwhile (rare), what is accepted then is redacted there again.
-        with self.db.read() as conn:
-            early = consent_states(conn, ds.id, set(pseudonyms.values()))
-        expected = [
-            i
-            for i, e in enumerate(events)
-            if isinstance(
-                decide_collection(e, policy, early.get(pseudonyms[e.subject]), now), Accepted
-            )
+        decisions = [
+            decide_collection(e, policy, early.get(pseudonyms[e.subject]), now) for e in events
         ]
+        expected = [i for i, d in enumerate(decisions) if isinstance(d, Accepted)]
         lease = state.lease() if state is not None else None
         try:
             tails: dict[bytes, KeyTail] = {}
@@ -163,7 +175,12 @@ class IngestService(ServiceBase):
                     {target_key(ds.id, events[i]) for i in expected if events[i].kind == "key"}
                 )
             plan = _Plan(
-                redactor, tails, expected, *self._redact(redactor, ds, events, expected, tails)
+                redactor,
+                tails,
+                early,
+                decisions,
+                expected,
+                *self._redact(redactor, ds, events, expected, tails),
             )
             # PostgreSQL: the day partitions these events go to, made in a transaction of their
             # own. Times outside retention or in the future are refused below: no partition.
@@ -206,14 +223,17 @@ class IngestService(ServiceBase):
         # The KEK version is read under a share lock inside this transaction, so a rotation
         # cannot destroy the version this batch wraps its new keys with (services/lifecycle).
         # The same lock orders this batch before or after an erasure (FOR UPDATE) as a whole.
-        kek_version = conn.execute(
-            select(datasets.c.kek_version).where(datasets.c.id == ds.id).with_for_update(read=True)
-        ).scalar_one()
+        kek_version = conn.execute(_KEK_VERSION, {"ds": ds.id}).scalar_one()
         consent = consent_states(conn, ds.id, set(pseudonyms.values()))
+        decisions = plan.decisions
+        if consent != plan.consent:  # consent changed since the batch was redacted: decide again
+            decisions = [
+                decide_collection(e, policy, consent.get(pseudonyms[e.subject]), now)
+                for e in events
+            ]
         reasons: Counter[str] = Counter()
         accepted: list[int] = []
-        for index, event in enumerate(events):
-            decision = decide_collection(event, policy, consent.get(pseudonyms[event.subject]), now)
+        for index, decision in enumerate(decisions):
             if isinstance(decision, Accepted):
                 accepted.append(index)
             else:
@@ -291,7 +311,9 @@ class IngestService(ServiceBase):
                 )
                 result: dict[str, Any] = {"index": index, "status": "stored", "id": rid.hex}
                 if counts:
-                    result["redactions"] = dict(sorted(counts.items()))
+                    result["redactions"] = (
+                        dict(sorted(counts.items())) if len(counts) > 1 else counts
+                    )
                 results.append(result)
         return rows
 
@@ -377,10 +399,6 @@ def consent_states(
     ordered = sorted(subjects)
     for start in range(0, len(ordered), 500):
         chunk = ordered[start : start + 500]
-        for row in conn.execute(
-            select(consents.c.subject, consents.c.state).where(
-                consents.c.dataset_id == dataset_id, consents.c.subject.in_(chunk)
-            )
-        ):
+        for row in conn.execute(_CONSENTS, {"ds": dataset_id, "subjects": chunk}):
             found[row.subject] = "granted" if row.state == "granted" else "withdrawn"
     return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,12 +78,22 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
+        # SQLite has one writer at a time. Writers of this process queue here, and the next
+        # one starts as soon as the last commits; left to SQLite, a waiting writer sleeps in its
+        # busy handler (1, 2, 5, 10... ms) however soon the lock frees. Other processes still
+        # wait through the busy timeout. Re-entrant: a nested write of the same thread is an
+        # error SQLite reports itself, not a deadlock here.
+        self._writer = threading.RLock() if self.is_sqlite else None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: commits on success, rolls back on any error."""
-        with self.engine.connect() as raw:
-            conn = raw.execution_options(**{_IMMEDIATE: True}) if self.is_sqlite else raw
+        if self._writer is None:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        with self._writer, self.engine.connect() as raw:
+            conn = raw.execution_options(**{_IMMEDIATE: True})
             with conn.begin():
                 yield conn
 
