@@ -649,3 +649,60 @@ def test_signed_claim_sets_give_principal_or_uniform_failure(
     except AuthenticationError as exc:
         outcome = str(exc)
     assert outcome == MESSAGE or isinstance(outcome, Principal)
+
+
+# -- remembered tokens -------------------------------------------------------------------------
+
+
+def test_a_verified_token_is_checked_once_then_remembered(
+    base_settings: TokenSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [NOW]
+    fresh = TokenVerifier(base_settings, now=lambda: clock[0])
+    calls: list[str] = []
+    real = fresh._verify
+
+    def counting(token: str) -> Any:
+        calls.append(token)
+        return real(token)
+
+    monkeypatch.setattr(fresh, "_verify", counting)
+    token = sign()
+    first, second = fresh.verify(token), fresh.verify(token)
+    assert first == second and len(calls) == 1
+    # The time claims are checked again on every use: expiry (plus leeway) still ends it.
+    clock[0] = NOW + 600 + 31
+    assert rejects(fresh, token) == "expired"
+    assert len(calls) == 1
+
+
+def test_failed_tokens_are_never_remembered(
+    base_settings: TokenSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = TokenVerifier(base_settings, now=lambda: NOW)
+    calls: list[str] = []
+    real = fresh._verify
+
+    def counting(token: str) -> Any:
+        calls.append(token)
+        return real(token)
+
+    monkeypatch.setattr(fresh, "_verify", counting)
+    forged = _tamper(sign(), part=2)
+    for _ in range(3):
+        rejects(fresh, forged)
+    assert len(calls) == 3
+    assert not fresh._verified
+
+
+def test_remembered_tokens_are_bounded(
+    base_settings: TokenSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vault.tokens.verifier as module
+
+    monkeypatch.setattr(module, "_MAX_VERIFIED", 3)
+    fresh = TokenVerifier(base_settings, now=lambda: NOW)
+    for n in range(10):
+        fresh.verify(sign(claims(sub=f"user-{n}")))
+        assert len(fresh._verified) <= 3
+    assert all(len(key) == 32 for key in fresh._verified)  # digests, not tokens

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from vault import __version__
 from vault.api.errors import install_error_handlers
-from vault.api.metrics import Metrics
+from vault.api.metrics import Metrics, MetricsMiddleware
 from vault.api.routes import (
     audit,
     blobs,
@@ -47,7 +47,7 @@ def create_app(vault: Vault) -> FastAPI:
     )
     app.state.vault = vault
     app.state.metrics = Metrics()
-    app.middleware("http")(app.state.metrics.middleware)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in (health, datasets, events, blobs, export, subjects, me, audit, retention):
         app.include_router(module.router)

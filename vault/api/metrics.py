@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import Request, Response
+from fastapi import Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "MetricsMiddleware"]
 
 access = logging.getLogger("vault.access")
 
@@ -39,21 +39,44 @@ class Metrics:
             registry=self.registry,
         )
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        """Time and count every request."""
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        self.requests.labels(request.method, template, str(response.status_code)).inc()
+    def observe(self, method: str, template: str, status: int, seconds: float) -> None:
+        """Count and time one request (by route template)."""
+        self.requests.labels(method, template, str(status)).inc()
         # The access log names route templates, never raw paths or query strings: those can
         # carry subject ids (``/v1/subjects/{subject}``, ``?subject=``).
-        access.info("%s %s %s", request.method, template, response.status_code)
-        self.latency.labels(template).observe(time.perf_counter() - start)
-        return response
+        access.info("%s %s %s", method, template, status)
+        self.latency.labels(template).observe(seconds)
 
     def render(self) -> Response:
         """The exposition text."""
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    """Plain ASGI middleware that feeds :class:`Metrics` (no per-request task or body stream,
+    unlike an ``@app.middleware("http")`` function). A request that ends in an exception counts
+    as a 500."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            # The router put the matched route in the scope; its template, never the raw path.
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(scope["method"], template, status, time.perf_counter() - start)

@@ -9,12 +9,20 @@ selection by ``kid``, key/algorithm fit, then the signature. Only a token that p
 ``jwt.decode`` (which re-checks the signature against the same key and checks ``iss``, ``aud``
 and the required claims). Time claims are checked here against the injected clock, because
 PyJWT reads the wall clock itself.
+
+A token that passed both layers is remembered (by its SHA-256, never the token itself; at most
+:data:`_MAX_VERIFIED` tokens per process, then all are forgotten at once) with its principal and
+time claims, so a collector sending the same token on every request pays for one signature
+check, not two per request. The time claims are checked again on every use; a token that
+failed is never remembered, so every failure goes through every check (and is audited).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -57,6 +65,8 @@ _COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+")
 _REFUSED_HEADERS = frozenset({"crit", "b64", "jwk", "jku", "x5u", "x5c"})
 _REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub"]
 _MAX_SUB_CHARS = 256
+#: Bound on the verified tokens remembered per process (see the module docstring).
+_MAX_VERIFIED = 4096
 _MAX_DATASET_CHARS = 256
 
 
@@ -303,6 +313,8 @@ class TokenVerifier:
                 f"no JWT verification key usable with {', '.join(self._algorithms)}"
             )
         # PyJWT's own time checks read the wall clock; ours use the injected one instead.
+        self._verified: dict[bytes, tuple[Principal, Mapping[str, Any]]] = {}
+        self._verified_lock = threading.Lock()
         self._options: Options = {
             "require": list(_REQUIRED_CLAIMS),
             "verify_exp": False,
@@ -313,6 +325,23 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         """Return the caller behind ``token``; ``AuthenticationError`` for any problem at all."""
+        if not isinstance(token, str):
+            return self._verify(token)[0]  # fails closed, as any malformed token
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        known = self._verified.get(digest)
+        if known is not None:
+            principal, times = known
+            self._check_times(times)
+            return principal
+        principal, times = self._verify(token)
+        with self._verified_lock:
+            if len(self._verified) >= _MAX_VERIFIED:
+                self._verified.clear()
+            self._verified[digest] = (principal, times)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, Mapping[str, Any]]:
+        """Both layers; the principal and the token's time claims."""
         try:
             checked = _check(token, self._keys, self._algorithms)
             _decode_object(checked.payload, "payload")  # duplicates / NaN refused before PyJWT
@@ -328,7 +357,8 @@ class TokenVerifier:
             except jwt.PyJWTError as exc:
                 raise _fail(f"claims: {type(exc).__name__}") from exc
             self._check_times(claims)
-            return _principal(claims)
+            times = {name: claims[name] for name in ("exp", "nbf", "iat")}
+            return _principal(claims), times
         except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             # Fail closed on anything a hostile token provokes that the checks above missed.
             raise _fail(f"malformed: {type(exc).__name__}") from exc
