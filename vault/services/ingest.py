@@ -188,13 +188,20 @@ class IngestService(ServiceBase):
             self.db.partitions.ensure(
                 ds.id, (epoch_of(e.time) for e in events if earliest <= e.time <= latest)
             )
-            with self.db.write() as conn:
-                stored, stream = self._store(
+
+            def store(conn: Connection) -> tuple[int, StreamResult]:
+                results.clear()  # filled here only: nothing of a rolled-back attempt remains
+                done = self._store(
                     conn, principal, ds, events, plan, policy=policy, pseudonyms=pseudonyms,
                     results=results, now=now,
                 )  # fmt: skip
                 if after_store is not None:
                     after_store(conn, results)
+                return done
+
+            # On SQLite, concurrent batches share one transaction and one commit (group
+            # commit, each in a savepoint of its own); this returns once it is committed.
+            stored, stream = self.db.write_shared(store)
             if state is not None:
                 subjects = {
                     target_key(ds.id, e): pseudonyms[e.subject] for e in events if e.kind == "key"

@@ -11,10 +11,10 @@ import fcntl
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -25,6 +25,10 @@ from vault.errors import ConfigurationError, Unavailable
 from vault.storage.partitions import RecordPartitions
 
 __all__ = ["Database"]
+
+T = TypeVar("T")
+#: At most this many concurrent writes share one SQLite transaction (see ``write_shared``).
+MAX_SHARED_WRITES = 64
 
 _IMMEDIATE = "tvault_write"
 _JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
@@ -84,6 +88,7 @@ class Database:
         # wait through the busy timeout. Re-entrant: a nested write of the same thread is an
         # error SQLite reports itself, not a deadlock here.
         self._writer = threading.RLock() if self.is_sqlite else None
+        self._shared = _SharedWrites(self) if self.is_sqlite else None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -96,6 +101,21 @@ class Database:
             conn = raw.execution_options(**{_IMMEDIATE: True})
             with conn.begin():
                 yield conn
+
+    def write_shared(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a write transaction, possibly shared with concurrent callers.
+
+        SQLite (one writer at a time): writes that arrive while another is running wait, then
+        run together, each in a savepoint of one transaction, with one commit (one fsync) for
+        all (group commit). ``work`` that raises is rolled back alone and its exception is
+        raised in its caller; if the commit fails, every caller of the group gets that error
+        and none of their work is kept. ``work`` returns only once its transaction committed.
+        PostgreSQL (concurrent writers): a write transaction of its own.
+        """
+        if self._shared is None:
+            with self.write() as conn:
+                return work(conn)
+        return self._shared.run(work)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -146,3 +166,78 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+class _Write:
+    """One caller's ``work`` waiting in :class:`_SharedWrites`."""
+
+    __slots__ = ("error", "lead", "ready", "result", "work")
+
+    def __init__(self, work: Callable[[Connection], Any]) -> None:
+        self.work = work
+        self.ready = threading.Event()  # set when done, or when promoted to lead
+        self.lead = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class _SharedWrites:
+    """Group commit for SQLite: the first waiting caller leads the next transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._queue: list[_Write] = []
+        self._busy = False
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        mine = _Write(work)
+        with self._lock:
+            self._queue.append(mine)
+            if not self._busy:
+                self._busy = mine.lead = True
+        if not mine.lead:
+            mine.ready.wait()
+        if mine.lead:
+            self._lead()
+        if mine.error is not None:
+            raise mine.error
+        return mine.result  # type: ignore[no-any-return]
+
+    def _lead(self) -> None:
+        with self._lock:
+            group = self._queue[:MAX_SHARED_WRITES]
+            del self._queue[:MAX_SHARED_WRITES]
+        try:
+            self._commit(group)
+        finally:
+            with self._lock:
+                if self._queue:  # hand the next transaction to the first one waiting
+                    nxt = self._queue[0]
+                    nxt.lead = True
+                    nxt.ready.set()
+                else:
+                    self._busy = False
+            for write in group:
+                write.lead = False
+                write.ready.set()
+
+    def _commit(self, group: list[_Write]) -> None:
+        try:
+            with self._db.write() as conn:
+                if len(group) == 1:
+                    group[0].result = group[0].work(conn)
+                    return
+                for write in group:
+                    try:
+                        with conn.begin_nested():
+                            write.result = write.work(conn)
+                    except Exception as exc:  # noqa: BLE001 - handed to its own caller
+                        write.error = exc
+                        write.result = None
+        except BaseException as exc:  # noqa: BLE001 - handed to every caller of the group
+            # Nothing of the group was committed: everyone learns why.
+            for write in group:
+                if write.error is None:
+                    write.error = exc
+                    write.result = None
