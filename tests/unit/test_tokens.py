@@ -654,19 +654,25 @@ def test_signed_claim_sets_give_principal_or_uniform_failure(
 # -- remembered tokens -------------------------------------------------------------------------
 
 
-def test_a_verified_token_is_checked_once_then_remembered(
-    base_settings: TokenSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clock = [NOW]
-    fresh = TokenVerifier(base_settings, now=lambda: clock[0])
+def _count_full_checks(verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens that go through both verification layers from now on."""
     calls: list[str] = []
-    real = fresh._verify
+    real = verifier._verify
 
     def counting(token: str) -> Any:
         calls.append(token)
         return real(token)
 
-    monkeypatch.setattr(fresh, "_verify", counting)
+    monkeypatch.setattr(verifier, "_verify", counting)
+    return calls
+
+
+def test_a_verified_token_is_checked_once_then_remembered(
+    base_settings: TokenSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [NOW]
+    fresh = TokenVerifier(base_settings, now=lambda: clock[0])
+    calls = _count_full_checks(fresh, monkeypatch)
     token = sign()
     first, second = fresh.verify(token), fresh.verify(token)
     assert first == second and len(calls) == 1
@@ -680,14 +686,7 @@ def test_failed_tokens_are_never_remembered(
     base_settings: TokenSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fresh = TokenVerifier(base_settings, now=lambda: NOW)
-    calls: list[str] = []
-    real = fresh._verify
-
-    def counting(token: str) -> Any:
-        calls.append(token)
-        return real(token)
-
-    monkeypatch.setattr(fresh, "_verify", counting)
+    calls = _count_full_checks(fresh, monkeypatch)
     forged = _tamper(sign(), part=2)
     for _ in range(3):
         rejects(fresh, forged)
