@@ -114,7 +114,8 @@ def test_parse_time_shortcut_matches_normalization() -> None:
         )
         got = parse_time(value)
         want = _slow_parse(value)
-        assert got == want and got.utcoffset() == want.utcoffset(), value
+        assert got == want, value
+        assert got.utcoffset() == want.utcoffset(), value
 
 
 @pytest.mark.parametrize(

@@ -675,7 +675,8 @@ def test_a_verified_token_is_checked_once_then_remembered(
     calls = _count_full_checks(fresh, monkeypatch)
     token = sign()
     first, second = fresh.verify(token), fresh.verify(token)
-    assert first == second and len(calls) == 1
+    assert first == second
+    assert len(calls) == 1
     # The time claims are checked again on every use: expiry (plus leeway) still ends it.
     clock[0] = NOW + 600 + 31
     assert rejects(fresh, token) == "expired"
