@@ -706,3 +706,18 @@ def test_remembered_tokens_are_bounded(
         fresh.verify(sign(claims(sub=f"user-{n}")))
         assert len(fresh._verified) <= 3
     assert all(len(key) == 32 for key in fresh._verified)  # digests, not tokens
+
+
+def test_remembered_answers_only_for_verified_and_current_tokens(
+    base_settings: TokenSettings,
+) -> None:
+    clock = [NOW]
+    fresh = TokenVerifier(base_settings, now=lambda: clock[0])
+    token = sign()
+    assert fresh.remembered(token) is None  # never verified: the full path decides
+    principal = fresh.verify(token)
+    assert fresh.remembered(token) == principal
+    assert fresh.remembered(_tamper(token, part=2)) is None
+    assert fresh.remembered(b"not a string") is None  # type: ignore[arg-type]
+    clock[0] = NOW + 600 + 31
+    assert fresh.remembered(token) is None  # expired: verify() reports (and audits) it

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from vault.bootstrap import Vault
 from vault.domain.principal import Principal
@@ -15,8 +16,8 @@ __all__ = ["CurrentPrincipal", "Purpose", "VaultDep", "get_vault"]
 _bearer = HTTPBearer(auto_error=False, description="A JWT (see README: tokens)")
 
 
-def get_vault(request: Request) -> Vault:
-    """The vault this app serves."""
+async def get_vault(request: Request) -> Vault:
+    """The vault this app serves (async: no thread hop for an attribute read)."""
     vault: Vault = request.app.state.vault
     return vault
 
@@ -24,13 +25,21 @@ def get_vault(request: Request) -> Vault:
 VaultDep = Annotated[Vault, Depends(get_vault)]
 
 
-def current_principal(
+async def current_principal(
     vault: VaultDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """Authenticate the caller; every failure is the same 401."""
+    """Authenticate the caller; every failure is the same 401.
+
+    A token verified before is recognized on the event loop (a digest lookup); anything else
+    is verified, and a failure audited, in the thread pool (a signature check, a database
+    write), never on the loop.
+    """
     header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
-    return vault.auth.authenticate(header)
+    known = vault.auth.remembered(header)
+    if known is not None:
+        return known
+    return await run_in_threadpool(vault.auth.authenticate, header)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -43,6 +43,15 @@ class AuthService(ServiceBase):
         self._failures: Counter[str] = Counter()
         self._last_failure_write = float("-inf")
 
+    def remembered(self, authorization: str | None) -> Principal | None:
+        """The principal of a ``Bearer`` header whose token was verified before and is still
+        valid, else ``None`` (then :meth:`authenticate` decides, and audits a failure).
+        No I/O: safe on the event loop."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self._verifier.remembered(token.strip())
+
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal of a ``Bearer`` header, or an (audited) AuthenticationError."""
         scheme, _, token = (authorization or "").partition(" ")

@@ -287,6 +287,10 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
     )
 
 
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
 class TokenVerifier:
     """Turns a bearer token into a :class:`Principal`, or raises one uniform 401 error.
 
@@ -323,11 +327,24 @@ class TokenVerifier:
             "enforce_minimum_key_length": True,
         }
 
+    def remembered(self, token: str) -> Principal | None:
+        """The caller behind ``token`` if it was verified before and is still within its time
+        claims; ``None`` otherwise (then :meth:`verify` decides). Never raises, no I/O."""
+        known = self._verified.get(_digest(token)) if isinstance(token, str) else None
+        if known is None:
+            return None
+        principal, times = known
+        try:
+            self._check_times(times)
+        except AuthenticationError:
+            return None
+        return principal
+
     def verify(self, token: str) -> Principal:
         """Return the caller behind ``token``; ``AuthenticationError`` for any problem at all."""
         if not isinstance(token, str):
             return self._verify(token)[0]  # fails closed, as any malformed token
-        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        digest = _digest(token)
         known = self._verified.get(digest)
         if known is not None:
             principal, times = known
