@@ -41,7 +41,7 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\n" + PEM_BODY + "-----END RSA PRIVATE KEY
 
 
 def test_rules_version_and_placeholder_types() -> None:
-    assert RULES_VERSION == "4"
+    assert RULES_VERSION == "5"
     assert {
         "EMAIL",
         "AWS_ACCESS_KEY",

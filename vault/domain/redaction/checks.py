@@ -18,16 +18,20 @@ from collections import Counter
 from vault.domain.redaction.engine import has_context
 
 __all__ = [
+    "LOWER_STREET_WORDS",
     "card_ok",
     "entropy",
     "github_checksum_ok",
     "iban_ok",
+    "icao_check_ok",
     "ip_ok",
     "jwt_ok",
     "looks_random",
     "luhn_ok",
     "phone_ok",
     "ssn_ok",
+    "street_evidence",
+    "street_typed",
     "value_ok",
 ]
 
@@ -345,8 +349,9 @@ _PHONE_WORDS = (
 def phone_ok(text: str, start: int, end: int) -> bool:
     """A phone number: 7-15 digits; a strong shape, or a phone word nearby.
 
-    Strong shapes: a ``+`` country code, or the North American ``(NXX) NXX-XXXX`` and
-    ``NXX-NXX-XXXX`` forms.
+    Strong shapes: a ``+`` country code, the North American ``(NXX) NXX-XXXX`` and
+    ``NXX-NXX-XXXX`` forms, and (v5) the Turkish and Philippine national forms
+    (``_NATIONAL_MOBILE``).
     """
     raw = text[start:end]
     digits = "".join(c for c in raw if c.isdigit())
@@ -356,12 +361,19 @@ def phone_ok(text: str, start: int, end: int) -> bool:
         return False
     if raw.startswith("+"):
         return len(digits) >= 8
-    if _NANP.fullmatch(raw):
+    if _NANP.fullmatch(raw) or _NATIONAL_MOBILE.fullmatch(raw):
         return True
     return has_context(text, start, end, _PHONE_WORDS, 40)
 
 
 _NANP = re.compile(r"\(?[2-9]\d\d\)?[ .-]?[2-9]\d\d[.-]\d{4}|\([2-9]\d\d\) ?[2-9]\d\d ?\d{4}")
+# Turkey (BTK numbering plan): area or mobile code 2xx-5xx written 3-3-2-2 with one separator
+# kind, optionally after the trunk 0 (0 532 123 45 67, 0216-123-45-67, 532.123.45.67); and
+# 11-digit national numbers written bare: Turkish 0 + 2xx-5xx, Philippine mobiles 09xx
+# (NTC), these also grouped 4-3-4 (0917-123-4567).
+_NATIONAL_MOBILE = re.compile(
+    r"(?:0[ -]?)?[2-5]\d\d([ .-])\d{3}\1\d{2}\1\d{2}|0[2-5]\d{9}|09\d\d(?:([ -])\d{3}\2|\d{3})\d{4}"
+)
 
 
 def _b64url_json(segment: str) -> object:
@@ -411,3 +423,370 @@ def token_ok(text: str, start: int, end: int) -> bool:
         return True
     body = token.split("_", 1)[-1] if "_" in token[:12] else token.split("-", 1)[-1]
     return not set(body) <= set("xX*")
+
+
+# --- street addresses ------------------------------------------------------------------------
+# Street-type words that stand as a word of their own (lower-case, dots stripped): English
+# suffixes (only when capitalised: "the main road 5" is prose), and the Romance, Slavic, Baltic,
+# Nordic and Hungarian types, which are also written in lower case (Király u. 15, Luite tee 87,
+# ul. Cicha 86, Trenerys gate 232).
+_TRAILING_TYPES = frozenset(
+    (
+        "gate",
+        "gata",
+        "gatan",
+        "vei",
+        "veg",
+        "vej",
+        "wei",
+        "gade",
+        "tee",
+        "põik",
+        "tänav",
+        "iela",
+        "gatve",
+        "terrasse",
+        "plass",
+        "torg",
+        "utca",
+        "út",
+        "útja",
+        "tér",
+        "u",
+        "körút",
+        "krt",
+        "rkp",
+        "köz",
+        "sor",
+        "sétány",
+        "sokak",
+        "sokağ\u0131",
+        "caddesi",
+        "cad",
+        "bulvar\u0131",
+    )
+)
+_LEADING_TYPES = frozenset(
+    (
+        "r",
+        "rotonda",
+        "borgo",
+        "piazzale",
+        "lungomare",
+        "traversa",
+        "rodovia",
+        "ladeira",
+        "viela",
+        "beco",
+        "vila",
+        "quadra",
+        "setor",
+        "pátio",
+        "esplanada",
+        "viaduto",
+        "rue",
+        "chemin",
+        "impasse",
+        "quai",
+        "allée",
+        "allé",
+        "route",
+        "cours",
+        "via",
+        "viale",
+        "corso",
+        "piazza",
+        "piazzetta",
+        "vicolo",
+        "largo",
+        "strada",
+        "contrada",
+        "calle",
+        "c/",
+        "avenida",
+        "avda",
+        "paseo",
+        "camino",
+        "carrer",
+        "avinguda",
+        "rambla",
+        "ronda",
+        "travesía",
+        "rua",
+        "rúa",
+        "travessa",
+        "praça",
+        "praca",
+        "estrada",
+        "alameda",
+        "ul",
+        "ulica",
+        "aleja",
+        "al",
+        "plac",
+        "os",
+        "osiedle",
+        "trg",
+        "cesta",
+        "ulice",
+        "náměstí",
+        "nám",
+        "třída",
+        "nábřeží",
+        "straße",
+        "strasse",
+        "str",
+        "weg",
+        "gasse",
+        "platz",
+        "allee",
+    )
+)
+#: Street types that may be written in lower case inside a name (the patterns use them).
+LOWER_STREET_WORDS = _TRAILING_TYPES | _LEADING_TYPES
+# Capitalised, the Nordic/Hungarian trailing words are other things ("Gate 12" at an airport).
+_STREET_WORDS = _LEADING_TYPES | frozenset(
+    (
+        "street",
+        "st",
+        "avenue",
+        "ave",
+        "av",
+        "road",
+        "rd",
+        "boulevard",
+        "blvd",
+        "bd",
+        "lane",
+        "ln",
+        "drive",
+        "dr",
+        "court",
+        "ct",
+        "place",
+        "pl",
+        "way",
+        "terrace",
+        "ter",
+        "circle",
+        "cir",
+        "highway",
+        "hwy",
+        "parkway",
+        "pkwy",
+        "square",
+        "sq",
+        "trail",
+        "trl",
+        "crescent",
+        "cres",
+        "alley",
+        "loop",
+        "plaza",
+        "row",
+        "walk",
+        "close",
+        "pike",
+        "ridge",
+        "path",
+        "heights",
+        "hts",
+        "crossing",
+        "parade",
+        "esplanade",
+        "promenade",
+        "grove",
+        "gardens",
+        "mews",
+        "quay",
+        "wharf",
+    )
+)
+_TYPE_BEFORE = re.compile(r"(?:(?<![^\W\d_])(?:ul|al|pl|os|av|avda|str|trg)\. ?|[Cc]/ ?)$")
+# Compound street names end in their type (Laukaantie, Ringvej, Hauptstraße, Kalverstraat).
+_STREET_ENDINGS: tuple[str, ...] = (
+    "straße",
+    "strasse",
+    "str.",
+    "straat",
+    "laan",
+    "gracht",
+    "weg",
+    "gasse",
+    "platz",
+    "allee",
+    "plein",
+    "kade",
+    "dreef",
+    "singel",
+    "steeg",
+    "dijk",
+    "vej",
+    "gade",
+    "stræde",
+    "plads",
+    "gatan",
+    "vägen",
+    "gränd",
+    "torget",
+    "gata",
+    "veien",
+    "vegen",
+    "veg",
+    "vei",
+    "stien",
+    "katu",
+    "tie",
+    "kuja",
+    "polku",
+    "braut",
+    "vegur",
+    "stræti",
+    "straeti",
+    "stígur",
+    "tänav",
+    "ulica",
+    "utca",
+    # German, Austrian, Dutch, Norwegian types also written as one word (Kurfürstendamm,
+    # Jeanbaan, Solbakken); not "ring", "pad", "gate", "hof": English and German words end so
+    "damm",
+    "ufer",
+    "chaussee",
+    "steig",
+    "pfad",
+    "gürtel",
+    "zeile",
+    "kai",
+    "baan",
+    "gaten",
+    "bakken",
+    "svingen",
+    "tunet",
+    "kroken",
+    "haugen",
+    "åsen",
+    "løkka",
+    "brinken",
+    "bråten",
+    "jordet",
+    "sletta",
+    "toppen",
+)
+# A compound: at least three letters (or two and a dash) before a short type ending, two before
+# a longer one (Ekvägen), then the ending.
+_COMPOUND = re.compile(
+    r"[^\W\d_]{2}(?:[^\W\d_]|-|[^\W\d_]-)(?:"
+    + "|".join(re.escape(e) for e in _STREET_ENDINGS if len(e) <= 4)
+    + r")\Z|[^\W\d_]{2}-?(?:"
+    + "|".join(re.escape(e) for e in _STREET_ENDINGS if len(e) > 4)
+    + r")\Z"
+)
+_POSTAL_DIGITS = re.compile(r"\d{3}")
+_UNIT_WORD = re.compile(
+    r"(?<![^\W\d_])(?:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|bldg|building|lgh"
+    r"|piano|interno|int|scala)\b"
+    r"\.? {0,2}#?[A-Za-z]?\d",
+    re.IGNORECASE,
+)
+_ADDRESS_WORDS = (
+    "address",
+    "lives at",
+    "live at",
+    "living at",
+    "lives on",
+    "located at",
+    "office is at",
+    "offices are",
+    "sent to",
+    "send to",
+    "ship to",
+    "shipped to",
+    "deliver",
+    "return to",
+    "mail to",
+    "moved to",
+    "arrived at",
+    "meet",
+    "drops you off",
+    "drop off",
+    "drop-off",
+    "pick up at",
+    "pick-up",
+    "adresse",
+    "anschrift",
+    "dirección",
+    "direccion",
+    "indirizzo",
+    "endereço",
+    "morada",
+    "adres",
+    "osoite",
+    "wohnt",
+)
+_ADDRESS_CONTEXT = re.compile("|".join(re.escape(w) for w in _ADDRESS_WORDS), re.IGNORECASE)
+_NAME_WORD = re.compile(r"[^\W\d_][\w'./-]*")
+_DATE_WORD = re.compile(
+    r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+    r"|(?:mon|tues?|wed(?:nes)?|thu(?:rs)?|fri|sat(?:ur)?|sun)(?:day)?)\b",
+    re.IGNORECASE,
+)
+
+
+def street_typed(words: str) -> bool:
+    """Whether ``words`` (a street name) are a compound street name (Laukaantie, Ringvej) or
+    hold a street-type word beside at least one other word (Via Roma, Király u.; "Gate" or
+    "Via" alone is not a street)."""
+    found = _NAME_WORD.findall(words)
+    for word in found:
+        lower = word.lower()
+        if _COMPOUND.search(lower):
+            return True
+        types = LOWER_STREET_WORDS if word[0].islower() else _STREET_WORDS
+        if len(found) > 1 and lower.rstrip(".") in types:
+            return True
+    return False
+
+
+def street_evidence(text: str, start: int, core_end: int, end: int, numbers: int) -> int:
+    """How strongly the candidate ``text[start:end]`` reads as a street address (>= 2: it does).
+
+    ``text[start:core_end]`` is the street line (name, numbers), the rest the block that
+    follows (unit, city, region, postal code lines); ``numbers`` counts the street line's
+    numbers. Two points for a street type in the name (or an abbreviated type just before the
+    candidate: ``ul.``, ``C/``); one each for a building number before the street (Faker's and
+    many forms' ``<building> <street> <house>``), a unit after it, a city/region/postal block
+    of two segments or more holding a postal code, and an address word (address, lives at,
+    ship to...) within 50 characters before it. A day or month name without a street type
+    ("27 June 1973") scores 0. The cheap signs are read first: the type (the costliest) only
+    when they do not settle it.
+    """
+    tail = text[core_end:end]
+    score = 1 if numbers >= 2 else 0
+    if _UNIT_WORD.search(text, core_end, end):
+        score += 1
+    if (tail.count(",") + tail.count("\n")) >= 2 and _POSTAL_DIGITS.search(tail):
+        score += 1
+    if _ADDRESS_CONTEXT.search(text, max(0, start - 50), start):
+        score += 1
+    dated = _DATE_WORD.search(text, start, core_end) is not None
+    if score >= 2 and not dated:
+        return score
+    core = text[start:core_end]
+    if street_typed(core) or _TYPE_BEFORE.search(text, max(0, start - 6), start):
+        return score + 2
+    return 0 if dated else score
+
+
+def icao_check_ok(text: str, start: int, end: int) -> bool:
+    """ICAO 9303 part 3 check digit: the last character is the weighted (7, 3, 1) sum of the
+    others mod 10, digits as themselves and letters A=10 ... Z=35; at least 4 digits."""
+    value = text[start:end].upper()
+    body, check = value[:-1], value[-1]
+    if sum(c.isdigit() for c in body) < 4 or not check.isdigit():
+        return False
+    total = 0
+    for index, char in enumerate(body):
+        number = ord(char) - 48 if char.isdigit() else ord(char) - 55
+        total += number * (7, 3, 1)[index % 3]
+    return total % 10 == int(check)
