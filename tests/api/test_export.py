@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import psycopg
 from typer.testing import CliRunner
 
-from tests.conftest import COLLECTOR, PRIVACY, event, make_dataset
+from tests.conftest import COLLECTOR, PRIVACY, READER, event, make_dataset
 from vault import cli
+from vault.domain.events import format_time
+from vault.errors import DecryptionError, KeyDestroyed
 from vault.services import export as export_module
+from vault.services.export import ExportQuery
+from vault.services.reads import _raw_time_text as raw_time_text
+from vault.storage.tables import records
 
 URL = "/v1/datasets/ux/export"
 
@@ -28,6 +38,13 @@ def filled(vault, clock, monkeypatch):
     batch.append(event(clock, "emp-1", kind="focus", data={}))
     assert vault.ingest.ingest(COLLECTOR, "ux", batch)["accepted"] == 21
     return vault
+
+
+def export_bytes(vault, **query) -> bytes:
+    """A whole export through the service (its failures raise from start() when they are on
+    the first page, else while streaming)."""
+    _, chunks = vault.exports.start(READER, "ux", "research", ExportQuery(**query))
+    return b"".join(chunks)
 
 
 def lines(response) -> list[dict]:
@@ -115,3 +132,86 @@ def test_cli_export_writes_a_private_file(filled, tmp_path: Path, database_url: 
         cli.app, ["export", "ux", "--purpose", "disciplinary"], env=env, catch_exceptions=False
     )
     assert refused.exit_code == 4
+
+
+def test_export_lines_are_the_listing_events(filled, client, auth) -> None:
+    """The NDJSON line is built from the sealed body's bytes: the same members, values and
+    order as the listing's event (which parses the body), subject aside."""
+    reader = auth("rd-1", "reader", purpose="agent_training")
+    exported = lines(client.get(URL, headers=reader))
+    listed = client.get("/v1/datasets/ux/events?limit=50", headers=reader).json()["events"]
+    assert len(exported) == len(listed) == 21
+    for line, shown in zip(exported, listed, strict=True):
+        assert list(line) == list(shown)
+        assert {**line, "subject": None} == {**shown, "subject": None}
+
+
+def test_an_edited_time_fails_the_export(filled) -> None:
+    """The index time is compared as text with the sealed one, to the millisecond."""
+    with filled.db.write() as conn:
+        rid, when = conn.execute(select(records.c.id, records.c.event_time).limit(1)).one()
+        conn.execute(
+            update(records)
+            .where(records.c.id == rid)
+            .values(event_time=when + timedelta(milliseconds=1))
+        )
+    with pytest.raises(DecryptionError):
+        export_bytes(filled)
+
+
+def test_a_failure_on_the_first_page_is_an_error_status(filled, client, auth) -> None:
+    """Opened before the first byte: no 200 with an empty body; the manifest says interrupted."""
+    reader = auth("rd-1", "reader", purpose="agent_training")
+    with filled.db.write() as conn:
+        conn.execute(text("DELETE FROM subject_keys"))
+    assert client.get(URL, headers=reader).status_code == 410
+    with filled.db.read() as conn:
+        row = conn.execute(text("SELECT records, finished_at FROM exports")).one()
+        reasons = [
+            r
+            for (r,) in conn.execute(
+                text("SELECT reason FROM audit_log WHERE action = 'export:finish'")
+            )
+        ]
+    assert row.records == 0
+    assert row.finished_at is None
+    assert reasons == ["export interrupted"]
+
+
+def test_a_key_destroyed_mid_export_stops_it(filled) -> None:
+    """Each page checks its keys again (a page reuses the previous page's keys only while
+    their rows exist): records whose key was shredded after the export began never leave."""
+    _, chunks = filled.exports.start(READER, "ux", "research", ExportQuery())
+    first = next(chunks)
+    assert first.count(b"\n") == 7  # one page
+    with filled.db.write() as conn:
+        conn.execute(text("DELETE FROM subject_keys"))
+    with pytest.raises(KeyDestroyed):
+        next(chunks)
+    with filled.db.read() as conn:
+        row = conn.execute(text("SELECT records, finished_at FROM exports")).one()
+    assert row.records == 7
+    assert row.finished_at is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    when=st.datetimes(
+        min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999999)
+    )
+)
+def test_raw_times_read_as_the_column_type_reads_them(when: datetime) -> None:
+    """The export's text reading of a raw event_time (SQLite's text, psycopg's naive datetime)
+    is format_time of what the column type returns, or None (then the type is used)."""
+    aware = when.replace(tzinfo=UTC)
+    stored = (  # SQLAlchemy's SQLite DATETIME storage format
+        f"{when.year:04d}-{when.month:02d}-{when.day:02d} "
+        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}.{when.microsecond:06d}"
+    )
+    for dialect, raw in ((sqlite.dialect(), stored), (psycopg.dialect(), when)):
+        process = records.c.event_time.type.dialect_impl(dialect).result_processor(dialect, None)
+        assert process(raw) == aware
+        assert raw_time_text(raw) == format_time(aware)
+    assert raw_time_text(stored.replace(" ", "T")) is None
+    assert raw_time_text(stored[:-1] + "x") is None
+    assert raw_time_text(aware) is None

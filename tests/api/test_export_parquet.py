@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from tests.api.test_export import URL, filled  # noqa: F401 - the fixture
-from tests.conftest import READER
+from tests.api.test_export import URL, export_bytes, filled  # noqa: F401 - the fixture
 from vault import cli
 from vault.errors import DecryptionError
-from vault.services.export import ExportQuery
+from vault.services import export as export_module
 
 SECRET = "AKIAQ3EGRQW7PLK4ZT2M"
 
@@ -107,6 +108,21 @@ def test_cli_parquet_export(filled, tmp_path: Path, database_url: str) -> None: 
 def test_edited_index_columns_fail_the_export(filled, fmt: str, edit: str) -> None:  # noqa: F811
     with filled.db.write() as conn:
         assert conn.execute(text(edit)).rowcount > 0
-    _, chunks = filled.exports.start(READER, "ux", "research", ExportQuery(format=fmt))
     with pytest.raises(DecryptionError):
-        b"".join(chunks)
+        export_bytes(filled, format=fmt)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON_VALUES)
+def test_nested_json_text_is_the_encoders(value) -> None:
+    """The Parquet JSON columns' prebuilt encoder writes what json.JSONEncoder.encode writes."""
+    value = json.loads(json.dumps(value))  # a parsed body's value
+    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+    assert export_module._DUMPS(value) == encoder.encode(value)

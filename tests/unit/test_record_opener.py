@@ -54,3 +54,33 @@ def test_opener_refuses_what_open_record_refuses() -> None:
             good.open(record, bad)
     with pytest.raises(DecryptionError):
         RecordOpener(sek[:16], "ds", "subj", 20000, sek_id)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    plaintext=st.binary(max_size=64),
+)
+def test_opener_refuses_every_altered_envelope(data, plaintext) -> None:
+    """Any change to the envelope (a byte, its length field, its size) fails both ways."""
+    sek, sek_id, record = os.urandom(32), os.urandom(16), os.urandom(16)
+    ctx = RecordContext("ds", record, "subj", 7, sek_id)
+    envelope = seal_record(sek, ctx, plaintext)
+    opener = RecordOpener(sek, "ds", "subj", 7, sek_id)
+    change = data.draw(st.sampled_from(["flip", "cut", "grow", "length"]))
+    if change == "flip":
+        at = data.draw(st.integers(0, len(envelope) - 1))
+        bit = data.draw(st.integers(0, 7))
+        altered = bytearray(envelope)
+        altered[at] ^= 1 << bit
+        bad = bytes(altered)
+    elif change == "cut":
+        bad = envelope[: data.draw(st.integers(0, len(envelope) - 1))]
+    elif change == "grow":
+        bad = envelope + data.draw(st.binary(min_size=1, max_size=8))
+    else:
+        length = data.draw(st.integers(0, 2**32 - 1).filter(lambda n: n != len(envelope) - 84))
+        bad = envelope[:80] + length.to_bytes(4, "big") + envelope[84:]
+    for opening in (lambda: opener.open(record, bad), lambda: open_record(sek, ctx, bad)):
+        with pytest.raises(DecryptionError):
+            opening()

@@ -55,6 +55,14 @@ _EPOCH = struct.Struct(">Hq")
 _ID_PREFIX = _U16.pack(ID_BYTES)
 _VERSION_FIELD = encode_context(b"", FORMAT_VERSION)[2:]
 _LABEL_PREFIX = {label: encode_context(label) for label in (_DEK_LABEL, _BODY_LABEL)}
+# Offsets of the layout above, for RecordOpener.
+_HEADER_ID_END = 4 + ID_BYTES
+_DEK_NONCE_END = _HEADER_ID_END + NONCE_BYTES
+_DEK_END = _HEADER_ID_END + SEALED_DEK_BYTES
+_LEN_AT = HEADER_BYTES - 4
+_BODY_NONCE_END = HEADER_BYTES + NONCE_BYTES
+_MIN_ENVELOPE = HEADER_BYTES + SEALED_OVERHEAD
+_MAX_ENVELOPE = HEADER_BYTES + MAX_BODY
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +153,7 @@ class RecordOpener:
     Only the record id differs between the records of one opener, so a row whose subject or
     epoch column was edited must get an opener of its own (its wrong context then fails)."""
 
-    __slots__ = ("_body_prefix", "_dek_prefix", "_sek", "_sek_id", "_tail")
+    __slots__ = ("_body_prefix", "_dek_prefix", "_header", "_sek", "_tail")
 
     def __init__(self, sek: bytes, dataset_id: str, subject: str, epoch: int, sek_id: bytes):
         if len(sek) != KEY_BYTES:
@@ -158,27 +166,31 @@ class RecordOpener:
         self._dek_prefix = _LABEL_PREFIX[_DEK_LABEL] + head
         self._body_prefix = _LABEL_PREFIX[_BODY_LABEL] + head
         self._sek = AESGCM(sek)
-        self._sek_id = sek_id
+        # Magic, version, type and SEK id: the first 20 bytes of every envelope it opens.
+        self._header = MAGIC + bytes([FORMAT_VERSION, TYPE_RECORD]) + sek_id
 
     def open(self, record_id: bytes, envelope: bytes) -> bytes:
         """The plaintext of one record's envelope; DecryptionError on any problem."""
-        if len(record_id) != ID_BYTES:
+        # _check_frame's checks, and open_record's SEK id check, in fewer steps: the body
+        # length field must be the rest of the envelope, within SEALED_OVERHEAD..MAX_BODY.
+        size = len(envelope)
+        if (
+            len(record_id) != ID_BYTES
+            or not _MIN_ENVELOPE <= size <= _MAX_ENVELOPE
+            or envelope[:_HEADER_ID_END] != self._header
+            or _LEN.unpack_from(envelope, _LEN_AT)[0] != size - HEADER_BYTES
+        ):
             raise DecryptionError("decryption failed")
-        _check_frame(envelope)
-        if envelope[4 : 4 + ID_BYTES] != self._sek_id:
-            raise DecryptionError("decryption failed")
-        start = 4 + ID_BYTES
-        nonce_end = start + NONCE_BYTES
         tail = record_id + self._tail
         try:
             dek = self._sek.decrypt(
-                envelope[start:nonce_end],
-                envelope[nonce_end : start + SEALED_DEK_BYTES],
+                envelope[_HEADER_ID_END:_DEK_NONCE_END],
+                envelope[_DEK_NONCE_END:_DEK_END],
                 self._dek_prefix + tail,
             )
             return AESGCM(dek).decrypt(
-                envelope[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES],
-                envelope[HEADER_BYTES + NONCE_BYTES :],
+                envelope[HEADER_BYTES:_BODY_NONCE_END],
+                envelope[_BODY_NONCE_END:],
                 self._body_prefix + tail,
             )
         except (InvalidTag, ValueError) as exc:

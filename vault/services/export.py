@@ -26,31 +26,54 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 
 from vault.audit import AuditAction
 from vault.audit.chain import canonical_json
 from vault.domain.principal import Principal
 from vault.errors import BadRequest
 from vault.services.base import ServiceBase
-from vault.services.reads import ReadService, after
-from vault.storage.tables import export_subjects, exports, records
+from vault.services.reads import OpenedPage, ReadService, after
+from vault.storage.tables import export_subjects, exports
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "PARQUET_COLUMNS", "ExportQuery", "ExportService"]
 
 PAGE = 1000
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _json_text_encoder() -> Any:
+    """``_ENCODER.encode`` for the JSON values of a parsed body. JSONEncoder.encode builds the
+    C encoder again on every call (most of its cost on small values); this builds it once, with
+    the arguments JSONEncoder.iterencode gives it (no circular check: parsed JSON has no
+    cycles), so the text is the same. Falls back to ``_ENCODER.encode`` without the C module."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython has it
+        return _ENCODER.encode
+    iterencode = make(
+        None,
+        _ENCODER.default,
+        json.encoder.encode_basestring,
+        None,
+        _ENCODER.key_separator,
+        _ENCODER.item_separator,
+        False,
+        False,
+        True,
+    )
+    join = "".join
+
+    def encode(value: Any) -> str:
+        return join(iterencode(value, 0))
+
+    return encode
+
+
+_DUMPS = _json_text_encoder()
+_LOADS = json.JSONDecoder().decode
 FORMATS = frozenset({"ndjson", "parquet"})
 MEDIA_TYPES = {"ndjson": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 #: The Parquet columns: (name, type); ``json`` columns hold JSON text.
-_COLUMNS = (  # what decrypting needs; not the JSON redaction counts
-    records.c.id,
-    records.c.subject,
-    records.c.epoch,
-    records.c.event_time,
-    records.c.kind,
-    records.c.sek_id,
-    records.c.envelope,
-)
 PARQUET_COLUMNS = (
     ("id", "string"),
     ("subject", "string"),
@@ -111,7 +134,8 @@ class ExportService(ServiceBase):
     def start(
         self, principal: Principal, dataset: str, purpose: str | None, query: ExportQuery
     ) -> tuple[str, Iterator[bytes]]:
-        """Check access, audit the start, and return (export id, NDJSON byte chunks)."""
+        """Check access, audit the start, open the first page, and return (export id, the
+        export's byte chunks)."""
         action = AuditAction.EXPORT_START
         ds, purpose_ok = self.authorize_read(principal, dataset, purpose, action)
         where = self._conditions(ds.id, query)
@@ -149,7 +173,7 @@ class ExportService(ServiceBase):
                 },
             )
         salt = export_id if query.linkage == "export" else purpose_ok
-        return export_id, self._stream(
+        stream = self._stream(
             principal,
             ds,
             purpose=purpose_ok,
@@ -158,6 +182,11 @@ class ExportService(ServiceBase):
             salt=salt,
             fmt=query.format,
         )
+        # The first page is opened now, before any response header leaves: a destroyed key or
+        # tampering there is the caller's error status (410 / 500), not a 200 with an empty or
+        # cut body; a failure on a later page ends the stream without its end (docs/export.md).
+        first = next(stream, None)
+        return export_id, _primed(first, stream)
 
     def _stream(
         self,
@@ -175,19 +204,16 @@ class ExportService(ServiceBase):
         writer: _Writer = _ParquetWriter() if fmt == "parquet" else _NdjsonWriter()
         linked: dict[str, str] = {}  # one keyed hash per person, not per record
         try:
-            for rows, bodies in self._pages(ds, where, as_json=writer.as_json):
-                subjects = []
+            for page in self._pages(ds, where):
+                ids = [row[0] for row in page.rows]
+                people = [row[1] for row in page.rows]
                 # The digest of the ids in order: one update per page hashes the same bytes.
-                manifest.ids.update("".join([row.id for row in rows]).encode("ascii"))
-                for row in rows:
-                    manifest.people[row.subject] += 1
-                    pseudonym = linked.get(row.subject)
-                    if pseudonym is None:
-                        pseudonym = self.keyring.linkage_pseudonym(salt, row.subject)
-                        linked[row.subject] = pseudonym
-                    subjects.append(pseudonym)
-                manifest.count += len(rows)
-                chunk = writer.page(rows, subjects, bodies)
+                manifest.ids.update("".join(ids).encode("ascii"))
+                manifest.people.update(people)
+                manifest.count += len(ids)
+                for person in set(people).difference(linked):
+                    linked[person] = self.keyring.linkage_pseudonym(salt, person)
+                chunk = writer.page(page, ids, [linked[person] for person in people])
                 if chunk:
                     yield chunk
             tail = writer.close()
@@ -197,33 +223,21 @@ class ExportService(ServiceBase):
         finally:
             self._finish(principal, ds, purpose, export_id, manifest=manifest, complete=complete)
 
-    def _pages(
-        self, ds: Any, where: list[Any], *, as_json: bool
-    ) -> Iterator[tuple[list[Any], list[Any]]]:
-        """Decrypted pages in (time, id) order (keyset pagination: flat memory): the rows and
-        their bodies (JSON bytes when ``as_json``, else dicts)."""
+    def _pages(self, ds: Any, where: list[Any]) -> Iterator[OpenedPage]:
+        """Opened pages in (time, id) order (keyset pagination: flat memory), each read in a
+        transaction of its own."""
         last: tuple[Any, str] | None = None
+        held: dict[bytes, Any] = {}  # the previous page's keys (checked again in each page)
         while True:
             page_where = list(where)
             if last is not None:
                 page_where.append(after(*last))
-            stmt = (
-                select(*_COLUMNS)
-                .where(*page_where)
-                .order_by(records.c.event_time, records.c.id)
-                .limit(PAGE)
-            )
             with self.db.read() as conn:
-                rows: list[Any] = list(conn.execute(stmt).all())
-                opened: list[Any] = (
-                    self._reads.open_rows_json(conn, ds, rows)
-                    if as_json
-                    else self._reads.open_rows(conn, ds, rows)
-                )
-            if not rows:
+                page = self._reads.open_page(conn, ds, page_where, PAGE, held)
+            if page.last is None:
                 return
-            yield rows, opened
-            last = (rows[-1].event_time, rows[-1].id)
+            yield page
+            last, held = page.last, page.keys
 
     def _finish(
         self,
@@ -270,13 +284,19 @@ class ExportService(ServiceBase):
             )
 
 
+def _primed(first: bytes | None, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """``first`` (already taken from ``rest``), then the rest."""
+    if first is not None:
+        yield first
+        del first  # not held for the whole export (flat memory)
+    yield from rest
+
+
 class _Writer:
-    """Turns decrypted pages into bytes of one export format."""
+    """Turns opened pages into bytes of one export format."""
 
-    as_json = False  # bodies as the sealed JSON bytes (else as dicts)
-
-    def page(self, rows: list[Any], subjects: list[str], bodies: list[Any]) -> bytes:
-        """The bytes of one page (may be empty)."""
+    def page(self, page: OpenedPage, ids: list[str], subjects: list[str]) -> bytes:
+        """The bytes of one page (may be empty): ``ids`` and export ``subjects`` per row."""
         raise NotImplementedError
 
     def close(self) -> bytes:
@@ -288,14 +308,14 @@ class _NdjsonWriter(_Writer):
     """One event a line: ``{"id":...,"subject":...,`` then the sealed body's own JSON (compact,
     as ingest wrote it), so nothing is parsed and serialized again."""
 
-    as_json = True
-
-    def page(self, rows: list[Any], subjects: list[str], bodies: list[Any]) -> bytes:
-        lines = [
-            b'{"id":"%s","subject":"%s",%s\n' % (row.id.encode(), subject.encode(), body[1:])
-            for row, subject, body in zip(rows, subjects, bodies, strict=True)
-        ]
-        return b"".join(lines)
+    def page(self, page: OpenedPage, ids: list[str], subjects: list[str]) -> bytes:
+        # Ids are 32 hex digits (checked as they opened their record); subjects are hex.
+        return b"".join(
+            [
+                b'{"id":"%s","subject":"%s",%s\n' % (rid.encode(), subject.encode(), body[1:])
+                for rid, subject, body in zip(ids, subjects, page.bodies, strict=True)
+            ]
+        )
 
 
 class _Sink(io.RawIOBase):
@@ -339,24 +359,23 @@ class _ParquetWriter(_Writer):
             "timestamp": pa.timestamp("ms", tz="UTC"),
         }
         self._schema = pa.schema([(name, types[kind]) for name, kind in PARQUET_COLUMNS])
+        self._time = types["timestamp"]
         self._sink = _Sink()
         self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
 
-    def page(self, rows: list[Any], subjects: list[str], bodies: list[Any]) -> bytes:
-        columns: dict[str, list[Any]] = {name: [] for name, _ in PARQUET_COLUMNS}
-        dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-        plain = [(name, columns[name]) for name, kind in PARQUET_COLUMNS if kind == "string"]
-        nested = [(name, columns[name]) for name, kind in PARQUET_COLUMNS if kind == "json"]
-        for row, subject, event in zip(rows, subjects, bodies, strict=True):
-            event["id"] = row.id
-            event["subject"] = subject
-            for name, values in plain:
-                values.append(event.get(name))
-            for name, values in nested:
-                value = event.get(name)
-                values.append(None if value is None else dumps(value))
-            columns["private_window"].append(event.get("private_window"))
-            columns["time"].append(row.event_time)  # checked equal to the sealed time
+    def page(self, page: OpenedPage, ids: list[str], subjects: list[str]) -> bytes:
+        # Built column by column; the time is the checked index time (equal to the sealed one).
+        # json.loads of the bytes, without its encoding detection: the vault writes UTF-8.
+        events = [_LOADS(body.decode("utf-8", "surrogatepass")) for body in page.bodies]
+        columns: dict[str, Any] = {"id": ids, "subject": subjects}
+        for name, kind in PARQUET_COLUMNS:
+            if kind == "string" and name not in columns:
+                columns[name] = [event.get(name) for event in events]
+            elif kind == "json":
+                values = [event.get(name) for event in events]
+                columns[name] = [None if value is None else _DUMPS(value) for value in values]
+        columns["private_window"] = [event.get("private_window") for event in events]
+        columns["time"] = self._pa.array(page.times, self._pa.string()).cast(self._time)
         self._writer.write_table(self._pa.table(columns, schema=self._schema))
         return self._sink.drain()
 
