@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Connection, Row, bindparam, insert, select
 
 from vault.audit import AuditAction, Outcome
-from vault.crypto.envelope import MAX_PLAINTEXT, RecordContext, seal_record
+from vault.crypto.envelope import MAX_PLAINTEXT, RecordSealer
 from vault.domain.collection import Accepted, CollectionPolicy, Decision, decide_collection
 from vault.domain.events import TelemetryEvent, epoch_of
 from vault.domain.principal import Principal, Role
@@ -298,8 +298,8 @@ class IngestService(ServiceBase):
         )
         for (subject, epoch), members in groups.items():
             sek = keys[(subject, epoch)]
+            sealer = RecordSealer(sek.key, ds.id, subject, epoch, sek.id)
             for index, event, plaintext, counts, rid in members:
-                ctx = RecordContext(ds.id, rid.bytes, subject, epoch, sek.id)
                 rows.append(
                     {
                         "id": rid.hex,
@@ -312,7 +312,7 @@ class IngestService(ServiceBase):
                         "redactions": counts,
                         "rules_version": RULES_VERSION,
                         "sek_id": sek.id,
-                        "envelope": seal_record(sek.key, ctx, plaintext),
+                        "envelope": sealer.seal(rid.bytes, plaintext),
                         "stored_at": now,
                     }
                 )
