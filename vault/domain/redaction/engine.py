@@ -8,10 +8,15 @@ occur near a candidate, and a confidence used to settle overlaps.
 
 :class:`RuleSet` compiles a table of rules once:
 
-1. **Prefilter.** All triggers are folded into one trie-shaped regular expression that is run
-   once over the lower-cased text; each distinct gate is searched at most once. A text that
-   contains no trigger and passes no gate is returned untouched; otherwise only the rules it
-   announces are run. Most telemetry (window titles, short key runs) stops here.
+1. **Prefilter.** A text's ASCII characters other than letters and blanks (one encode, one
+   translate, one set) say which rules can match (``needs``), which anchored expressions are
+   worth running and which literal gates can match. Triggers holding a digit or a symbol are
+   found by one expression per anchor character (starting with that literal, so ``re`` jumps
+   between its occurrences), run over the lower-cased text only when the text holds the anchor;
+   letter-only triggers, and the triggers of anchors with one or two, are looked for with
+   ``in``; each distinct gate is searched at most once. A text that contains no trigger and
+   passes no gate is returned untouched; otherwise only the rules it announces are run. Most
+   telemetry (window titles, short key runs) stops here.
 2. **Candidates.** Each announced rule's pattern is run over the text; each match is checked
    by the rule's context words and validator (Luhn, mod-97, checksums, entropy...). Only
    candidates pay for validation.
@@ -83,15 +88,13 @@ def has_context(text: str, start: int, end: int, words: Iterable[str], window: i
     return any(word in around for word in words)
 
 
-def _holds_any(value: str, chars: str) -> bool:
-    return any(c in value for c in chars)
-
-
 #: Bound on the cached prefilter plans (one per combination of character groups present);
 #: past it a plan is rebuilt per text (cheap: plans compile nothing).
 _MAX_PLANS = 1024
 #: Bound on the cache from a text's character set to its plan.
 _MAX_CHAR_SETS = 8192
+#: Anchors of at most this many triggers are looked for with ``in``, not by an expression.
+_MAX_ANCHOR_WORDS = 2
 #: Short texts recur in telemetry (window titles, app names, hosts, a field's few keys): the
 #: redaction of a text of at most ``_MEMO_CHARS`` characters is remembered, up to
 #: ``_MEMO_ENTRIES`` texts per rule set (then forgotten all at once). Memory only, per process.
@@ -104,9 +107,14 @@ class _Plan:
     """What the prefilter looks for once the character classes of a text are known."""
 
     possible: frozenset[int]
+    #: Triggers looked for with ``in`` (letter-only ones, those of small anchors): (trigger,
+    #: its possible rules).
     words: tuple[tuple[str, frozenset[int]], ...]
-    anchored: bool
+    #: The anchored expressions worth running: (expression, capture group number -> rules).
+    anchors: tuple[tuple[re.Pattern[str], tuple[frozenset[int], ...]], ...]
     gates: tuple[tuple[re.Pattern[str], frozenset[int]], ...]
+    #: Gates that are plain literals, looked for with ``in`` (case-sensitive).
+    literal_gates: tuple[tuple[str, frozenset[int]], ...]
 
 
 def _is_plain(char: str) -> bool:
@@ -144,12 +152,15 @@ def _compatible(one: str, other: str) -> bool:
 
 
 def _anchored_regex(triggers: Sequence[str]) -> str:
-    """One expression finding every trigger that holds a character other than ``a-z``/space.
+    """One expression finding the ``triggers`` (each holding a character other than
+    ``a-z``/space).
 
     Each trigger is found from that character (its *anchor*, the first one after a letter, or
-    its first character): the expression starts with the class of anchors, so ``re`` skips
-    letters and spaces at C speed and only tries the alternatives at anchors. Trigger ``i``
-    sets capture group ``i + 1`` (read back through ``lastindex``).
+    its first character): the expression starts with the anchor (the class of anchors when
+    triggers of several anchors are given), so ``re`` skips to anchors at C speed and only tries
+    the alternatives there. Trigger ``i`` sets capture group ``t{i + 1}`` (read back through
+    ``lastindex``). ``RuleSet`` builds one expression per anchor: with a single literal first,
+    ``re`` jumps between its occurrences several times faster than it tests a class.
     """
     # anchor -> (alternatives without look-behind, {char before the anchor: alternatives})
     by_anchor: dict[str, tuple[list[str], dict[str, list[str]]]] = {}
@@ -188,6 +199,12 @@ def _anchored_regex(triggers: Sequence[str]) -> str:
     return "(?:" + "|".join(branches) + ")"
 
 
+def _group_names(compiled: re.Pattern[str]) -> list[str]:
+    """The names of the capture groups of ``compiled`` (all named), by group number."""
+    names = {number: name for name, number in compiled.groupindex.items()}
+    return [names[number] for number in range(1, compiled.groups + 1)]
+
+
 class RuleSet:
     """A compiled table of rules; :meth:`find` and :meth:`redact` are pure and thread-safe."""
 
@@ -201,6 +218,8 @@ class RuleSet:
             for rule in self.rules
         ]
         self._gate_cache: dict[str, re.Pattern[str]] = {}
+        # ``needs`` as sets: a match holds one of them when the sets are not disjoint (in C).
+        self._needs = [None if r.needs is None else frozenset(r.needs) for r in self.rules]
         self._value_group = [
             "value" if "(?P<value>" in rule.pattern else None for rule in self.rules
         ]
@@ -208,9 +227,6 @@ class RuleSet:
         # residue (its ASCII bytes minus letters and blanks nobody needs) says which groups
         # can match, in C: one encode, one translate, one set.
         needed = {c for rule in self.rules if rule.needs for c in rule.needs}
-        self._delete = bytes(
-            b for b in range(128) if (chr(b).isalpha() or chr(b).isspace()) and chr(b) not in needed
-        )
         groups: dict[frozenset[int], set[int]] = {}
         free: set[int] = set()
         for index, rule in enumerate(self.rules):
@@ -220,9 +236,9 @@ class RuleSet:
                 groups.setdefault(frozenset(rule.needs.encode()), set()).add(index)
         self._groups = [(chars, frozenset(ids)) for chars, ids in groups.items()]
         self._free = frozenset(free)
-        # Level 2: triggers. Those holding a digit or a symbol are found by one anchored
-        # expression; letter-only ones (few per text after level 1) by ``in`` on the
-        # lower-cased text, shortest per rule first.
+        # Level 2: triggers. Those holding a digit or a symbol are found by anchored
+        # expressions (one per anchor character); letter-only ones (few per text after level 1)
+        # by ``in`` on the lower-cased text, shortest per rule first.
         special: dict[str, set[int]] = {}
         plain: dict[int, tuple[str, ...]] = {}
         for index, rule in enumerate(self.rules):
@@ -241,23 +257,61 @@ class RuleSet:
             )
             for t in self._special_words
         ]
-        self._special = (
-            re.compile(_anchored_regex(self._special_words)) if self._special_words else None
+        # One expression per anchor character, each starting with that literal: ``re`` then
+        # jumps from one occurrence of it to the next at memchr speed (an expression starting
+        # with a class of anchors tests every character, several times slower), and only the
+        # expressions of anchors the text holds are run (level 1 knows them for ASCII ones).
+        by_anchor: dict[str, list[int]] = {}
+        for number, word in enumerate(self._special_words):
+            by_anchor.setdefault(_anchor_split(word)[1], []).append(number)
+        # (anchor, expression, capture group number -> the rules of its trigger, all of them)
+        self._anchors: list[
+            tuple[str, re.Pattern[str], tuple[frozenset[int], ...], frozenset[int]]
+        ] = []
+        # An anchor of one or two triggers ("@", "-p'", "c/"): plain ``in`` is cheaper than an
+        # expression; (anchor, ((trigger, the rules it announces), ...)).
+        self._anchor_words: list[tuple[str, tuple[tuple[str, frozenset[int]], ...]]] = []
+        for anchor, numbers in sorted(by_anchor.items()):
+            if len(numbers) <= _MAX_ANCHOR_WORDS:
+                entries = tuple((self._special_words[n], self._special_ids[n]) for n in numbers)
+                self._anchor_words.append((anchor, entries))
+                continue
+            compiled = re.compile(_anchored_regex([self._special_words[n] for n in numbers]))
+            table = (
+                frozenset(),
+                *(self._special_ids[numbers[int(n[1:]) - 1]] for n in _group_names(compiled)),
+            )
+            self._anchors.append((anchor, compiled, table, frozenset().union(*table)))
+        # Level 1 keeps the ASCII anchors in a text's residue (a tab is one), so a plan knows
+        # which anchored expressions can find anything.
+        self._delete = bytes(
+            b
+            for b in range(128)
+            if (chr(b).isalpha() or chr(b).isspace())
+            and chr(b) not in needed
+            and chr(b) not in by_anchor
         )
-        # Capture group number -> the rules of its trigger.
-        self._group_ids: list[frozenset[int]] = [frozenset()]
-        if self._special is not None:
-            numbers = {n: name for name, n in self._special.groupindex.items()}
-            self._group_ids += [
-                self._special_ids[int(numbers[n][1:]) - 1] for n in range(1, len(numbers) + 1)
-            ]
+        kept_chars = {chr(b) for b in range(128) if b not in self._delete}
+        # A gate that is a plain literal ("EAAA", "AIza") cannot match a text that lacks one of
+        # its characters level 1 keeps: such a gate is left out of the plan.
+        self._literal_gates = sorted(
+            {
+                (rule.gate, frozenset(ord(c) for c in rule.gate if c in kept_chars))
+                for rule in self.rules
+                if rule.gate is not None and re.escape(rule.gate) == rule.gate
+            }
+        )
         self._plain = plain
         self._plans: dict[int, _Plan] = {}
         self._by_chars: dict[frozenset[int], _Plan] = {}
         self._memo: dict[str, tuple[str, dict[str, int], list[Finding]]] = {}
 
-    def _plan(self, possible: frozenset[int]) -> _Plan:
-        """Level 2 for the rules ``possible`` after level 1: their triggers and gates."""
+    def _plan(
+        self, possible: frozenset[int], anchors_on: Sequence[bool], gates_off: Iterable[str]
+    ) -> _Plan:
+        """Level 2 for the rules ``possible`` after level 1: their triggers and gates (but the
+        literal ones in ``gates_off``), and the anchored expressions whose anchor the text
+        holds (``anchors_on``)."""
         words: dict[str, set[int]] = {}
         for index in possible:
             for t in self._plain[index]:
@@ -267,43 +321,57 @@ class RuleSet:
             gate = self.rules[index].gate
             if gate is not None:
                 gates.setdefault(gate, set()).add(index)
+        for gate in gates_off:
+            gates.pop(gate, None)
+        literal = {gate for gate, _ in self._literal_gates}
         compiled_gates = tuple(
             (self._gate_cache.setdefault(g, re.compile(g, re.ASCII)), frozenset(ids))
             for g, ids in gates.items()
+            if g not in literal
         )
-        anchored = any(ids & possible for ids in self._special_ids)
-        return _Plan(
-            possible,
-            tuple((t, frozenset(ids)) for t, ids in sorted(words.items())),
-            anchored,
-            compiled_gates,
+        literal_gates = tuple((g, frozenset(ids)) for g, ids in gates.items() if g in literal)
+        expressions = len(self._anchors)
+        anchors = tuple(
+            (compiled, table)
+            for (_, compiled, table, ids), on in zip(
+                self._anchors, anchors_on[:expressions], strict=True
+            )
+            if on and not ids.isdisjoint(possible)
         )
+        found_by_in = [(t, frozenset(ids)) for t, ids in sorted(words.items())]
+        for (_, entries), on in zip(self._anchor_words, anchors_on[expressions:], strict=True):
+            if on:
+                found_by_in += ((t, ids & possible) for t, ids in entries if ids & possible)
+        return _Plan(possible, tuple(found_by_in), anchors, compiled_gates, literal_gates)
 
     def _plan_for(self, text: str) -> _Plan:
-        """Level 1: the plan for the character groups ``text`` holds.
+        """Level 1: the plan for the character groups and anchors ``text`` holds.
 
         Plans are cached by the set of ASCII characters left once letters and blanks are
         deleted (one encode, one translate, one frozenset in C): typical texts hit the cache.
         """
         # ``needs`` are ASCII characters, so the non-ASCII ones ("—", "é", emoji) can be
         # dropped: window titles such as "Inbox — Mozilla Firefox" keep their narrow plan.
+        # An ASCII anchor is in the lower-cased text exactly when it is in the text: lower()
+        # maps letters to letters only (tests/unit/test_redaction_speedpaths.py checks it).
         present = frozenset(text.encode("ascii", "ignore").translate(None, self._delete))
         plan = self._by_chars.get(present)
         if plan is not None:
             return plan
-        mask = 0
-        bit = 1
-        for chars, _ in self._groups:
-            if not chars.isdisjoint(present):
-                mask |= bit
-            bit <<= 1
+        # One bit per character group, anchor and literal gate: the plan's cache key.
+        anchors_on = [not a.isascii() or ord(a) in present for a, _, _, _ in self._anchors]
+        anchors_on += [not a.isascii() or ord(a) in present for a, _ in self._anchor_words]
+        gates_off = [gate for gate, chars in self._literal_gates if not chars <= present]
+        bits = [not chars.isdisjoint(present) for chars, _ in self._groups] + anchors_on
+        bits += [chars <= present for _, chars in self._literal_gates]
+        mask = sum(1 << position for position, on in enumerate(bits) if on)
         plan = self._plans.get(mask)
         if plan is None:
             possible = set(self._free)
             for position, (_, ids) in enumerate(self._groups):
                 if mask >> position & 1:
                     possible |= ids
-            plan = self._plan(frozenset(possible))
+            plan = self._plan(frozenset(possible), anchors_on, gates_off)
             if len(self._plans) < _MAX_PLANS:
                 self._plans[mask] = plan
         if len(self._by_chars) < _MAX_CHAR_SETS:
@@ -314,16 +382,19 @@ class RuleSet:
         """Indexes of the rules the prefilter lets through for ``text`` (in table order)."""
         plan = self._plan_for(text)
         selected: set[int] = set()
-        if plan.anchored or plan.words:
+        if plan.anchors or plan.words:
             lowered = text.lower()
-            if plan.anchored and self._special is not None:
-                group_ids = self._group_ids
-                for number in {m.lastindex for m in self._special.finditer(lowered)}:
-                    selected |= group_ids[number or 0]
+            for pattern, table in plan.anchors:
+                for match in pattern.finditer(lowered):
+                    selected |= table[match.lastindex or 0]
+            if selected:
                 selected &= plan.possible
             for word, ids in plan.words:
                 if not ids <= selected and word in lowered:
                     selected |= ids
+        for literal, ids in plan.literal_gates:
+            if not ids <= selected and literal in text:
+                selected |= ids
         for gate, ids in plan.gates:
             if not ids <= selected and gate.search(text):
                 selected |= ids
@@ -344,7 +415,8 @@ class RuleSet:
                     start, end = match.span()
                 if start == end:
                     continue
-                if rule.needs is not None and not _holds_any(match.group(), rule.needs):
+                needs = self._needs[index]
+                if needs is not None and needs.isdisjoint(match.group()):
                     continue
                 if rule.context and not has_context(
                     text, match.start(), match.end(), rule.context, rule.window

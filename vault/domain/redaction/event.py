@@ -304,7 +304,8 @@ def _redact_key(
     value = mapping.get(key)
     if isinstance(value, str):
         mapping[key], found = redactor.redact_text(value)
-        _add(counts, found)
+        if found:
+            _add(counts, found)
 
 
 _DEFAULT = Redactor()

@@ -104,20 +104,23 @@ class StreamResult:
     tails: dict[bytes, KeyTail] = field(default_factory=dict)
 
 
-def target_key(scope: str, event: TelemetryEvent) -> bytes:
-    """The key of an event's focus target within ``scope`` (a dataset): a digest, so the
-    state holds no identities or window titles."""
+def _target_parts(event: TelemetryEvent) -> tuple[str | None, ...]:
+    """What names an event's focus target (within a scope)."""
     field_ = event.field
-    parts = (
-        scope,
+    return (
         event.subject,
         event.app,
         event.window_title,
         field_.type if field_ else None,
         field_.label if field_ else None,
     )
+
+
+def target_key(scope: str, event: TelemetryEvent) -> bytes:
+    """The key of an event's focus target within ``scope`` (a dataset): a digest, so the
+    state holds no identities or window titles."""
     digest = hashlib.blake2b(digest_size=16)
-    for part in parts:
+    for part in (scope, *_target_parts(event)):
         raw = b"\xff" if part is None else part.encode("utf-8", "surrogatepass")
         digest.update(len(raw).to_bytes(4, "big") + raw)
     return digest.digest()
@@ -179,9 +182,15 @@ def redact_stream(
     redactor = redactor or Redactor()
     outcomes = [redact_event(event, redactor) for event in events]
     targets: dict[bytes, list[int]] = defaultdict(list)
+    # The keys of a batch mostly share a few targets: one digest per target, not per key.
+    digests: dict[tuple[str | None, ...], bytes] = {}
     for index, event in enumerate(events):
         if event.kind is EventKind.KEY and outcomes[index].body.get("data") != MASKED_KEY:
-            targets[target_key(scope, event)].append(index)
+            parts = _target_parts(event)
+            digest = digests.get(parts)
+            if digest is None:
+                digest = digests[parts] = target_key(scope, event)
+            targets[digest].append(index)
     result = StreamResult(outcomes)
     for key, order in targets.items():
         order.sort(key=lambda i: (events[i].time, i))

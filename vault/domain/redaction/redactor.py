@@ -115,12 +115,16 @@ class Redactor:
         if self.replacer is not None or ("[" in text and PSEUDONYM_TOKEN.search(text)):
             return self._redact_tracked(text)
         counts: dict[str, int] = {}
+        plugged = self.names is not None
         for _ in range(_MAX_PASSES):
             if not text:
                 break
-            text, found, _ = self.rules.redact(text, self._extra(text))
+            text, found, _ = self.rules.redact(text, self._extra(text) if plugged else ())
             if not found:
                 break
+            if not counts:
+                counts = found  # a fresh dict from RuleSet.redact, ours to keep
+                continue
             for kind, number in found.items():
                 counts[kind] = counts.get(kind, 0) + number
         return text, counts
