@@ -31,13 +31,29 @@ def events(draw) -> dict:
         "custom": draw(st.dictionaries(st.text(max_size=5), json_values, max_size=4)),
         "scroll": {"dx": 0, "dy": -3},
     }[kind]
-    body = {"subject": "s", "time": "2026-11-23T10:00:00.5+01:00", "kind": kind, "data": data}
+    stamp = draw(
+        st.sampled_from(
+            [
+                "2026-11-23T10:00:00.5+01:00",
+                "2026-11-23T10:00:00Z",
+                "2026-11-23T23:59:59.9999+00:00",
+                "2026-11-23T00:00:00.123456789-05:30",
+                "2026-11-23t10:00:00.001z",
+                "1999-12-31T23:59:59.999999-00:00",
+            ]
+        )
+    )
+    body = {"subject": "s", "time": stamp, "kind": kind, "data": data}
+    if draw(st.booleans()):
+        body["jurisdiction"] = draw(st.sampled_from(["DE", "US"]))
     for name in ("app", "window_title", "url"):
         value = draw(optional_text)
         if value is not None:
             body[name] = value
     if draw(st.booleans()):
         body["device"] = {"owner": draw(st.sampled_from(["corporate", "personal"]))}
+        if draw(st.booleans()):
+            body["device"]["id"] = draw(st.text(max_size=10))
     if draw(st.booleans()):
         body["field"] = {"type": "password", "label": draw(optional_text)}
     return body

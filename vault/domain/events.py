@@ -251,13 +251,28 @@ class TelemetryEvent(_Strict):
         equals ``model_dump(mode="json", exclude={"subject"}, exclude_none=True)`` with the time
         in :func:`format_time` form (a property test checks that).
         """
-        body: dict[str, Any] = {"time": format_time(self.time), "kind": self.kind.value}
-        if self.device is not None:
-            body["device"] = _present({"id": self.device.id, "owner": self.device.owner})
-        for name in ("jurisdiction", "app", "window_title", "url"):
-            value = getattr(self, name)
-            if value is not None:
-                body[name] = value
+        time = self.time
+        offset = time.utcoffset()
+        if offset is not None and not offset:  # already UTC (the common case): no conversion
+            stamp = time.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+        else:
+            stamp = format_time(time)
+        body: dict[str, Any] = {"time": stamp, "kind": self.kind.value}
+        device = self.device
+        if device is not None:
+            body["device"] = (
+                {"owner": device.owner}
+                if device.id is None
+                else {"id": device.id, "owner": device.owner}
+            )
+        if self.jurisdiction is not None:
+            body["jurisdiction"] = self.jurisdiction
+        if self.app is not None:
+            body["app"] = self.app
+        if self.window_title is not None:
+            body["window_title"] = self.window_title
+        if self.url is not None:
+            body["url"] = self.url
         body["private_window"] = self.private_window
         if self.field is not None:
             body["field"] = _present({"type": self.field.type, "label": self.field.label})
