@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import (
+    export_memory,
     growth,
     http_ingest,
     import_export,
@@ -37,7 +38,7 @@ def all_suites(mode: Mode) -> list[Suite]:
         *sizes.suites(mode),
         *reads.suites(mode),
     ]
-    out += [*import_export.suites(mode), *partitions.suites(mode)]
+    out += [*import_export.suites(mode), *export_memory.suites(mode), *partitions.suites(mode)]
     out += [*growth.suites(mode), *lifecycle.suites(mode), *redaction.suites(mode)]
     return out
 
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         metavar="SUITE",
         help="run only this suite (repeatable): ingest, http-ingest, peers, seal, sizes, reads,"
-        " import, export, partitions, growth, rotation, lifecycle, redaction",
+        " import, export, export-memory, partitions, growth, rotation, lifecycle, redaction",
     )
     parser.add_argument(
         "--plots",

@@ -13,7 +13,17 @@ import tink
 from sqlalchemy import func, select
 
 from bench import __main__ as bench_main
-from bench import growth, lifecycle, peers, plots, reads, redaction, sizes
+from bench import (
+    export_memory,
+    growth,
+    import_export,
+    lifecycle,
+    peers,
+    plots,
+    reads,
+    redaction,
+    sizes,
+)
 from bench.backends import Backend, TrialPlace, open_backend
 from bench.fill import READER, create_dataset, fill, new_vault, redacted_bodies, spread
 from bench.ingest import make_workload
@@ -177,6 +187,21 @@ def test_reads_measure_compares_the_same_records(backend: Backend) -> None:
     assert {g["name"] for g in done["goals"]} == {"read/floor[by-subject]", "read/floor[by-time]"}
 
 
+def test_export_memory_traces_a_whole_export(backend: Backend) -> None:
+    before = len(import_export.MEMORY)
+    done = export_memory._measure(600)(backend, 5, _quiet)
+    assert [r["key"] for r in done["results"]] == [
+        "export_memory[format=ndjson,records=600]",
+        "export_memory[format=parquet,records=600]",
+    ]
+    for result in done["results"]:
+        assert result["items"] == [600]
+        assert result["peak_bytes"] > 0
+        assert result["bytes"] > 0
+    added = import_export.MEMORY[before:]
+    assert [m["case"] for m in added] == [r["key"] for r in done["results"]]
+
+
 def test_growth_and_plots(backend: Backend, tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.setattr(growth, "INGEST_BATCHES", 1)
     done = growth._measure([500, 2500])(backend, 1, _quiet)
@@ -239,6 +264,7 @@ def test_all_suites_and_only_filter(capsys: Any) -> None:
         "rotation",
         "lifecycle",
         "redaction",
+        "export-memory",
     ):
         assert name in names
     with pytest.raises(SystemExit):
