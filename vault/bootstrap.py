@@ -85,29 +85,21 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-#: The young-generation threshold of the garbage collector once the vault runs (see _tune_gc).
-GC_YOUNG_THRESHOLD = 20_000
 _gc_tuned = threading.Event()
 
 
 def _tune_gc() -> None:
-    """Once per process: the collector tuned for a long-running, allocation-heavy service.
-
-    Every ingested event allocates a few dozen short-lived containers (the parsed event, its
-    stored form, the redaction outcome, the row); with the default threshold (700) the young
-    generation is collected every few events and each older collection walks every long-lived
-    object (the ORM's metadata, the schemas, the rule tables). Objects alive at start are moved
-    out of the collector's view (``gc.freeze``) and the young threshold is raised: collector
-    time was about a fifth of the service-layer ingest CPU (bench/README.md). Cyclic garbage is
-    still collected, in larger, rarer steps.
-    """
+    """Once per process, after the first vault is built: what is alive then (the ORM's
+    metadata, the schemas, the rule tables, the vault itself) is moved out of the collector's
+    view (``gc.freeze``), so the collections that every ingested batch triggers (each event
+    allocates a few dozen short-lived containers) stop walking it. The thresholds are left as
+    they are: a larger young generation was faster still but let an export's transient garbage
+    grow with its size (bench/README.md, export-memory)."""
     if _gc_tuned.is_set():
         return
     _gc_tuned.set()
     gc.collect()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, max(middle, 50), max(old, 100))
 
 
 def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) -> Vault:
