@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -20,15 +21,20 @@ from vault.errors import DecryptionError
 IDS = st.binary(min_size=16, max_size=16)
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    dataset=st.text(max_size=40),
-    record=IDS,
-    subject=st.text(max_size=40),
-    epoch=st.integers(-(2**63), 2**63 - 1),
-    sek_id=IDS,
-    plaintext=st.binary(max_size=300),
-)
+def any_record(test: Any) -> Any:
+    """Run ``test`` as a property over any record context and plaintext."""
+    strategies = given(
+        dataset=st.text(max_size=40),
+        record=IDS,
+        subject=st.text(max_size=40),
+        epoch=st.integers(-(2**63), 2**63 - 1),
+        sek_id=IDS,
+        plaintext=st.binary(max_size=300),
+    )
+    return settings(max_examples=150, deadline=None)(strategies(test))
+
+
+@any_record
 def test_opener_matches_open_record(dataset, record, subject, epoch, sek_id, plaintext) -> None:
     sek = os.urandom(32)
     ctx = RecordContext(dataset, record, subject, epoch, sek_id)
@@ -92,15 +98,7 @@ def test_opener_refuses_every_altered_envelope(data, plaintext) -> None:
             opening()
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    dataset=st.text(max_size=40),
-    record=IDS,
-    subject=st.text(max_size=40),
-    epoch=st.integers(-(2**63), 2**63 - 1),
-    sek_id=IDS,
-    plaintext=st.binary(max_size=300),
-)
+@any_record
 def test_sealer_seals_what_open_record_opens(
     dataset, record, subject, epoch, sek_id, plaintext
 ) -> None:

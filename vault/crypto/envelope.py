@@ -161,21 +161,32 @@ def _context_parts(
     return _LABEL_PREFIX[_DEK_LABEL] + head, _LABEL_PREFIX[_BODY_LABEL] + head, tail
 
 
-class RecordSealer:
-    """Seals many records of one (dataset, subject, epoch, SEK) exactly as :func:`seal_record`
-    does for each (a fresh DEK and fresh nonces per record, the same associated data), with the
-    SEK's cipher and the context's fixed fields prepared once: the ingest hot path."""
+class _GroupKey:
+    """What every record of one (dataset, subject, epoch, SEK) shares: the SEK's cipher, the
+    fixed parts of both associated data, and the first 20 bytes of the envelope (magic,
+    version, type, SEK id)."""
 
     __slots__ = ("_body_prefix", "_dek_prefix", "_header", "_sek", "_tail")
 
     def __init__(self, sek: bytes, dataset_id: str, subject: str, epoch: int, sek_id: bytes):
-        if len(sek) != KEY_BYTES:
-            raise ValueError("AES-256-GCM needs a 32-byte key")
         self._dek_prefix, self._body_prefix, self._tail = _context_parts(
             dataset_id, subject, epoch, sek_id
         )
         self._sek = AESGCM(sek)
         self._header = MAGIC + bytes([FORMAT_VERSION, TYPE_RECORD]) + sek_id
+
+
+class RecordSealer(_GroupKey):
+    """Seals many records of one (dataset, subject, epoch, SEK) exactly as :func:`seal_record`
+    does for each (a fresh DEK and fresh nonces per record, the same associated data), with the
+    SEK's cipher and the context's fixed fields prepared once: the ingest hot path."""
+
+    __slots__ = ()
+
+    def __init__(self, sek: bytes, dataset_id: str, subject: str, epoch: int, sek_id: bytes):
+        if len(sek) != KEY_BYTES:
+            raise ValueError("AES-256-GCM needs a 32-byte key")
+        super().__init__(sek, dataset_id, subject, epoch, sek_id)
 
     def seal(self, record_id: bytes, plaintext: bytes) -> bytes:
         """The envelope of one record (``record_id``: its 16 id bytes)."""
@@ -192,7 +203,7 @@ class RecordSealer:
         return self._header + sealed_dek + _LEN.pack(len(body)) + body
 
 
-class RecordOpener:
+class RecordOpener(_GroupKey):
     """Opens many records of one (dataset, subject, epoch, SEK), as :func:`open_record` does
     for each (same checks, same associated data, one opaque DecryptionError), with the SEK's
     cipher and the context's fixed fields prepared once: the export hot path.
@@ -200,17 +211,12 @@ class RecordOpener:
     Only the record id differs between the records of one opener, so a row whose subject or
     epoch column was edited must get an opener of its own (its wrong context then fails)."""
 
-    __slots__ = ("_body_prefix", "_dek_prefix", "_header", "_sek", "_tail")
+    __slots__ = ()
 
     def __init__(self, sek: bytes, dataset_id: str, subject: str, epoch: int, sek_id: bytes):
         if len(sek) != KEY_BYTES:
             raise DecryptionError("decryption failed")
-        self._dek_prefix, self._body_prefix, self._tail = _context_parts(
-            dataset_id, subject, epoch, sek_id
-        )
-        self._sek = AESGCM(sek)
-        # Magic, version, type and SEK id: the first 20 bytes of every envelope it opens.
-        self._header = MAGIC + bytes([FORMAT_VERSION, TYPE_RECORD]) + sek_id
+        super().__init__(sek, dataset_id, subject, epoch, sek_id)
 
     def open(self, record_id: bytes, envelope: bytes) -> bytes:
         """The plaintext of one record's envelope; DecryptionError on any problem."""
