@@ -251,13 +251,7 @@ class TelemetryEvent(_Strict):
         equals ``model_dump(mode="json", exclude={"subject"}, exclude_none=True)`` with the time
         in :func:`format_time` form (a property test checks that).
         """
-        time = self.time
-        offset = time.utcoffset()
-        if offset is not None and not offset:  # already UTC (the common case): no conversion
-            stamp = time.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-        else:
-            stamp = format_time(time)
-        body: dict[str, Any] = {"time": stamp, "kind": self.kind.value}
+        body: dict[str, Any] = {"time": format_time(self.time), "kind": self.kind.value}
         device = self.device
         if device is not None:
             body["device"] = (
@@ -298,6 +292,9 @@ def _copy_json(value: Any) -> Any:
 
 def format_time(value: datetime) -> str:
     """RFC 3339 in UTC with millisecond precision and a ``Z`` suffix."""
+    offset = value.utcoffset()
+    if offset is not None and not offset:  # already UTC (the common case): no conversion
+        return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

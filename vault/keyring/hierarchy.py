@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -302,6 +302,14 @@ class Keyring:
         if row is None:
             raise KeyDestroyed("subject-epoch key destroyed")
         return SubjectKey(sek_id, row.dataset_id, row.subject, row.epoch, self._unwrap_row(row))
+
+    def existing(self, conn: Connection, sek_ids: Collection[bytes]) -> set[bytes]:
+        """Which of ``sek_ids`` still exist in ``conn``'s snapshot (the check of
+        :meth:`sek_for_read`, for many keys already unwrapped, in one query)."""
+        if not sek_ids:
+            return set()
+        found = conn.execute(select(subject_keys.c.id).where(subject_keys.c.id.in_(sek_ids)))
+        return {bytes(sek_id) for (sek_id,) in found}
 
     def sek_for_reseal(self, conn: Connection, sek_id: bytes, *, uses: int) -> SubjectKey:
         """The SEK with that id, booking ``uses`` more wraps (records sealed again under it).

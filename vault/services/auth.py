@@ -20,6 +20,13 @@ _ANONYMOUS = Principal(sub="anonymous", roles=frozenset())
 _FAILURE_WINDOW_SECONDS = 1.0
 
 
+def _bearer_token(authorization: str | None) -> str | None:
+    """The token of a ``Bearer`` Authorization header, or ``None``."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 class AuthService(ServiceBase):
     """Turns ``Authorization`` header values into principals, one uniform failure."""
 
@@ -47,18 +54,16 @@ class AuthService(ServiceBase):
         """The principal of a ``Bearer`` header whose token was verified before and is still
         valid, else ``None`` (then :meth:`authenticate` decides, and audits a failure).
         No I/O: safe on the event loop."""
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        return self._verifier.remembered(token.strip())
+        token = _bearer_token(authorization)
+        return self._verifier.remembered(token) if token is not None else None
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal of a ``Bearer`` header, or an (audited) AuthenticationError."""
-        scheme, _, token = (authorization or "").partition(" ")
+        token = _bearer_token(authorization)
         try:
-            if scheme.lower() != "bearer" or not token.strip():
+            if token is None:
                 raise AuthenticationError("authentication failed", details="no bearer token")
-            return self._verifier.verify(token.strip())
+            return self._verifier.verify(token)
         except AuthenticationError as exc:
             self._audit_failure(str(exc.details or "invalid token"))
             raise AuthenticationError("authentication failed") from None

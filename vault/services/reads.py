@@ -40,7 +40,7 @@ from vault.errors import (
 )
 from vault.keyring import SubjectKey
 from vault.services.base import OBJECT_ID, ServiceBase
-from vault.storage.tables import records, subject_keys
+from vault.storage.tables import records
 
 __all__ = ["EventQuery", "OpenedPage", "ReadService"]
 
@@ -267,23 +267,21 @@ class ReadService(ServiceBase):
                     event.listen(conn, "before_cursor_execute", _binary_results)
                 stmt = stmt.execution_options(**{_BINARY_RESULTS: True})
         rows: list[Any] = list(conn.execute(stmt).all())
-        keys = self._still_held(conn, held, {row[5] for row in rows}) if held else {}
+        keys: dict[bytes, SubjectKey] = {}
+        if held:  # the previous page's keys this page wants, if they still exist
+            wanted = {bytes(row[5]) for row in rows} & held.keys()
+            keys = {sek_id: held[sek_id] for sek_id in self.keyring.existing(conn, wanted)}
         to_datetime = _time_processor(conn.dialect)
-        openers: dict[tuple[bytes, str, int], Callable[[bytes, bytes], bytes]] = {}
+        openers: dict[tuple[bytes, str, int], RecordOpener] = {}
         bodies: list[bytes] = []
         times: list[str] = []
         kinds, time_text, fromhex = _KINDS, _raw_time_text, bytes.fromhex
         for rid, subject, epoch, raw_time, kind, sek_id, envelope in rows:
-            # One opener per (key, subject, epoch): a row whose subject or epoch was edited gets
-            # its own, whose context then fails as open_record's would.
-            opener = openers.get((sek_id, subject, epoch))
-            if opener is None:
-                sek = self._page_key(conn, keys, bytes(sek_id))
-                opener = RecordOpener(sek.key, ds.id, subject, epoch, sek.id).open
-                openers[sek_id, subject, epoch] = opener
+            group = (bytes(sek_id), subject, epoch)
+            opener = openers.get(group) or self._opener(conn, ds, keys, openers, group)
             if len(rid) != _ID_HEX:  # fromhex skips whitespace: the id must be the hex alone
                 raise DecryptionError("decryption failed")
-            plain = opener(fromhex(rid), envelope)
+            plain = opener.open(fromhex(rid), envelope)
             time = time_text(raw_time)
             # Known kinds and these times hold no quote or backslash, so the prefix is exactly
             # the body's first two members (a body the vault wrote has no duplicate keys).
@@ -299,41 +297,34 @@ class ReadService(ServiceBase):
         last = (to_datetime(rows[-1][3]), rows[-1][0]) if rows else None
         return OpenedPage(rows, bodies, times, last, keys)
 
-    @staticmethod
-    def _still_held(
-        conn: Connection, held: Mapping[bytes, SubjectKey], wanted: set[bytes]
-    ) -> dict[bytes, SubjectKey]:
-        """The held keys this page wants whose rows exist in its snapshot (the check that
-        :meth:`Keyring.sek_for_read` makes, for all of them in one query)."""
-        ids = [sek_id for sek_id in wanted if sek_id in held]
-        if not ids:
-            return {}
-        alive = conn.execute(select(subject_keys.c.id).where(subject_keys.c.id.in_(ids)))
-        return {bytes(sek_id): held[bytes(sek_id)] for (sek_id,) in alive}
-
     def _plaintexts(
         self, conn: Connection, ds: Row[Any], rows: Sequence[Row[Any]]
     ) -> Iterator[bytes]:
         keys: dict[bytes, SubjectKey] = {}
-        # One opener per (key, subject, epoch): a row whose subject or epoch was edited gets
-        # its own, whose context then fails as open_record's would.
         openers: dict[tuple[bytes, str, int], RecordOpener] = {}
         for row in rows:
             group = (bytes(row.sek_id), row.subject, row.epoch)
-            opener = openers.get(group)
-            if opener is None:
-                sek = self._page_key(conn, keys, group[0])
-                opener = RecordOpener(sek.key, ds.id, row.subject, row.epoch, sek.id)
-                openers[group] = opener
+            opener = openers.get(group) or self._opener(conn, ds, keys, openers, group)
             yield opener.open(bytes.fromhex(row.id), bytes(row.envelope))
 
-    def _page_key(
-        self, conn: Connection, keys: dict[bytes, SubjectKey], sek_id: bytes
-    ) -> SubjectKey:
+    def _opener(
+        self,
+        conn: Connection,
+        ds: Row[Any],
+        keys: dict[bytes, SubjectKey],
+        openers: dict[tuple[bytes, str, int], RecordOpener],
+        group: tuple[bytes, str, int],
+    ) -> RecordOpener:
+        """The opener of one (key, subject, epoch) of a page, made once (callers look in
+        ``openers`` first). One per group: a row whose
+        subject or epoch was edited gets its own, whose context then fails as open_record's
+        would. A key not in ``keys`` is looked up (KeyDestroyed when it was shredded)."""
+        sek_id, subject, epoch = group
         sek = keys.get(sek_id)
         if sek is None:
             sek = keys[sek_id] = self.keyring.sek_for_read(conn, sek_id)
-        return sek
+        opener = openers[group] = RecordOpener(sek.key, ds.id, subject, epoch, sek.id)
+        return opener
 
     def _decrypt_all(
         self,

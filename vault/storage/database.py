@@ -219,7 +219,6 @@ class _SharedWrites:
                 else:
                     self._busy = False
             for write in group:
-                write.lead = False
                 write.ready.set()
 
     def _commit(self, group: list[_Write]) -> None:
