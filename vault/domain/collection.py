@@ -364,7 +364,7 @@ def _check_time(event: TelemetryEvent, policy: CollectionPolicy, now: datetime) 
 def decide_collection(
     event: TelemetryEvent,
     policy: CollectionPolicy,
-    consent: Literal["granted", "withdrawn"] | None,
+    consent: Consent,
     now: datetime,
 ) -> Decision:
     """Whether ``event`` may be collected under ``policy``; the first refusal wins.

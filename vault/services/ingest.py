@@ -318,9 +318,7 @@ class IngestService(ServiceBase):
                 )
                 result: dict[str, Any] = {"index": index, "status": "stored", "id": rid.hex}
                 if counts:
-                    result["redactions"] = (
-                        dict(sorted(counts.items())) if len(counts) > 1 else counts
-                    )
+                    result["redactions"] = dict(sorted(counts.items()))
                 results.append(result)
         return rows
 

@@ -233,10 +233,8 @@ class _SharedWrites:
                             write.result = write.work(conn)
                     except Exception as exc:  # noqa: BLE001 - handed to its own caller
                         write.error = exc
-                        write.result = None
         except BaseException as exc:  # noqa: BLE001 - handed to every caller of the group
             # Nothing of the group was committed: everyone learns why.
             for write in group:
                 if write.error is None:
-                    write.error = exc
-                    write.result = None
+                    write.error = exc  # raised instead of any result it had

@@ -316,9 +316,9 @@ class TokenVerifier:
             raise ConfigurationError(
                 f"no JWT verification key usable with {', '.join(self._algorithms)}"
             )
-        # PyJWT's own time checks read the wall clock; ours use the injected one instead.
         self._verified: dict[bytes, tuple[Principal, Mapping[str, Any]]] = {}
         self._verified_lock = threading.Lock()
+        # PyJWT's own time checks read the wall clock; ours use the injected one instead.
         self._options: Options = {
             "require": list(_REQUIRED_CLAIMS),
             "verify_exp": False,
