@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -74,3 +77,21 @@ def test_stored_form_is_a_fresh_copy() -> None:
     )
     event.stored_form()["data"]["a"].append(2)
     assert event.data == {"a": [1]}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(0)), timezone(timedelta(hours=5, minutes=30))]
+            + [timezone(timedelta(minutes=-m)) for m in (1, 59, 600)]
+            + [ZoneInfo("UTC"), ZoneInfo("Europe/Berlin")]
+        ),
+    )
+)
+def test_format_time_is_the_isoformat_definition(value: datetime) -> None:
+    """The hand-written formatter equals RFC 3339 by isoformat (milliseconds, UTC, Z)."""
+    expected = value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert format_time(value) == expected

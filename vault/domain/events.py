@@ -251,7 +251,8 @@ class TelemetryEvent(_Strict):
         equals ``model_dump(mode="json", exclude={"subject"}, exclude_none=True)`` with the time
         in :func:`format_time` form (a property test checks that).
         """
-        body: dict[str, Any] = {"time": format_time(self.time), "kind": self.kind.value}
+        # (str() of a StrEnum member is its value, at a third of the cost of ``.value``.)
+        body: dict[str, Any] = {"time": format_time(self.time), "kind": str(self.kind)}
         device = self.device
         if device is not None:
             body["device"] = (
@@ -291,11 +292,22 @@ def _copy_json(value: Any) -> Any:
 
 
 def format_time(value: datetime) -> str:
-    """RFC 3339 in UTC with millisecond precision and a ``Z`` suffix."""
-    offset = value.utcoffset()
-    if offset is not None and not offset:  # already UTC (the common case): no conversion
-        return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """RFC 3339 in UTC with millisecond precision and a ``Z`` suffix (as
+    ``isoformat(timespec="milliseconds")`` writes it, at about half its cost: this runs once per
+    stored event and per record read)."""
+    if value.tzinfo is not UTC:
+        offset = value.utcoffset()
+        if offset is None or offset:  # not UTC already (the common case needs no conversion)
+            value = value.astimezone(UTC)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031 - the fastest form here
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond // 1000,
+    )
 
 
 def epoch_of(value: datetime) -> int:

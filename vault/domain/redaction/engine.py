@@ -32,6 +32,7 @@ overlap); ``tests/unit/test_redaction_safety.py`` runs each rule against long cr
 
 from __future__ import annotations
 
+import importlib
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
@@ -62,6 +63,11 @@ class Rule:
     #: least one; ``None`` when the rule can match letters and spaces alone. Texts holding none
     #: of them skip the rule before any trigger or gate is searched.
     needs: str | None = None
+    #: Lower-case literals one of which every match of ``pattern`` begins with (compared with
+    #: the lower-cased text), for patterns that a class of common letters would otherwise try
+    #: at every letter ("[acpkst]..."): the engine finds where one begins and tries the pattern
+    #: there only. ``tests/unit/test_redaction_starts.py`` checks each rule that has them.
+    starts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.triggers and self.gate is None:
@@ -70,6 +76,8 @@ class Rule:
             raise ValueError(f"rule {self.name}: triggers are non-empty and lower-case")
         if self.needs is not None and (not self.needs or not self.needs.isascii()):
             raise ValueError(f"rule {self.name}: needs is a non-empty ASCII string")
+        if any(t != t.lower() or not t for t in self.starts):
+            raise ValueError(f"rule {self.name}: starts are non-empty and lower-case")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -90,9 +98,9 @@ def has_context(text: str, start: int, end: int, words: Iterable[str], window: i
 
 
 #: Bound on the cached prefilter plans (one per combination of character groups present);
-#: past it a plan is rebuilt per text (cheap: plans compile nothing).
+#: when it is reached the cache starts again empty (a plan costs tens of microseconds to build).
 _MAX_PLANS = 1024
-#: Bound on the cache from a text's character set to its plan.
+#: Bound on the cache from a text's character set to its plan (emptied when reached).
 _MAX_CHAR_SETS = 8192
 #: Anchors of at most this many triggers are looked for with ``in``, not by an expression.
 _MAX_ANCHOR_WORDS = 2
@@ -113,7 +121,8 @@ class _Plan:
     words: tuple[tuple[str, frozenset[int]], ...]
     #: The anchored expressions worth running: (expression, capture group number -> rules).
     anchors: tuple[tuple[re.Pattern[str], tuple[frozenset[int], ...]], ...]
-    gates: tuple[tuple[re.Pattern[str], frozenset[int]], ...]
+    #: (gate, its window: see ``_digit_window``, its rules).
+    gates: tuple[tuple[re.Pattern[str], tuple[int, int] | None, frozenset[int]], ...]
     #: Gates that are plain literals, looked for with ``in`` (case-sensitive).
     literal_gates: tuple[tuple[str, frozenset[int]], ...]
 
@@ -200,6 +209,159 @@ def _anchored_regex(triggers: Sequence[str]) -> str:
     return "(?:" + "|".join(branches) + ")"
 
 
+#: The reach of a pattern whose matches have no bound on their length.
+_UNBOUNDED = -1
+#: Offsets and reaches beyond this are treated as unbounded (a window would save nothing).
+_MAX_REACH = 4096
+_DIGITS = "0123456789"
+_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+#: "Not computed yet" for a text's digit span.
+_UNKNOWN = (-1, -1)
+
+_Items = list[tuple[object, object]]
+
+
+def _parsed(pattern: str) -> _Items | None:
+    """``pattern`` as compiled by ``re`` (ASCII mode), or None when it cannot be read back."""
+    parser = importlib.import_module("re._parser")
+    try:
+        tree = parser.parse(pattern, re.ASCII)
+    except Exception:  # noqa: BLE001 - any failure only means "search the whole text"
+        return None
+    if not tree.state.flags & re.ASCII:
+        return None  # an inline flag turned Unicode digits on: ``\d`` is no longer [0-9]
+    return list(tree)
+
+
+def _is_digit_set(items: object) -> bool:
+    """Whether an ``IN`` item list matches ASCII digits only."""
+    if not isinstance(items, list) or not items:
+        return False
+    for op, av in items:
+        name = str(op)
+        if name == "CATEGORY" and str(av) == "CATEGORY_DIGIT":
+            continue
+        if name == "LITERAL" and isinstance(av, int) and 48 <= av <= 57:
+            continue
+        if name == "RANGE" and isinstance(av, tuple) and 48 <= av[0] <= av[1] <= 57:
+            continue
+        return False
+    return True
+
+
+def _reach(items: _Items) -> int:
+    """How many characters from its start a match attempt of ``items`` can look at: what it
+    consumes, what its look-aheads and word boundaries peek at (look-behinds look back);
+    ``_UNBOUNDED`` when there is no bound."""
+    consumed = extent = 0
+    for op, av in items:
+        step, peek = _element_reach(str(op), av)
+        if _UNBOUNDED in (step, peek):
+            return _UNBOUNDED
+        extent = max(extent, consumed + peek)
+        consumed += step
+        if consumed > _MAX_REACH:
+            return _UNBOUNDED
+    return max(consumed, extent)
+
+
+def _element_reach(name: str, av: object) -> tuple[int, int]:
+    """(how many characters one element of a parsed pattern consumes at most, how many it
+    looks at from where it starts); ``_UNBOUNDED`` for no bound."""
+    if name in ("LITERAL", "NOT_LITERAL", "ANY", "IN"):
+        return 1, 1
+    if name == "AT":
+        return 0, 1  # \b and \B peek at the next character
+    if name in ("ASSERT", "ASSERT_NOT") and isinstance(av, tuple):
+        # A look-behind looks before this point only; a look-ahead consumes nothing.
+        return 0, (0 if av[0] < 0 else _reach(list(av[1])))
+    if name == "SUBPATTERN" and isinstance(av, tuple):
+        width = _reach(list(av[-1]))
+    elif name == "ATOMIC_GROUP":
+        width = _reach(list(av))  # type: ignore[call-overload]
+    elif name == "BRANCH" and isinstance(av, tuple):
+        widths = [_reach(list(branch)) for branch in av[1]]
+        width = _UNBOUNDED if _UNBOUNDED in widths else max(widths)
+    elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and isinstance(av, tuple):
+        inner = _reach(list(av[2]))
+        bounded = inner != _UNBOUNDED and int(av[1]) <= _MAX_REACH
+        width = int(av[1]) * inner if bounded else _UNBOUNDED
+    else:
+        width = _UNBOUNDED  # back-references, conditionals: no bound claimed
+    return width, width
+
+
+def _digit_lead(items: _Items) -> int | None:
+    """If every match of ``items`` consumes an ASCII digit: the largest offset from the match's
+    start that digit can have (0: every match starts with one); else None."""
+    offset = 0
+    for op, av in items:
+        name = str(op)
+        if name in ("ASSERT", "ASSERT_NOT", "AT"):
+            continue  # consumes nothing
+        inner: int | None = None
+        if name == "IN":
+            inner = 0 if _is_digit_set(av) else None
+        elif name == "LITERAL":
+            inner = 0 if isinstance(av, int) and 48 <= av <= 57 else None
+        elif name == "SUBPATTERN" and isinstance(av, tuple):
+            inner = _digit_lead(list(av[-1]))
+        elif name == "ATOMIC_GROUP":
+            inner = _digit_lead(list(av))  # type: ignore[call-overload]
+        elif name == "BRANCH" and isinstance(av, tuple):
+            leads = [_digit_lead(list(branch)) for branch in av[1]]
+            inner = None if None in leads else max(lead for lead in leads if lead is not None)
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and isinstance(av, tuple):
+            inner = _digit_lead(list(av[2])) if av[0] else None  # its first round must run
+        if inner is not None:
+            return offset + inner
+        width = _element_reach(name, av)[0]
+        if width == _UNBOUNDED or offset + width > _MAX_REACH:
+            return None
+        offset += width
+    return None
+
+
+def _digit_window(pattern: str) -> tuple[int, int] | None:
+    """(lead, reach) for a pattern every match of which consumes an ASCII digit at most
+    ``lead`` characters after its start and looks at most ``reach`` characters from its start
+    (``_UNBOUNDED``: no bound); None for any other pattern.
+
+    Such a pattern cannot match more than ``lead`` characters before a text's first digit, nor
+    start after its last one, nor look further than ``reach`` past that: it is searched in that
+    window only (``RuleSet.find``), for the same matches without scanning the rest of a long
+    text character by character.
+    """
+    items = _parsed(pattern)
+    lead = None if items is None else _digit_lead(items)
+    if items is None or lead is None:
+        return None
+    return lead, _reach(items)
+
+
+def _digit_span(text: str) -> tuple[int, int] | None:
+    """(first, last) index of an ASCII digit in ``text``, or None: a few C-speed finds."""
+    if text.isascii():
+        zeroed = text.encode("ascii").translate(_TO_ZERO)
+        first = zeroed.find(b"0")
+        return None if first < 0 else (first, zeroed.rfind(b"0"))
+    first, last = len(text), -1
+    for digit in _DIGITS:
+        at = text.find(digit)
+        if at >= 0:
+            first = min(first, at)
+            last = max(last, text.rfind(digit))
+    return None if last < 0 else (first, last)
+
+
+def _window(text: str, span: tuple[int, int], window: tuple[int, int]) -> tuple[int, int]:
+    """Where to search ``text`` (its digits in ``span``) for a pattern of ``_digit_window``
+    ``window``: from ``lead`` before the first digit to ``reach`` after the last one."""
+    lead, reach = window
+    end = len(text) if reach == _UNBOUNDED else min(len(text), span[1] + reach + 2)
+    return max(0, span[0] - lead), end
+
+
 def _group_names(compiled: re.Pattern[str]) -> list[str]:
     """The names of the capture groups of ``compiled`` (all named), by group number."""
     names = {number: name for name, number in compiled.groupindex.items()}
@@ -218,7 +380,6 @@ class RuleSet:
             re.compile(rule.pattern, re.ASCII | (re.IGNORECASE if rule.ignore_case else 0))
             for rule in self.rules
         ]
-        self._gate_cache: dict[str, re.Pattern[str]] = {}
         # ``needs`` as sets: a match holds one of them when the sets are not disjoint (in C).
         self._needs = [None if r.needs is None else frozenset(r.needs) for r in self.rules]
         self._value_group = [
@@ -303,9 +464,18 @@ class RuleSet:
             }
         )
         self._plain = plain
+        # Digit-led patterns are searched between a text's first and last digit only.
+        self._windows = [_digit_window(rule.pattern) for rule in self.rules]
+        # Each expression gate, compiled, and its reach.
+        self._gates = {
+            rule.gate: (re.compile(rule.gate, re.ASCII), _digit_window(rule.gate))
+            for rule in self.rules
+            if rule.gate is not None
+        }
         self._plans: dict[int, _Plan] = {}
         self._by_chars: dict[frozenset[int], _Plan] = {}
         self._memo: dict[str, tuple[str, dict[str, int], list[Finding]]] = {}
+        self._final: dict[str, tuple[str, dict[str, int]]] = {}
 
     def _plan(
         self, possible: frozenset[int], anchors_on: Sequence[bool], gates_off: Iterable[str]
@@ -326,9 +496,7 @@ class RuleSet:
             gates.pop(gate, None)
         literal = {gate for gate, _ in self._literal_gates}
         compiled_gates = tuple(
-            (self._gate_cache.setdefault(g, re.compile(g, re.ASCII)), frozenset(ids))
-            for g, ids in gates.items()
-            if g not in literal
+            (*self._gates[g], frozenset(ids)) for g, ids in gates.items() if g not in literal
         )
         literal_gates = tuple((g, frozenset(ids)) for g, ids in gates.items() if g in literal)
         expressions = len(self._anchors)
@@ -373,16 +541,24 @@ class RuleSet:
                 if mask >> position & 1:
                     possible |= ids
             plan = self._plan(frozenset(possible), anchors_on, gates_off)
-            if len(self._plans) < _MAX_PLANS:
-                self._plans[mask] = plan
-        if len(self._by_chars) < _MAX_CHAR_SETS:
-            self._by_chars[present] = plan
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()  # follow the texts of the day (atomic, unlike evicting one)
+            self._plans[mask] = plan
+        if len(self._by_chars) >= _MAX_CHAR_SETS:
+            self._by_chars.clear()
+        self._by_chars[present] = plan
         return plan
 
     def candidates(self, text: str) -> list[int]:
         """Indexes of the rules the prefilter lets through for ``text`` (in table order)."""
+        return self._select(text)[0]
+
+    def _select(self, text: str) -> tuple[list[int], tuple[int, int] | None, str]:
+        """:meth:`candidates`, the span of ``text``'s digits if it was needed (``_UNKNOWN`` if
+        not), and the lower-cased text if it was needed (else "")."""
         plan = self._plan_for(text)
         selected: set[int] = set()
+        lowered = ""
         if plan.anchors or plan.words:
             lowered = text.lower()
             for pattern, table in plan.anchors:
@@ -396,41 +572,82 @@ class RuleSet:
         for literal, ids in plan.literal_gates:
             if not ids <= selected and literal in text:
                 selected |= ids
-        for gate, ids in plan.gates:
-            if not ids <= selected and gate.search(text):
-                selected |= ids
-        return sorted(selected)
+        span = self._gated(plan, text, selected) if plan.gates else _UNKNOWN
+        return sorted(selected), span, lowered
+
+    @staticmethod
+    def _gated(plan: _Plan, text: str, selected: set[int]) -> tuple[int, int] | None:
+        """Add to ``selected`` the rules of the plan's expression gates that ``text`` passes;
+        return the span of its digits if a gate needed it (else ``_UNKNOWN``)."""
+        span: tuple[int, int] | None = _UNKNOWN
+        for gate, window, ids in plan.gates:
+            if ids <= selected:
+                continue
+            if window is None:
+                if gate.search(text):
+                    selected |= ids
+                continue
+            if span is _UNKNOWN:
+                span = _digit_span(text)
+            if span is not None and gate.search(text, *_window(text, span, window)):
+                selected |= ids  # (no digit: a gate that needs one cannot match)
+        return span
 
     def find(self, text: str, *, prefilter: bool = True) -> list[Finding]:
         """Every validated finding in ``text``, overlaps resolved, in text order.
 
-        ``prefilter=False`` runs every rule (tests compare both ways).
+        ``prefilter=False`` runs every rule over the whole text (tests compare both ways).
         """
+        if not prefilter:
+            return resolve(
+                [
+                    finding
+                    for index, compiled in enumerate(self._compiled)
+                    for finding in self._check(index, text, compiled.finditer(text))
+                ]
+            )
+        indexes, span, lowered = self._select(text)
         found: list[Finding] = []
-        indexes = self.candidates(text) if prefilter else range(len(self.rules))
+        matches: Iterable[re.Match[str]]
         for index in indexes:
-            rule, group = self.rules[index], self._value_group[index]
-            for match in self._compiled[index].finditer(text):
-                start, end = match.span(group) if group else (-1, -1)
-                if start < 0:
-                    start, end = match.span()
-                if start == end:
-                    continue
-                needs = self._needs[index]
-                if needs is not None and needs.isdisjoint(match.group()):
-                    continue
-                if rule.context and not has_context(
-                    text, match.start(), match.end(), rule.context, rule.window
-                ):
-                    continue
-                if rule.validate is not None:
-                    verdict = rule.validate(text, start, end)
-                    if verdict is False:
-                        continue
-                    if verdict is not True and start < verdict < end:
-                        end = verdict
-                found.append(Finding(start, end, rule.kind, rule.name, rule.confidence))
+            starts, window = self.rules[index].starts, self._windows[index]
+            if starts and lowered and len(lowered) == len(text):
+                matches = _started(self._compiled[index], text, lowered, starts)
+            elif window is None:
+                matches = self._compiled[index].finditer(text)
+            else:
+                if span is _UNKNOWN:
+                    span = _digit_span(text)
+                if span is None:
+                    continue  # no digit: a pattern that needs one cannot match
+                matches = self._compiled[index].finditer(text, *_window(text, span, window))
+            found += self._check(index, text, matches)
         return resolve(found)
+
+    def _check(self, index: int, text: str, matches: Iterable[re.Match[str]]) -> list[Finding]:
+        """The findings among ``matches`` of rule ``index`` that its checks keep."""
+        rule, group, needs = self.rules[index], self._value_group[index], self._needs[index]
+        found = []
+        for match in matches:
+            start, end = match.span(group) if group else (-1, -1)
+            if start < 0:
+                start, end = match.span()
+            if start == end:
+                continue
+            if needs is not None and needs.isdisjoint(match.group()):
+                continue
+            if rule.context and not has_context(
+                text, match.start(), match.end(), rule.context, rule.window
+            ):
+                continue
+            if rule.validate is not None:
+                verdict = rule.validate(text, start, end)
+                if verdict is False:
+                    continue
+                if verdict is not True and start < verdict < end:
+                    end = verdict
+            found.append(Finding(start, end, rule.kind, rule.name, rule.confidence))
+        return found
 
     def redact(
         self, text: str, extra: Iterable[Finding] = ()
@@ -452,6 +669,32 @@ class RuleSet:
             memo[text] = (result[0], dict(result[1]), list(result[2]))
         return result
 
+    def redact_passes(self, text: str, passes: int) -> tuple[str, dict[str, int]]:
+        """``text`` redacted by up to ``passes`` passes of :meth:`redact`, until one finds
+        nothing (a match may only appear once its glued neighbour is a placeholder), and the
+        counts per type of all passes. Short texts' answers are remembered like one pass's."""
+        memo = self._final if len(text) <= _MEMO_CHARS else None
+        if memo is not None:
+            known = memo.get(text)
+            if known is not None:
+                return known[0], dict(known[1]) if known[1] else {}
+        original = text
+        counts: dict[str, int] = {}
+        for _ in range(passes):
+            if not text:
+                break
+            findings = self.find(text)
+            if not findings:
+                break
+            text, found, _ = self._replace(text, findings)
+            for kind, number in found.items():
+                counts[kind] = counts.get(kind, 0) + number
+        if memo is not None:
+            if len(memo) >= _MEMO_ENTRIES:
+                memo.clear()
+            memo[original] = (text, dict(counts))
+        return text, counts
+
     @staticmethod
     def _replace(text: str, findings: list[Finding]) -> tuple[str, dict[str, int], list[Finding]]:
         if not findings:
@@ -466,6 +709,30 @@ class RuleSet:
             counts[finding.kind] = counts.get(finding.kind, 0) + 1
         parts.append(text[position:])
         return "".join(parts), counts, findings
+
+
+def _started(
+    compiled: re.Pattern[str], text: str, lowered: str, starts: tuple[str, ...]
+) -> list[re.Match[str]]:
+    """What ``compiled.finditer(text)`` gives, for a pattern every match of which begins where
+    one of ``starts`` begins in ``lowered`` (``text`` lower-cased, of the same length): the
+    pattern is tried at those places only, left to right, each match resuming the search
+    after its end as ``finditer`` does (patterns with ``starts`` never match empty)."""
+    places: set[int] = set()
+    for start in starts:
+        at = lowered.find(start)
+        while at >= 0:
+            places.add(at)
+            at = lowered.find(start, at + 1)
+    found = []
+    resume = 0
+    for place in sorted(places):
+        if place >= resume:
+            match = compiled.match(text, place)
+            if match is not None and match.end() > place:
+                found.append(match)
+                resume = match.end()
+    return found
 
 
 def resolve(findings: list[Finding]) -> list[Finding]:

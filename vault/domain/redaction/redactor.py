@@ -114,12 +114,13 @@ class Redactor:
             return self._redact_long(text)
         if self.replacer is not None or ("[" in text and PSEUDONYM_TOKEN.search(text)):
             return self._redact_tracked(text)
+        if self.names is None:
+            return self.rules.redact_passes(text, _MAX_PASSES)
         counts: dict[str, int] = {}
-        plugged = self.names is not None
         for _ in range(_MAX_PASSES):
             if not text:
                 break
-            text, found, _ = self.rules.redact(text, self._extra(text) if plugged else ())
+            text, found, _ = self.rules.redact(text, self._extra(text))
             if not found:
                 break
             if not counts:

@@ -752,6 +752,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         ignore_case=True,
         confidence=0.65,
         needs=':="',
+        starts=("key", "token", "secret", "api", "credential"),
     ),
     Rule(
         "password-said",
@@ -799,6 +800,10 @@ SECRET_RULES: tuple[Rule, ...] = (
         ignore_case=True,
         confidence=0.7,
         needs="=:",
+        starts=(
+            *("secret", "sig", "sharedaccesskey", "token", "api", "ac", "auth", "credential"),
+            *("private", "key"),
+        ),
     ),
 )
 

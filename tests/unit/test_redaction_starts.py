@@ -1,0 +1,82 @@
+"""Rules with ``starts`` are tried only where one of their literals begins: same matches.
+
+Each such rule's pattern is run both ways on texts made of its own words (every run of letters
+in its source, in several cases), its ``starts``, assignment and quote characters and random
+values, and on the labelled dev file's texts: the places tried must cover every match.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vault.domain.redaction.engine import Rule, _started
+from vault.domain.redaction.redactor import DEFAULT_RULES
+
+_WITH_STARTS = [
+    (rule, DEFAULT_RULES._compiled[index])
+    for index, rule in enumerate(DEFAULT_RULES.rules)
+    if rule.starts
+]
+_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "redaction-dev.jsonl"
+
+
+def _pieces(rule: Rule) -> list[str]:
+    words = set(re.findall(r"[a-z]{2,}", rule.pattern)) | set(rule.starts)
+    words |= {w[0] + w for w in words}  # the letter a look-behind dispatch consumed twice
+    return sorted(words | {w.upper() for w in words} | {w.title() for w in words})
+
+
+def _spans(matches: object) -> list[tuple[int, int]]:
+    return [m.span() for m in matches]  # type: ignore[attr-defined]
+
+
+def test_some_rules_have_starts() -> None:
+    assert {"credential-assignment", "credential-prose"} <= {r.name for r, _ in _WITH_STARTS}
+
+
+@pytest.mark.parametrize(("rule", "compiled"), _WITH_STARTS, ids=lambda x: getattr(x, "name", ""))
+def test_starts_cover_every_match(rule: Rule, compiled: re.Pattern[str]) -> None:
+    separators = ["=", ":", " = ", ": ", '"', "'", "_", "-", ".", " ", "\n", "=>", '",  ']
+    values = ["wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLE", "Zm9vYmFyYmF6cXV4", "a1B2c3D4e5F6g7H8"]
+    texts = st.lists(
+        st.sampled_from(_pieces(rule)) | st.sampled_from(separators) | st.sampled_from(values),
+        max_size=12,
+    ).map("".join)
+
+    @settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+    @given(texts)
+    def check(text: str) -> None:
+        lowered = text.lower()
+        if len(lowered) != len(text):
+            return
+        assert _spans(_started(compiled, text, lowered, rule.starts)) == _spans(
+            compiled.finditer(text)
+        )
+
+    check()
+
+
+@pytest.mark.skipif(not _DEV.exists(), reason="the shared dev file is beside the checkout")
+def test_starts_on_the_dev_file() -> None:
+    texts = [json.loads(line)["text"] for line in _DEV.read_text(encoding="utf-8").splitlines()]
+    for rule, compiled in _WITH_STARTS:
+        for text in texts:
+            lowered = text.lower()
+            if len(lowered) == len(text):
+                assert _spans(_started(compiled, text, lowered, rule.starts)) == _spans(
+                    compiled.finditer(text)
+                ), (rule.name, text)
+
+
+def test_lower_case_that_changes_length_falls_back_to_the_whole_text() -> None:
+    text = "İ token: q8Zt3VbN1xLw5RkP9mYc2HdJ7sGf"  # "İ" lowers to two characters
+    assert len(text.lower()) != len(text)
+    found = DEFAULT_RULES.find(text)
+    assert found == DEFAULT_RULES.find(text, prefilter=False)
+    assert found
