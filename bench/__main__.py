@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         dest="mode",
         action="store_const",
         const="quick",
-        help="5 repetitions, ~10k timed events per trial: under a minute per backend (default)",
+        help="5 repetitions, small workloads: a few minutes for both backends (default)",
     )
     size.add_argument(
         "--full",

@@ -1,4 +1,4 @@
-"""Peak memory of one large export: 10^5 stored records (quick), 10^6 (full).
+"""Peak memory of one large export: 5·10^4 stored records (quick), 10^6 (full).
 
 ``export_memory[format=F,records=N]``
     A vault filled (untimed) with N genuine records of 50 people over three days through
@@ -31,7 +31,7 @@ __all__ = ["RECORDS", "suites", "traced_export"]
 DATASET = "bench-export-memory"
 PEOPLE = 50
 #: Records exported, by mode.
-RECORDS = {"quick": 100_000, "full": 1_000_000}
+RECORDS = {"quick": 50_000, "full": 1_000_000}
 
 
 def traced_export(vault: Vault, fmt: str) -> tuple[int, int, float]:

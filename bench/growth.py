@@ -1,6 +1,6 @@
 """Growth: ingest and read rates as the vault holds 10^4, 10^5 and 10^6 records.
 
-One vault per backend grows level by level (quick mode: 10^4 and 10^5; full mode up to 10^6).
+One vault per backend grows level by level (quick mode: 10^4 and 5·10^4; full mode up to 10^6).
 Between levels it is pre-filled, untimed, with ``bench.fill`` (the vault's redaction, keys and
 envelopes; one insert per 5,000 records): 4 people (heavy users) over the last 20 days, evenly,
 so every level has the same shape, only denser. At each level, ``repeats`` times, interleaved:
@@ -38,7 +38,7 @@ __all__ = ["LEVELS", "Grown", "suites"]
 
 DATASET = "bench-growth"
 SIDE = "bench-growth-new"
-LEVELS = {"quick": [10_000, 100_000], "full": [10_000, 100_000, 1_000_000]}
+LEVELS = {"quick": [10_000, 50_000], "full": [10_000, 100_000, 1_000_000]}
 PEOPLE = [f"heavy-user-{i}" for i in range(4)]
 DAYS = 20
 READ = 2000

@@ -60,7 +60,7 @@ _REPO = Path(__file__).resolve().parents[1]
 
 #: Timed requests per trial, by mode and batch size (plus untimed warm-up requests).
 REQUESTS: dict[str, dict[int, int]] = {
-    "quick": {1: 400, 100: 50, 1000: 10},
+    "quick": {1: 200, 100: 25, 1000: 6},
     "full": {1: 1200, 100: 150, 1000: 30},
 }
 

@@ -60,7 +60,7 @@ TARGET_RATE = 100_000
 BATCH = 1000
 OPERATOR = Principal(sub="bench-operator", roles=frozenset(Role) - {Role.SUBJECT}, via="cli")
 #: Timed import rows (plus one untimed warm-up batch) and export sizes, by mode.
-IMPORT_ROWS = {"quick": 5_000, "full": 30_000}
+IMPORT_ROWS = {"quick": 3_000, "full": 30_000}
 EXPORT_SIZES = {"quick": (2_000, 6_000), "full": (10_000, 40_000)}
 #: (case key, records, peak traced bytes) of every export trial's memory pass.
 MEMORY: list[dict[str, Any]] = []

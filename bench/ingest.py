@@ -52,7 +52,7 @@ COLLECTOR = Principal(sub="bench-collector", roles=frozenset({Role.COLLECTOR}))
 
 #: Timed batches per trial, by mode and batch size (plus one untimed warm-up batch).
 BATCHES: dict[str, dict[int, int]] = {
-    "quick": {100: 100, 1000: 10},
+    "quick": {100: 60, 1000: 6},
     "full": {100: 300, 1000: 30},
 }
 

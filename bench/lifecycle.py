@@ -61,11 +61,11 @@ DAYS = 10
 #: (keys, records) per rotation configuration, by mode (10^5 keys: ~40 s a rotation on
 #: PostgreSQL here, so only in full mode).
 ROTATIONS = {
-    "quick": [(500, 5_000), (500, 50_000), (5_000, 5_000)],
+    "quick": [(250, 2_500), (250, 25_000), (2_500, 2_500)],
     "full": [(1_000, 10_000), (1_000, 100_000), (10_000, 10_000), (100_000, 100_000)],
 }
-SWEEP = {"quick": 30_000, "full": 1_000_000}
-ERASE = {"quick": 10_000, "full": 100_000}
+SWEEP = {"quick": 15_000, "full": 1_000_000}
+ERASE = {"quick": 5_000, "full": 100_000}
 HEAVY_REPEATS = {"quick": None, "full": 3}
 YOUNG = 1_000
 OTHERS = 7

@@ -24,7 +24,7 @@ from bench.runner import Case, Goal, Mode, Suite
 
 __all__ = ["suites"]
 
-EXPIRED = {"quick": 30_000, "full": 1_000_000}
+EXPIRED = {"quick": 15_000, "full": 1_000_000}
 #: Dropping must beat deleting by at least this much to be worth its complexity.
 GOAL = 5.0
 

@@ -45,7 +45,7 @@ __all__ = ["Esdk", "EsdkTrial", "TinkTrial", "suites", "tink_envelope"]
 
 BATCH = 1000
 #: Timed batches of 1000 per trial, by mode (plus one warm-up batch).
-BATCHES = {"quick": 5, "full": 10}
+BATCHES = {"quick": 3, "full": 10}
 GOAL_VS_ESDK = 20.0
 SUITES = {
     "default": "AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384",
@@ -152,7 +152,7 @@ class TinkTrial(FloorTrial):
 
 #: Records sealed per timed repetition in the ``seal`` suite, by mode and sealer.
 SEALS = {
-    "quick": {"vault": 10_000, "tink": 10_000, "no-signature": 2_000, "default": 1_000},
+    "quick": {"vault": 5_000, "tink": 5_000, "no-signature": 1_000, "default": 500},
     "full": {"vault": 60_000, "tink": 60_000, "no-signature": 15_000, "default": 6_000},
 }
 

@@ -50,7 +50,7 @@ PAGE = 1000
 GOAL = 0.5
 SUBJECTS = 8
 #: Records stored before the reads, by mode (a subject holds 1/8 of them).
-RECORDS = {"quick": 24_000, "full": 80_000}
+RECORDS = {"quick": 12_000, "full": 80_000}
 
 
 def read_pages(vault: Vault, dataset: str, query: EventQuery, limit: int | None = None) -> int:

@@ -59,7 +59,7 @@ GOAL_EVENTS_PER_S = 50_000
 
 MODES = {
     # (repeats, events for ours, lines for the peers, synthetic samples for accuracy)
-    "quick": (5, 20_000, 1_500, 1_000),
+    "quick": (5, 20_000, 600, 1_000),
     "full": (7, 100_000, 6_000, 3_000),
 }
 

@@ -56,7 +56,8 @@ _REPO = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True, slots=True)
 class Mode:
-    """How long to measure: ``quick`` (about 2 minutes) or ``full`` (about 10)."""
+    """How long to measure: ``quick`` (a few minutes for both backends) or ``full`` (about an
+    hour)."""
 
     name: str
     repeats: int

@@ -44,8 +44,8 @@ __all__ = ["SHOT_BYTES", "BlobFloorTrial", "BlobServiceTrial", "screenshot", "su
 TEXT_4K = 4096
 SHOT_BYTES = 256 * 1024
 #: Timed batches of 100 4 KiB events, and timed screenshots, per trial (plus one warm-up).
-EVENT_BATCHES = {"quick": 20, "full": 60}
-SHOTS = {"quick": 30, "full": 90}
+EVENT_BATCHES = {"quick": 10, "full": 60}
+SHOTS = {"quick": 15, "full": 90}
 REGION = {"x": 600, "y": 300, "w": 240, "h": 40}
 PEOPLE = [f"employee-{i:04d}@example.com" for i in range(4)]
 
