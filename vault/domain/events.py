@@ -271,7 +271,9 @@ class TelemetryEvent(_Strict):
         body["private_window"] = self.private_window
         if self.field is not None:
             body["field"] = _present({"type": self.field.type, "label": self.field.label})
-        body["data"] = _copy_json(self.data)
+        # Kinds whose data model holds scalars only: a shallow copy is a whole copy.
+        flat = self.kind in _FLAT_DATA
+        body["data"] = dict(self.data) if flat else _copy_json(self.data)
         return body
 
 
@@ -280,6 +282,8 @@ def _present(values: dict[str, Any]) -> dict[str, Any]:
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+#: Kinds whose data (validated into its model) holds no list or object.
+_FLAT_DATA = frozenset({EventKind.KEY_RUN, EventKind.CLIPBOARD, EventKind.CLICK, EventKind.SCROLL})
 
 
 def _copy_json(value: Any) -> Any:
