@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Connection, Row, bindparam, insert, select
+from sqlalchemy import Connection, Row, bindparam, select
 
 from vault.audit import AuditAction, Outcome
 from vault.crypto.envelope import MAX_PLAINTEXT, RecordSealer
@@ -36,7 +36,8 @@ from vault.services.base import Deps, ServiceBase
 from vault.services.redaction_modes import RedactionSetup, redactor_for
 from vault.services.resealing import book_keys, lock_record, open_body, reseal
 from vault.services.validation import pydantic_details
-from vault.storage.tables import consents, datasets, records
+from vault.storage.record_insert import insert_records
+from vault.storage.tables import consents, datasets
 
 __all__ = ["IngestService", "collection_policy", "consent_states"]
 
@@ -264,8 +265,7 @@ class IngestService(ServiceBase):
                 (index, event, plaintext, outcome.counts, rid)
             )
         rows = self._seal_groups(conn, ds, kek_version, groups=groups, results=results, now=now)
-        if rows:
-            conn.execute(insert(records), rows)
+        insert_records(conn, rows)
         self.record(
             conn,
             principal,
