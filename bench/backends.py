@@ -27,9 +27,7 @@ TCP_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 #: records stall ~200 ms in one batch of two (floor and vault alike; bench/README.md,
 #: "PostgreSQL at batch 1000"), which makes every ratio at that batch size noise.
 SOCKET_PG_URL = "postgresql+psycopg://postgres@/test?host=/var/run/postgresql"
-DEFAULT_PG_URL = (
-    SOCKET_PG_URL if Path("/var/run/postgresql/.s.PGSQL.5432").exists() else TCP_PG_URL
-)
+DEFAULT_PG_URL = SOCKET_PG_URL if Path("/var/run/postgresql/.s.PGSQL.5432").exists() else TCP_PG_URL
 
 
 @dataclass(frozen=True, slots=True)
