@@ -41,14 +41,14 @@ def test_the_remembered_result_of_all_passes_is_the_same_and_a_copy() -> None:
     rules = engine.RuleSet(DEFAULT_RULES.rules)
     title = "Re: jane.doe@example.com, call +44 20 7946 0958"
     first = rules.redact_passes(title, 8)
-    assert list(rules._final) == [title]
+    assert list(rules._final) == [(8, title)]
     again = rules.redact_passes(title, 8)
     assert again == first == Redactor().redact_text(title)
     again[1]["EMAIL"] = 99
     assert rules.redact_passes(title, 8) == first
     long_text = "y" * (engine._MEMO_CHARS + 1)
     rules.redact_passes(long_text, 8)
-    assert long_text not in rules._final
+    assert (8, long_text) not in rules._final
     for i in range(engine._MEMO_ENTRIES + 5):
         rules.redact_passes(f"tab {i}", 8)
     assert 0 < len(rules._final) <= engine._MEMO_ENTRIES

@@ -228,9 +228,26 @@ def _parsed(pattern: str) -> _Items | None:
         tree = parser.parse(pattern, re.ASCII)
     except Exception:  # noqa: BLE001 - any failure only means "search the whole text"
         return None
-    if not tree.state.flags & re.ASCII:
+    if not tree.state.flags & re.ASCII or _scoped_unicode(list(tree)):
         return None  # an inline flag turned Unicode digits on: ``\d`` is no longer [0-9]
     return list(tree)
+
+
+def _scoped_unicode(items: _Items) -> bool:
+    """Whether a group anywhere in ``items`` turns Unicode matching on (``(?u:...)``)."""
+    stack: list[object] = list(items)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, tuple) and len(node) == 2:
+            op, av = node
+            if str(op) == "SUBPATTERN" and isinstance(av, tuple) and av[1] & re.UNICODE:
+                return True
+            stack.append(av)
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+        elif hasattr(node, "data"):  # a nested parsed pattern
+            stack.extend(node.data)
+    return False
 
 
 def _is_digit_set(items: object) -> bool:
@@ -273,8 +290,10 @@ def _element_reach(name: str, av: object) -> tuple[int, int]:
     if name == "AT":
         return 0, 1  # \b and \B peek at the next character
     if name in ("ASSERT", "ASSERT_NOT") and isinstance(av, tuple):
-        # A look-behind looks before this point only; a look-ahead consumes nothing.
-        return 0, (0 if av[0] < 0 else _reach(list(av[1])))
+        # Neither consumes. A look-ahead peeks as far as its content reaches; a look-behind
+        # starts before this point, so what it peeks at (a look-ahead nested in it) lies
+        # within its content's reach from here too.
+        return 0, _reach(list(av[1]))
     if name == "SUBPATTERN" and isinstance(av, tuple):
         width = _reach(list(av[-1]))
     elif name == "ATOMIC_GROUP":
@@ -475,7 +494,7 @@ class RuleSet:
         self._plans: dict[int, _Plan] = {}
         self._by_chars: dict[frozenset[int], _Plan] = {}
         self._memo: dict[str, tuple[str, dict[str, int], list[Finding]]] = {}
-        self._final: dict[str, tuple[str, dict[str, int]]] = {}
+        self._final: dict[tuple[int, str], tuple[str, dict[str, int]]] = {}
 
     def _plan(
         self, possible: frozenset[int], anchors_on: Sequence[bool], gates_off: Iterable[str]
@@ -674,11 +693,11 @@ class RuleSet:
         nothing (a match may only appear once its glued neighbour is a placeholder), and the
         counts per type of all passes. Short texts' answers are remembered like one pass's."""
         memo = self._final if len(text) <= _MEMO_CHARS else None
+        key = (passes, text)
         if memo is not None:
-            known = memo.get(text)
+            known = memo.get(key)
             if known is not None:
                 return known[0], dict(known[1]) if known[1] else {}
-        original = text
         counts: dict[str, int] = {}
         for _ in range(passes):
             if not text:
@@ -692,7 +711,7 @@ class RuleSet:
         if memo is not None:
             if len(memo) >= _MEMO_ENTRIES:
                 memo.clear()
-            memo[original] = (text, dict(counts))
+            memo[key] = (text, dict(counts))
         return text, counts
 
     @staticmethod
