@@ -37,8 +37,12 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 __all__ = ["Finding", "Rule", "RuleSet", "Validator", "has_context"]
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 #: A candidate check: the whole text and the span of the candidate value -> keep it? A check
 #: may also return an ``int``: keep the candidate, ending there (a pattern took too much).
@@ -282,6 +286,15 @@ def _reach(items: _Items) -> int:
     return max(consumed, extent)
 
 
+def _group_items(name: str, av: object) -> _Items | None:
+    """The items inside a group (``(...)``, ``(?:...)``, ``(?>...)``), or None."""
+    if name == "SUBPATTERN" and isinstance(av, tuple):
+        return list(av[-1])
+    if name == "ATOMIC_GROUP":
+        return list(cast("Iterable[tuple[object, object]]", av))  # a parsed sub-pattern
+    return None
+
+
 def _element_reach(name: str, av: object) -> tuple[int, int]:
     """(how many characters one element of a parsed pattern consumes at most, how many it
     looks at from where it starts); ``_UNBOUNDED`` for no bound."""
@@ -294,10 +307,9 @@ def _element_reach(name: str, av: object) -> tuple[int, int]:
         # starts before this point, so what it peeks at (a look-ahead nested in it) lies
         # within its content's reach from here too.
         return 0, _reach(list(av[1]))
-    if name == "SUBPATTERN" and isinstance(av, tuple):
-        width = _reach(list(av[-1]))
-    elif name == "ATOMIC_GROUP":
-        width = _reach(list(av))  # type: ignore[call-overload]
+    group = _group_items(name, av)
+    if group is not None:
+        width = _reach(group)
     elif name == "BRANCH" and isinstance(av, tuple):
         widths = [_reach(list(branch)) for branch in av[1]]
         width = _UNBOUNDED if _UNBOUNDED in widths else max(widths)
@@ -319,14 +331,13 @@ def _digit_lead(items: _Items) -> int | None:
         if name in ("ASSERT", "ASSERT_NOT", "AT"):
             continue  # consumes nothing
         inner: int | None = None
-        if name == "IN":
+        group = _group_items(name, av)
+        if group is not None:
+            inner = _digit_lead(group)
+        elif name == "IN":
             inner = 0 if _is_digit_set(av) else None
         elif name == "LITERAL":
             inner = 0 if isinstance(av, int) and 48 <= av <= 57 else None
-        elif name == "SUBPATTERN" and isinstance(av, tuple):
-            inner = _digit_lead(list(av[-1]))
-        elif name == "ATOMIC_GROUP":
-            inner = _digit_lead(list(av))  # type: ignore[call-overload]
         elif name == "BRANCH" and isinstance(av, tuple):
             leads = [_digit_lead(list(branch)) for branch in av[1]]
             inner = None if None in leads else max(lead for lead in leads if lead is not None)
@@ -379,6 +390,14 @@ def _window(text: str, span: tuple[int, int], window: tuple[int, int]) -> tuple[
     lead, reach = window
     end = len(text) if reach == _UNBOUNDED else min(len(text), span[1] + reach + 2)
     return max(0, span[0] - lead), end
+
+
+def _remember(cache: dict[K, V], key: K, value: V, limit: int) -> None:
+    """Keep ``value`` under ``key``; a cache holding ``limit`` entries starts again empty
+    (atomic under concurrent callers, unlike evicting one entry; it follows today's texts)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
 
 
 def _group_names(compiled: re.Pattern[str]) -> list[str]:
@@ -560,12 +579,8 @@ class RuleSet:
                 if mask >> position & 1:
                     possible |= ids
             plan = self._plan(frozenset(possible), anchors_on, gates_off)
-            if len(self._plans) >= _MAX_PLANS:
-                self._plans.clear()  # follow the texts of the day (atomic, unlike evicting one)
-            self._plans[mask] = plan
-        if len(self._by_chars) >= _MAX_CHAR_SETS:
-            self._by_chars.clear()
-        self._by_chars[present] = plan
+            _remember(self._plans, mask, plan, _MAX_PLANS)
+        _remember(self._by_chars, present, plan, _MAX_CHAR_SETS)
         return plan
 
     def candidates(self, text: str) -> list[int]:
@@ -626,11 +641,13 @@ class RuleSet:
                 ]
             )
         indexes, span, lowered = self._select(text)
+        # ``starts`` are found in the lower-cased text: only where its positions are the text's.
+        aligned = bool(lowered) and len(lowered) == len(text)
         found: list[Finding] = []
         matches: Iterable[re.Match[str]]
         for index in indexes:
             starts, window = self.rules[index].starts, self._windows[index]
-            if starts and lowered and len(lowered) == len(text):
+            if starts and aligned:
                 matches = _started(self._compiled[index], text, lowered, starts)
             elif window is None:
                 matches = self._compiled[index].finditer(text)
@@ -683,16 +700,17 @@ class RuleSet:
             findings = resolve(findings + extra)
         result = self._replace(text, findings)
         if memo is not None:
-            if len(memo) >= _MEMO_ENTRIES:
-                memo.clear()  # atomic under concurrent callers, unlike evicting one entry
-            memo[text] = (result[0], dict(result[1]), list(result[2]))
+            _remember(memo, text, (result[0], dict(result[1]), list(result[2])), _MEMO_ENTRIES)
         return result
 
-    def redact_passes(self, text: str, passes: int) -> tuple[str, dict[str, int]]:
+    def redact_passes(
+        self, text: str, passes: int, extra: Callable[[str], list[Finding]] | None = None
+    ) -> tuple[str, dict[str, int]]:
         """``text`` redacted by up to ``passes`` passes of :meth:`redact`, until one finds
         nothing (a match may only appear once its glued neighbour is a placeholder), and the
-        counts per type of all passes. Short texts' answers are remembered like one pass's."""
-        memo = self._final if len(text) <= _MEMO_CHARS else None
+        counts per type of all passes. ``extra(text)`` adds findings to each pass (a name
+        detector). Without it, short texts' answers are remembered like one pass's."""
+        memo = self._final if extra is None and len(text) <= _MEMO_CHARS else None
         key = (passes, text)
         if memo is not None:
             known = memo.get(key)
@@ -703,15 +721,16 @@ class RuleSet:
             if not text:
                 break
             findings = self.find(text)
+            more = extra(text) if extra is not None else None
+            if more:
+                findings = resolve(findings + more)
             if not findings:
                 break
             text, found, _ = self._replace(text, findings)
             for kind, number in found.items():
                 counts[kind] = counts.get(kind, 0) + number
         if memo is not None:
-            if len(memo) >= _MEMO_ENTRIES:
-                memo.clear()
-            memo[key] = (text, dict(counts))
+            _remember(memo, key, (text, dict(counts)), _MEMO_ENTRIES)
         return text, counts
 
     @staticmethod

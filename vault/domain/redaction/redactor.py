@@ -114,21 +114,8 @@ class Redactor:
             return self._redact_long(text)
         if self.replacer is not None or ("[" in text and PSEUDONYM_TOKEN.search(text)):
             return self._redact_tracked(text)
-        if self.names is None:
-            return self.rules.redact_passes(text, _MAX_PASSES)
-        counts: dict[str, int] = {}
-        for _ in range(_MAX_PASSES):
-            if not text:
-                break
-            text, found, _ = self.rules.redact(text, self._extra(text))
-            if not found:
-                break
-            if not counts:
-                counts = found  # a fresh dict from RuleSet.redact, ours to keep
-                continue
-            for kind, number in found.items():
-                counts[kind] = counts.get(kind, 0) + number
-        return text, counts
+        extra = None if self.names is None else self._extra
+        return self.rules.redact_passes(text, _MAX_PASSES, extra)
 
     def _redact_tracked(self, text: str) -> tuple[str, dict[str, int]]:
         """The passes on ``[TYPE]`` placeholders, remembering what each replaced; then each
