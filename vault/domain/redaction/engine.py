@@ -32,12 +32,15 @@ overlap); ``tests/unit/test_redaction_safety.py`` runs each rule against long cr
 
 from __future__ import annotations
 
-import importlib
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import TypeVar
+
+from vault.domain.redaction.shape import UNBOUNDED as _UNBOUNDED
+from vault.domain.redaction.shape import digit_window as _digit_window
+from vault.domain.redaction.shape import zero_led
 
 __all__ = ["Finding", "Rule", "RuleSet", "Validator", "has_context"]
 
@@ -121,12 +124,25 @@ class _Plan:
 
     possible: frozenset[int]
     #: Triggers looked for with ``in`` (letter-only ones, those of small anchors): (trigger,
-    #: its possible rules).
+    #: its possible rules). ASCII ones whose first character no other trigger shares.
     words: tuple[tuple[str, frozenset[int]], ...]
+    #: ASCII triggers sharing a first character ``c``, looked for with ``in`` only when one
+    #: expression ``c(?=rest|rest…)`` finds one of them: (that expression, all their rules,
+    #: (trigger, its rules)...). ``in`` costs about 1 ns a character whatever the trigger;
+    #: the expression jumps from one ``c`` to the next, so it answers for all of them at once.
+    guarded: tuple[
+        tuple[re.Pattern[str], frozenset[int], tuple[tuple[str, frozenset[int]], ...]], ...
+    ]
+    #: Non-ASCII triggers ("паспорт"): only a text that is not ASCII once lower-cased holds one.
+    foreign: tuple[tuple[str, frozenset[int]], ...]
     #: The anchored expressions worth running: (expression, capture group number -> rules).
     anchors: tuple[tuple[re.Pattern[str], tuple[frozenset[int], ...]], ...]
-    #: (gate, its window: see ``_digit_window``, its rules).
-    gates: tuple[tuple[re.Pattern[str], tuple[int, int] | None, frozenset[int]], ...]
+    #: (gate, its window: see ``_digit_window``, the gate for the text with its digits made
+    #: ``0`` if it has one: see ``zero_led``, its rules).
+    gates: tuple[
+        tuple[re.Pattern[str], tuple[int, int] | None, re.Pattern[bytes] | None, frozenset[int]],
+        ...,
+    ]
     #: Gates that are plain literals, looked for with ``in`` (case-sensitive).
     literal_gates: tuple[tuple[str, frozenset[int]], ...]
 
@@ -213,175 +229,70 @@ def _anchored_regex(triggers: Sequence[str]) -> str:
     return "(?:" + "|".join(branches) + ")"
 
 
-#: The reach of a pattern whose matches have no bound on their length.
-_UNBOUNDED = -1
-#: Offsets and reaches beyond this are treated as unbounded (a window would save nothing).
-_MAX_REACH = 4096
 _DIGITS = "0123456789"
 _TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 #: "Not computed yet" for a text's digit span.
 _UNKNOWN = (-1, -1)
-
-_Items = list[tuple[object, object]]
-
-
-def _parsed(pattern: str) -> _Items | None:
-    """``pattern`` as compiled by ``re`` (ASCII mode), or None when it cannot be read back."""
-    parser = importlib.import_module("re._parser")
-    try:
-        tree = parser.parse(pattern, re.ASCII)
-    except Exception:  # noqa: BLE001 - any failure only means "search the whole text"
-        return None
-    if not tree.state.flags & re.ASCII or _scoped_unicode(list(tree)):
-        return None  # an inline flag turned Unicode digits on: ``\d`` is no longer [0-9]
-    return list(tree)
+#: "Not computed yet" for :func:`_digits`.
+_NOT_YET: tuple[tuple[int, int] | None, bytes | None] = (_UNKNOWN, None)
 
 
-def _scoped_unicode(items: _Items) -> bool:
-    """Whether a group anywhere in ``items`` turns Unicode matching on (``(?u:...)``)."""
-    stack: list[object] = list(items)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, tuple) and len(node) == 2:
-            op, av = node
-            if str(op) == "SUBPATTERN" and isinstance(av, tuple) and av[1] & re.UNICODE:
-                return True
-            stack.append(av)
-        elif isinstance(node, list | tuple):
-            stack.extend(node)
-        elif hasattr(node, "data"):  # a nested parsed pattern
-            stack.extend(node.data)
-    return False
-
-
-def _is_digit_set(items: object) -> bool:
-    """Whether an ``IN`` item list matches ASCII digits only."""
-    if not isinstance(items, list) or not items:
-        return False
-    for op, av in items:
-        name = str(op)
-        if name == "CATEGORY" and str(av) == "CATEGORY_DIGIT":
+def _word_groups(
+    found_by_in: Iterable[tuple[str, frozenset[int]]],
+) -> tuple[
+    tuple[tuple[str, frozenset[int]], ...],
+    tuple[tuple[re.Pattern[str], frozenset[int], tuple[tuple[str, frozenset[int]], ...]], ...],
+    tuple[tuple[str, frozenset[int]], ...],
+]:
+    """A plan's ``in`` triggers as (single ASCII ones, guarded groups, non-ASCII ones): see
+    :class:`_Plan`. A group's expression matches exactly when one of its triggers occurs."""
+    by_first: dict[str, list[tuple[str, frozenset[int]]]] = {}
+    foreign: list[tuple[str, frozenset[int]]] = []
+    for word, ids in found_by_in:
+        if word.isascii():
+            by_first.setdefault(word[0], []).append((word, ids))
+        else:
+            foreign.append((word, ids))
+    single: list[tuple[str, frozenset[int]]] = []
+    guarded = []
+    for first, entries in sorted(by_first.items()):
+        if len(entries) == 1:
+            single += entries
             continue
-        if name == "LITERAL" and isinstance(av, int) and 48 <= av <= 57:
-            continue
-        if name == "RANGE" and isinstance(av, tuple) and 48 <= av[0] <= av[1] <= 57:
-            continue
-        return False
-    return True
+        rests = sorted({re.escape(word[1:]) for word, _ in entries}, key=lambda r: (-len(r), r))
+        guard = re.compile(f"{re.escape(first)}(?={'|'.join(rests)})")
+        guarded.append((guard, frozenset().union(*(ids for _, ids in entries)), tuple(entries)))
+    return tuple(single), tuple(guarded), tuple(foreign)
 
 
-def _reach(items: _Items) -> int:
-    """How many characters from its start a match attempt of ``items`` can look at: what it
-    consumes, what its look-aheads and word boundaries peek at (look-behinds look back);
-    ``_UNBOUNDED`` when there is no bound."""
-    consumed = extent = 0
-    for op, av in items:
-        step, peek = _element_reach(str(op), av)
-        if _UNBOUNDED in (step, peek):
-            return _UNBOUNDED
-        extent = max(extent, consumed + peek)
-        consumed += step
-        if consumed > _MAX_REACH:
-            return _UNBOUNDED
-    return max(consumed, extent)
-
-
-def _group_items(name: str, av: object) -> _Items | None:
-    """The items inside a group (``(...)``, ``(?:...)``, ``(?>...)``), or None."""
-    if name == "SUBPATTERN" and isinstance(av, tuple):
-        return list(av[-1])
-    if name == "ATOMIC_GROUP":
-        return list(cast("Iterable[tuple[object, object]]", av))  # a parsed sub-pattern
-    return None
-
-
-def _element_reach(name: str, av: object) -> tuple[int, int]:
-    """(how many characters one element of a parsed pattern consumes at most, how many it
-    looks at from where it starts); ``_UNBOUNDED`` for no bound."""
-    if name in ("LITERAL", "NOT_LITERAL", "ANY", "IN"):
-        return 1, 1
-    if name == "AT":
-        return 0, 1  # \b and \B peek at the next character
-    if name in ("ASSERT", "ASSERT_NOT") and isinstance(av, tuple):
-        # Neither consumes. A look-ahead peeks as far as its content reaches; a look-behind
-        # starts before this point, so what it peeks at (a look-ahead nested in it) lies
-        # within its content's reach from here too.
-        return 0, _reach(list(av[1]))
-    group = _group_items(name, av)
-    if group is not None:
-        width = _reach(group)
-    elif name == "BRANCH" and isinstance(av, tuple):
-        widths = [_reach(list(branch)) for branch in av[1]]
-        width = _UNBOUNDED if _UNBOUNDED in widths else max(widths)
-    elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and isinstance(av, tuple):
-        inner = _reach(list(av[2]))
-        bounded = inner != _UNBOUNDED and int(av[1]) <= _MAX_REACH
-        width = int(av[1]) * inner if bounded else _UNBOUNDED
-    else:
-        width = _UNBOUNDED  # back-references, conditionals: no bound claimed
-    return width, width
-
-
-def _digit_lead(items: _Items) -> int | None:
-    """If every match of ``items`` consumes an ASCII digit: the largest offset from the match's
-    start that digit can have (0: every match starts with one); else None."""
-    offset = 0
-    for op, av in items:
-        name = str(op)
-        if name in ("ASSERT", "ASSERT_NOT", "AT"):
-            continue  # consumes nothing
-        inner: int | None = None
-        group = _group_items(name, av)
-        if group is not None:
-            inner = _digit_lead(group)
-        elif name == "IN":
-            inner = 0 if _is_digit_set(av) else None
-        elif name == "LITERAL":
-            inner = 0 if isinstance(av, int) and 48 <= av <= 57 else None
-        elif name == "BRANCH" and isinstance(av, tuple):
-            leads = [_digit_lead(list(branch)) for branch in av[1]]
-            inner = None if None in leads else max(lead for lead in leads if lead is not None)
-        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and isinstance(av, tuple):
-            inner = _digit_lead(list(av[2])) if av[0] else None  # its first round must run
-        if inner is not None:
-            return offset + inner
-        width = _element_reach(name, av)[0]
-        if width == _UNBOUNDED or offset + width > _MAX_REACH:
-            return None
-        offset += width
-    return None
-
-
-def _digit_window(pattern: str) -> tuple[int, int] | None:
-    """(lead, reach) for a pattern every match of which consumes an ASCII digit at most
-    ``lead`` characters after its start and looks at most ``reach`` characters from its start
-    (``_UNBOUNDED``: no bound); None for any other pattern.
-
-    Such a pattern cannot match more than ``lead`` characters before a text's first digit, nor
-    start after its last one, nor look further than ``reach`` past that: it is searched in that
-    window only (``RuleSet.find``), for the same matches without scanning the rest of a long
-    text character by character.
-    """
-    items = _parsed(pattern)
-    lead = None if items is None else _digit_lead(items)
-    if items is None or lead is None:
-        return None
-    return lead, _reach(items)
+def _add_words(
+    words: Iterable[tuple[str, frozenset[int]]], lowered: str, selected: set[int]
+) -> None:
+    """Add to ``selected`` the rules of each of ``words`` that ``lowered`` contains."""
+    for word, ids in words:
+        if not ids <= selected and word in lowered:
+            selected |= ids
 
 
 def _digit_span(text: str) -> tuple[int, int] | None:
     """(first, last) index of an ASCII digit in ``text``, or None: a few C-speed finds."""
+    return _digits(text)[0]
+
+
+def _digits(text: str) -> tuple[tuple[int, int] | None, bytes | None]:
+    """:func:`_digit_span` of ``text`` and, for an ASCII text, its bytes with every digit made
+    ``0`` (where patterns of :func:`zero_led` are searched), else None."""
     if text.isascii():
         zeroed = text.encode("ascii").translate(_TO_ZERO)
         first = zeroed.find(b"0")
-        return None if first < 0 else (first, zeroed.rfind(b"0"))
+        return (None if first < 0 else (first, zeroed.rfind(b"0"))), zeroed
     first, last = len(text), -1
     for digit in _DIGITS:
         at = text.find(digit)
         if at >= 0:
             first = min(first, at)
             last = max(last, text.rfind(digit))
-    return None if last < 0 else (first, last)
+    return (None if last < 0 else (first, last)), None
 
 
 def _window(text: str, span: tuple[int, int], window: tuple[int, int]) -> tuple[int, int]:
@@ -504,9 +415,13 @@ class RuleSet:
         self._plain = plain
         # Digit-led patterns are searched between a text's first and last digit only.
         self._windows = [_digit_window(rule.pattern) for rule in self.rules]
-        # Each expression gate, compiled, and its reach.
+        # Each expression gate, compiled, its reach and its zero-led form (digit-led gates).
         self._gates = {
-            rule.gate: (re.compile(rule.gate, re.ASCII), _digit_window(rule.gate))
+            rule.gate: (
+                re.compile(rule.gate, re.ASCII),
+                _digit_window(rule.gate),
+                zero_led(rule.gate),
+            )
             for rule in self.rules
             if rule.gate is not None
         }
@@ -549,7 +464,8 @@ class RuleSet:
         for (_, entries), on in zip(self._anchor_words, anchors_on[expressions:], strict=True):
             if on:
                 found_by_in += ((t, ids & possible) for t, ids in entries if ids & possible)
-        return _Plan(possible, tuple(found_by_in), anchors, compiled_gates, literal_gates)
+        single, guarded, foreign = _word_groups(found_by_in)
+        return _Plan(possible, single, guarded, foreign, anchors, compiled_gates, literal_gates)
 
     def _plan_for(self, text: str) -> _Plan:
         """Level 1: the plan for the character groups and anchors ``text`` holds.
@@ -587,45 +503,59 @@ class RuleSet:
         """Indexes of the rules the prefilter lets through for ``text`` (in table order)."""
         return self._select(text)[0]
 
-    def _select(self, text: str) -> tuple[list[int], tuple[int, int] | None, str]:
-        """:meth:`candidates`, the span of ``text``'s digits if it was needed (``_UNKNOWN`` if
+    def _select(
+        self, text: str
+    ) -> tuple[list[int], tuple[tuple[int, int] | None, bytes | None], str]:
+        """:meth:`candidates`, :func:`_digits` of ``text`` if it was needed (``_NOT_YET`` if
         not), and the lower-cased text if it was needed (else "")."""
         plan = self._plan_for(text)
         selected: set[int] = set()
         lowered = ""
-        if plan.anchors or plan.words:
+        if plan.anchors or plan.words or plan.guarded or plan.foreign:
             lowered = text.lower()
             for pattern, table in plan.anchors:
                 for match in pattern.finditer(lowered):
                     selected |= table[match.lastindex or 0]
             if selected:
                 selected &= plan.possible
-            for word, ids in plan.words:
-                if not ids <= selected and word in lowered:
-                    selected |= ids
+            _add_words(plan.words, lowered, selected)
+            for guard, union, entries in plan.guarded:
+                if not union <= selected and guard.search(lowered):
+                    _add_words(entries, lowered, selected)
+            if plan.foreign and not lowered.isascii():
+                _add_words(plan.foreign, lowered, selected)
         for literal, ids in plan.literal_gates:
             if not ids <= selected and literal in text:
                 selected |= ids
-        span = self._gated(plan, text, selected) if plan.gates else _UNKNOWN
-        return sorted(selected), span, lowered
+        digits = self._gated(plan, text, selected) if plan.gates else _NOT_YET
+        return sorted(selected), digits, lowered
 
     @staticmethod
-    def _gated(plan: _Plan, text: str, selected: set[int]) -> tuple[int, int] | None:
+    def _gated(
+        plan: _Plan, text: str, selected: set[int]
+    ) -> tuple[tuple[int, int] | None, bytes | None]:
         """Add to ``selected`` the rules of the plan's expression gates that ``text`` passes;
-        return the span of its digits if a gate needed it (else ``_UNKNOWN``)."""
-        span: tuple[int, int] | None = _UNKNOWN
-        for gate, window, ids in plan.gates:
+        return :func:`_digits` of ``text`` if a gate needed it (else ``_NOT_YET``)."""
+        digits = _NOT_YET
+        for gate, window, zero, ids in plan.gates:
             if ids <= selected:
                 continue
             if window is None:
                 if gate.search(text):
                     selected |= ids
                 continue
-            if span is _UNKNOWN:
-                span = _digit_span(text)
-            if span is not None and gate.search(text, *_window(text, span, window)):
-                selected |= ids  # (no digit: a gate that needs one cannot match)
-        return span
+            if digits is _NOT_YET:
+                digits = _digits(text)
+            span, zeroed = digits
+            if span is None:
+                continue  # no digit: a gate that needs one cannot match
+            start, end = _window(text, span, window)
+            if zero is not None and zeroed is not None:
+                if zero.search(zeroed, start, end):
+                    selected |= ids
+            elif gate.search(text, start, end):
+                selected |= ids
+        return digits
 
     def find(self, text: str, *, prefilter: bool = True) -> list[Finding]:
         """Every validated finding in ``text``, overlaps resolved, in text order.
@@ -640,7 +570,7 @@ class RuleSet:
                     for finding in self._check(index, text, compiled.finditer(text))
                 ]
             )
-        indexes, span, lowered = self._select(text)
+        indexes, (span, _), lowered = self._select(text)
         # ``starts`` are found in the lower-cased text: only where its positions are the text's.
         aligned = bool(lowered) and len(lowered) == len(text)
         found: list[Finding] = []
