@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,8 @@ _SEKS_OF_BATCH = select(subject_keys).where(
     subject_keys.c.subject.in_(bindparam("subjects", expanding=True)),
     subject_keys.c.epoch.in_(bindparam("epochs", expanding=True)),
 )
+#: An export page's keys, by id (Keyring.seks_for_read).
+_SEKS_BY_ID = select(subject_keys).where(subject_keys.c.id.in_(bindparam("ids", expanding=True)))
 _BOOK_WRAPS = (
     update(subject_keys)
     .where(subject_keys.c.id == bindparam("b_id"))
@@ -303,13 +305,26 @@ class Keyring:
             raise KeyDestroyed("subject-epoch key destroyed")
         return SubjectKey(sek_id, row.dataset_id, row.subject, row.epoch, self._unwrap_row(row))
 
-    def existing(self, conn: Connection, sek_ids: Collection[bytes]) -> set[bytes]:
-        """Which of ``sek_ids`` still exist in ``conn``'s snapshot (the check of
-        :meth:`sek_for_read`, for many keys already unwrapped, in one query)."""
-        if not sek_ids:
-            return set()
-        found = conn.execute(select(subject_keys.c.id).where(subject_keys.c.id.in_(sek_ids)))
-        return {bytes(sek_id) for (sek_id,) in found}
+    def seks_for_read(
+        self,
+        conn: Connection,
+        sek_ids: Collection[bytes],
+        held: Mapping[bytes, SubjectKey] | None = None,
+    ) -> dict[bytes, SubjectKey]:
+        """:meth:`sek_for_read` for many keys in one query per 500: those of ``sek_ids`` that
+        exist in ``conn``'s snapshot, by id. Keys in ``held`` (already unwrapped) are used as
+        they are once their row is found; the others are unwrapped (through the cache). An id
+        without a row is left out: the caller raises KeyDestroyed where it needs that key."""
+        wanted = sorted(sek_ids)
+        found: dict[bytes, SubjectKey] = {}
+        for start in range(0, len(wanted), 500):
+            for row in conn.execute(_SEKS_BY_ID, {"ids": wanted[start : start + 500]}):
+                sek_id = bytes(row.id)
+                kept = held.get(sek_id) if held else None
+                found[sek_id] = kept or SubjectKey(
+                    sek_id, row.dataset_id, row.subject, row.epoch, self._unwrap_row(row)
+                )
+        return found
 
     def sek_for_reseal(self, conn: Connection, sek_id: bytes, *, uses: int) -> SubjectKey:
         """The SEK with that id, booking ``uses`` more wraps (records sealed again under it).

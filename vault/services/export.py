@@ -22,8 +22,9 @@ import io
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import insert, update
@@ -32,13 +33,15 @@ from vault.audit import AuditAction
 from vault.audit.chain import canonical_json
 from vault.domain.principal import Principal
 from vault.errors import BadRequest
+from vault.keyring import SubjectKey
 from vault.services.base import ServiceBase
-from vault.services.reads import OpenedPage, ReadService, after
+from vault.services.reads import FetchedPage, OpenedPage, ReadService, after
 from vault.storage.tables import export_subjects, exports
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "PARQUET_COLUMNS", "ExportQuery", "ExportService"]
 
 PAGE = 1000
+_ID, _SUBJECT = itemgetter(0), itemgetter(1)  # of a page's raw rows
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
@@ -71,6 +74,9 @@ def _json_text_encoder() -> Any:
 
 _DUMPS = _json_text_encoder()
 _LOADS = json.JSONDecoder().decode
+#: json.loads' scanner: the JSON value at an index of a text, and where it ends.
+_SCAN_VALUE: Callable[[str, int], tuple[Any, int]]
+_SCAN_VALUE = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # no stubs
 FORMATS = frozenset({"ndjson", "parquet"})
 MEDIA_TYPES = {"ndjson": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
 #: The Parquet columns: (name, type); ``json`` columns hold JSON text.
@@ -88,6 +94,19 @@ PARQUET_COLUMNS = (
     ("field", "json"),
     ("data", "json"),
 )
+
+
+def _parse_body(body: bytes) -> Any:
+    """json.loads of a sealed body, by its scanner alone when the body is one JSON value and
+    nothing else (every body the vault writes is compact): no encoding detection (the vault
+    writes UTF-8) and no whitespace to skip. Any other is handed to json.loads (the same
+    value, or the same error)."""
+    text = body.decode("utf-8", "surrogatepass")
+    try:
+        value, end = _SCAN_VALUE(text, 0)
+    except StopIteration:
+        return _LOADS(text)
+    return value if end == len(text) else _LOADS(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +224,8 @@ class ExportService(ServiceBase):
         linked: dict[str, str] = {}  # one keyed hash per person, not per record
         try:
             for page in self._pages(ds, where):
-                ids = [row[0] for row in page.rows]
-                people = [row[1] for row in page.rows]
+                ids = list(map(_ID, page.rows))
+                people = list(map(_SUBJECT, page.rows))
                 # The digest of the ids in order: one update per page hashes the same bytes.
                 manifest.ids.update("".join(ids).encode("ascii"))
                 manifest.people.update(people)
@@ -225,19 +244,24 @@ class ExportService(ServiceBase):
 
     def _pages(self, ds: Any, where: list[Any]) -> Iterator[OpenedPage]:
         """Opened pages in (time, id) order (keyset pagination: flat memory), each read in a
-        transaction of its own."""
-        last: tuple[Any, str] | None = None
-        held: dict[bytes, Any] = {}  # the previous page's keys (checked again in each page)
-        while True:
-            page_where = list(where)
-            if last is not None:
-                page_where.append(after(*last))
-            with self.db.read() as conn:
-                page = self._reads.open_page(conn, ds, page_where, PAGE, held)
-            if page.last is None:
+        transaction of its own when the previous one was taken (so each checks its keys again)
+        and opened after it; the last is the first that says no record follows it."""
+        fetched = self._fetch(where, None, {})
+        while fetched.last is not None:
+            yield self._reads.open_fetched(ds, fetched)
+            if not fetched.more:
                 return
-            yield page
-            last, held = page.last, page.keys
+            fetched = self._fetch(where, fetched.last, fetched.keys)
+
+    def _fetch(
+        self, where: list[Any], last: tuple[Any, str] | None, held: Mapping[bytes, SubjectKey]
+    ) -> FetchedPage:
+        """The page after ``last`` (the first when None), read in a transaction of its own."""
+        page_where = list(where)
+        if last is not None:
+            page_where.append(after(*last))
+        with self.db.read() as conn:
+            return self._reads.fetch_page(conn, page_where, PAGE, held)
 
     def _finish(
         self,
@@ -365,8 +389,7 @@ class _ParquetWriter(_Writer):
 
     def page(self, page: OpenedPage, ids: list[str], subjects: list[str]) -> bytes:
         # Built column by column; the time is the checked index time (equal to the sealed one).
-        # json.loads of the bytes, without its encoding detection: the vault writes UTF-8.
-        events = [_LOADS(body.decode("utf-8", "surrogatepass")) for body in page.bodies]
+        events = [_parse_body(body) for body in page.bodies]
         columns: dict[str, Any] = {"id": ids, "subject": subjects}
         for name, kind in PARQUET_COLUMNS:
             if kind == "string" and name not in columns:

@@ -42,7 +42,7 @@ from vault.keyring import SubjectKey
 from vault.services.base import OBJECT_ID, ServiceBase
 from vault.storage.tables import records
 
-__all__ = ["EventQuery", "OpenedPage", "ReadService"]
+__all__ = ["EventQuery", "FetchedPage", "OpenedPage", "ReadService"]
 
 DEFAULT_PAGE = 100
 MAX_SUBJECTS = 1000
@@ -162,6 +162,27 @@ def _binary_results(*event_args: Any) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchedPage:
+    """A page of records read for an export, not opened yet: what its transaction read."""
+
+    #: The raw rows, in :data:`RAW_COLUMNS` order (id, subject, epoch, time, kind, ...).
+    rows: list[Any]
+    #: The page's subject-epoch keys that exist in its snapshot (for the next page's ``held``).
+    keys: dict[bytes, SubjectKey]
+    #: Whether records follow this page (one more row matched than the page holds).
+    more: bool
+    #: The ``event_time`` column type's conversion of a raw time (the driver's).
+    to_datetime: Callable[[Any], datetime]
+
+    @property
+    def last(self) -> tuple[datetime, str] | None:
+        """Where the next page starts (the keyset), or None when the page is empty."""
+        if not self.rows:
+            return None
+        return self.to_datetime(self.rows[-1][3]), self.rows[-1][0]
+
+
+@dataclass(frozen=True, slots=True)
 class OpenedPage:
     """A page of records opened for an export, in read order."""
 
@@ -171,10 +192,6 @@ class OpenedPage:
     bodies: list[bytes]
     #: Each record's time as :func:`format_time` writes it (equal to the body's).
     times: list[str]
-    #: Where the next page starts (the keyset), or None when the page is empty.
-    last: tuple[datetime, str] | None
-    #: The subject-epoch keys the page used, for the next page's ``held`` (at most a page's).
-    keys: dict[bytes, SubjectKey]
 
 
 def _time_processor(dialect: Dialect) -> Callable[[Any], datetime]:
@@ -241,21 +258,30 @@ class ReadService(ServiceBase):
         limit: int,
         held: Mapping[bytes, SubjectKey] | None = None,
     ) -> OpenedPage:
-        """Up to ``limit`` records matching ``where``, in (time, id) order, opened and checked
-        against their index columns like :meth:`open_row` (the same associated data, the same
-        opaque DecryptionError), with the export's costs cut: raw columns, the time compared
-        as text and the JSON body compared by its leading time and kind instead of parsed
-        (every body the vault writes starts with them; any other is parsed and checked in
-        full).
+        """:meth:`fetch_page` then :meth:`open_fetched`: a page read and opened at once."""
+        return self.open_fetched(ds, self.fetch_page(conn, where, limit, held))
 
-        ``held`` are the previous page's keys: those whose row still exists in this page's
-        snapshot (one query for all) are used again, any other is looked up as
-        :meth:`open_row` does (a key destroyed since is KeyDestroyed at its first record)."""
+    def fetch_page(
+        self,
+        conn: Connection,
+        where: Sequence[ColumnElement[bool]],
+        limit: int,
+        held: Mapping[bytes, SubjectKey] | None = None,
+    ) -> FetchedPage:
+        """Up to ``limit`` records matching ``where``, in (time, id) order, as raw columns (no
+        per-row type processing), and their keys; one row past ``limit`` is read, not kept,
+        to tell whether another page follows. All the database work of a page of an export,
+        so that :meth:`open_fetched` needs no connection.
+
+        The keys are read in one query, in this page's snapshot: those of ``held`` (the
+        previous page's) whose row still exists are used again, the others unwrapped as
+        :meth:`open_row` does; a key without a row (destroyed since) is left out, so that
+        :meth:`open_fetched` raises KeyDestroyed at its first record."""
         stmt = (
             select(*RAW_COLUMNS)
             .where(*where)
             .order_by(records.c.event_time, records.c.id)
-            .limit(limit)
+            .limit(limit + 1)
         )
         if conn.dialect.name == "postgresql":
             # Keyset pages must follow the (dataset, time, id) index, stopping at the limit: on a
@@ -267,18 +293,25 @@ class ReadService(ServiceBase):
                     event.listen(conn, "before_cursor_execute", _binary_results)
                 stmt = stmt.execution_options(**{_BINARY_RESULTS: True})
         rows: list[Any] = list(conn.execute(stmt).all())
-        keys: dict[bytes, SubjectKey] = {}
-        if held:  # the previous page's keys this page wants, if they still exist
-            wanted = {bytes(row[5]) for row in rows} & held.keys()
-            keys = {sek_id: held[sek_id] for sek_id in self.keyring.existing(conn, wanted)}
-        to_datetime = _time_processor(conn.dialect)
+        more = len(rows) > limit
+        del rows[limit:]
+        keys = self.keyring.seks_for_read(conn, {bytes(row[5]) for row in rows}, held)
+        return FetchedPage(rows, keys, more, _time_processor(conn.dialect))
+
+    def open_fetched(self, ds: Row[Any], page: FetchedPage) -> OpenedPage:
+        """The records of ``page`` (of ``ds``) opened and checked against their index columns
+        like :meth:`open_row` (the same associated data, the same opaque DecryptionError),
+        with the export's costs cut: the time compared as text and the JSON body compared by
+        its leading time and kind instead of parsed (every body the vault writes starts with
+        them; any other is parsed and checked in full)."""
+        to_datetime, keys = page.to_datetime, page.keys
         openers: dict[tuple[bytes, str, int], RecordOpener] = {}
         bodies: list[bytes] = []
         times: list[str] = []
         kinds, time_text, fromhex = _KINDS, _raw_time_text, bytes.fromhex
-        for rid, subject, epoch, raw_time, kind, sek_id, envelope in rows:
-            group = (bytes(sek_id), subject, epoch)
-            opener = openers.get(group) or self._opener(conn, ds, keys, openers, group)
+        for rid, subject, epoch, raw_time, kind, sek_id, envelope in page.rows:
+            group = (sek_id, subject, epoch)
+            opener = openers.get(group) or self._opener(ds, keys, openers, group)
             if len(rid) != _ID_HEX:  # fromhex skips whitespace: the id must be the hex alone
                 raise DecryptionError("decryption failed")
             plain = opener.open(fromhex(rid), envelope)
@@ -294,8 +327,7 @@ class ReadService(ServiceBase):
                 _check_index_values(kind, time, json.loads(plain))
             bodies.append(plain)
             times.append(time)
-        last = (to_datetime(rows[-1][3]), rows[-1][0]) if rows else None
-        return OpenedPage(rows, bodies, times, last, keys)
+        return OpenedPage(page.rows, bodies, times)
 
     def _plaintexts(
         self, conn: Connection, ds: Row[Any], rows: Sequence[Row[Any]]
@@ -303,26 +335,30 @@ class ReadService(ServiceBase):
         keys: dict[bytes, SubjectKey] = {}
         openers: dict[tuple[bytes, str, int], RecordOpener] = {}
         for row in rows:
-            group = (bytes(row.sek_id), row.subject, row.epoch)
-            opener = openers.get(group) or self._opener(conn, ds, keys, openers, group)
+            sek_id = bytes(row.sek_id)
+            group = (sek_id, row.subject, row.epoch)
+            opener = openers.get(group)
+            if opener is None:
+                if sek_id not in keys:
+                    keys[sek_id] = self.keyring.sek_for_read(conn, sek_id)
+                opener = self._opener(ds, keys, openers, group)
             yield opener.open(bytes.fromhex(row.id), bytes(row.envelope))
 
     def _opener(
         self,
-        conn: Connection,
         ds: Row[Any],
-        keys: dict[bytes, SubjectKey],
+        keys: Mapping[bytes, SubjectKey],
         openers: dict[tuple[bytes, str, int], RecordOpener],
         group: tuple[bytes, str, int],
     ) -> RecordOpener:
         """The opener of one (key, subject, epoch) of a page, made once (callers look in
-        ``openers`` first). One per group: a row whose
-        subject or epoch was edited gets its own, whose context then fails as open_record's
-        would. A key not in ``keys`` is looked up (KeyDestroyed when it was shredded)."""
+        ``openers`` first). One per group: a row whose subject or epoch was edited gets its
+        own, whose context then fails as open_record's would. A key not in ``keys`` (read in
+        the page's snapshot) was destroyed: KeyDestroyed."""
         sek_id, subject, epoch = group
-        sek = keys.get(sek_id)
+        sek = keys.get(bytes(sek_id))
         if sek is None:
-            sek = keys[sek_id] = self.keyring.sek_for_read(conn, sek_id)
+            raise KeyDestroyed("subject-epoch key destroyed")
         opener = openers[group] = RecordOpener(sek.key, ds.id, subject, epoch, sek.id)
         return opener
 

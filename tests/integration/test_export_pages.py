@@ -1,0 +1,131 @@
+"""Export pages: one read past the page tells whether another follows, one key query a page,
+and the Parquet writer's body parsing is json.loads'."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event as sa_event
+from sqlalchemy import select, text
+
+from tests.conftest import COLLECTOR, READER, event, make_dataset
+from vault.services import export as export_module
+from vault.services.export import ExportQuery
+from vault.storage.tables import datasets, records
+
+
+def fill(vault: Any, clock: Any, count: int) -> None:
+    make_dataset(vault, "ux")
+    batch = [event(clock, f"emp-{i % 3}", data={"text": f"line {i}"}) for i in range(count)]
+    assert vault.ingest.ingest(COLLECTOR, "ux", batch)["accepted"] == count
+
+
+def export_lines(vault: Any) -> list[dict[str, Any]]:
+    _, chunks = vault.exports.start(READER, "ux", "research", ExportQuery())
+    return [json.loads(line) for line in b"".join(chunks).splitlines()]
+
+
+def count_fetches(vault: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of rows of every page the export reads."""
+    sizes: list[int] = []
+    fetch = vault.exports._reads.fetch_page
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        page = fetch(*args, **kwargs)
+        sizes.append(len(page.rows))
+        return page
+
+    monkeypatch.setattr(vault.exports._reads, "fetch_page", counted)
+    return sizes
+
+
+@pytest.mark.parametrize(("count", "pages"), [(14, [7, 7]), (15, [7, 7, 1]), (6, [6])])
+def test_no_empty_page_is_read_after_the_last(
+    vault, clock, monkeypatch, count: int, pages: list[int]
+) -> None:
+    monkeypatch.setattr(export_module, "PAGE", 7)
+    fill(vault, clock, count)
+    sizes = count_fetches(vault, monkeypatch)
+    lines = export_lines(vault)
+    assert sizes == pages
+    assert len({line["id"] for line in lines}) == count
+    with vault.db.read() as conn:
+        done = conn.execute(text("SELECT records, finished_at FROM exports")).one()
+    assert done.records == count
+    assert done.finished_at is not None
+
+
+def test_an_empty_export_reads_one_page(vault, clock, monkeypatch) -> None:
+    make_dataset(vault, "ux")
+    sizes = count_fetches(vault, monkeypatch)
+    assert export_lines(vault) == []
+    assert sizes == [0]
+
+
+def test_one_key_query_per_page(vault, clock, monkeypatch) -> None:
+    """Three people's keys are read in one query per page, not one per key."""
+    monkeypatch.setattr(export_module, "PAGE", 7)
+    fill(vault, clock, 20)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(vault.db.engine, "before_cursor_execute", seen)
+    try:
+        assert len(export_lines(vault)) == 20
+    finally:
+        sa_event.remove(vault.db.engine, "before_cursor_execute", seen)
+    key_reads = [s for s in statements if "FROM subject_keys" in s]
+    assert len(key_reads) == 3  # pages of 7, 7 and 6
+
+
+def test_a_page_reuses_held_keys_only_while_they_exist(vault, clock) -> None:
+    fill(vault, clock, 6)
+    reads, keyring = vault.exports._reads, vault.exports._reads.keyring
+    with vault.db.read() as conn:
+        ds_id = conn.execute(select(datasets.c.id).where(datasets.c.name == "ux")).scalar_one()
+        where = [records.c.dataset_id == ds_id]
+        first = reads.fetch_page(conn, where, 10)
+    assert len(first.rows) == 6
+    assert not first.more
+    assert len(first.keys) == 3
+    with vault.db.read() as conn:
+        again = keyring.seks_for_read(conn, set(first.keys) | {b"\x00" * 16}, first.keys)
+    assert again == first.keys
+    assert all(again[k] is first.keys[k] for k in again)  # held: not unwrapped again
+    gone = next(iter(first.keys))
+    with vault.db.write() as conn:
+        conn.execute(text("DELETE FROM subject_keys WHERE id = :i"), {"i": gone})
+    with vault.db.read() as conn:
+        after = keyring.seks_for_read(conn, set(first.keys), first.keys)
+    assert set(after) == set(first.keys) - {gone}
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=20,
+)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON_VALUES, indent=st.sampled_from([None, 1]), pad=st.sampled_from(["", " \n"]))
+def test_body_parsing_is_json_loads(value: Any, indent: int | None, pad: str) -> None:
+    """Compact bodies (what the vault writes) and any other layout parse as json.loads does."""
+    encoded = _COMPACT.encode(value) if indent is None else json.dumps(value, indent=indent)
+    body = (pad + encoded + pad).encode("utf-8", "surrogatepass")
+    assert export_module._parse_body(body) == json.loads(body.decode("utf-8", "surrogatepass"))
+
+
+@pytest.mark.parametrize("body", [b"", b"{", b'{"a":1} x', b"nope", b'{"a":1}}'])
+def test_body_parsing_fails_as_json_loads(body: bytes) -> None:
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(body.decode())
+    with pytest.raises(json.JSONDecodeError):
+        export_module._parse_body(body)
