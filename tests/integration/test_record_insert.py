@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from tests.conftest import make_dataset
@@ -80,8 +82,8 @@ def test_a_bad_row_writes_nothing(vault: Vault, clock: Any) -> None:
     ds_id = _dataset(vault, clock())
     rows = _rows(ds_id, 50, clock())
     rows[30] = {**rows[30], "event_time": datetime(2026, 1, 1)}  # naive: ambiguous
-    # (SQLAlchemy wraps the column type's ValueError in a StatementError; COPY raises it bare.)
-    with pytest.raises((ValueError, StatementError), match="naive"), vault.db.write() as conn:
+    # The column type's ValueError, wrapped as SQLAlchemy's own insert wraps it.
+    with pytest.raises(StatementError, match="naive"), vault.db.write() as conn:
         insert_records(conn, rows)
     rows = _rows(ds_id, 50, clock())
     rows[40] = dict(rows[0])  # a duplicate key (PostgreSQL's holds id, dataset and time)
@@ -96,3 +98,93 @@ def test_no_rows_is_a_no_op(vault: Vault) -> None:
         insert_records(conn, [])
     with vault.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(records)).scalar_one() == 0
+
+
+def _raw(vault: Vault, ds_id: str) -> dict[int, tuple[Any, ...]]:
+    """Every stored column but the id, as the database holds it (SQLite: storage class and
+    literal; PostgreSQL: the text form), by ``size`` (unique per row here)."""
+    names = [c.name for c in records.columns if c.name != "id"]
+    if vault.db.is_sqlite:
+        cols = ", ".join(f"typeof({n}), quote({n})" for n in names)
+    else:
+        cols = ", ".join(f"pg_typeof({n})::text, {n}::text" for n in names)
+    sql = f"SELECT size, {cols} FROM records WHERE dataset_id = :ds"
+    with vault.db.read() as conn:
+        return {r[0]: tuple(r[1:]) for r in conn.execute(text(sql), {"ds": ds_id})}
+
+
+def test_same_stored_bytes_as_the_sqlalchemy_insert(vault: Vault, clock: Any) -> None:
+    """The fast path stores exactly what SQLAlchemy's insert stores, value for value."""
+    when = clock().replace(microsecond=123456)
+    ds_id = _dataset(vault, when)
+    rows = _rows(ds_id, 40, when)
+    for i, row in enumerate(rows):  # the value shapes the fast path treats, and others
+        if i % 4 == 1:
+            row["event_time"] = row["event_time"].astimezone(UTC)  # UTC itself
+        elif i % 4 == 2:
+            row["event_time"] = row["event_time"].astimezone(ZoneInfo("America/New_York"))
+        elif i % 4 == 3:
+            row["event_time"] = row["event_time"].replace(microsecond=0)
+        if i % 5 == 0:
+            row["redactions"] = Counter({"URL": 3})  # a dict subclass
+        elif i % 5 == 1:
+            row["redactions"] = {"é": 1, "NAME": 2}
+    with vault.db.write() as conn:
+        conn.execute(insert(records), rows)  # what SQLAlchemy stores
+    again = [{**row, "id": uuid.uuid4().hex, "size": row["size"] + 1000} for row in rows]
+    with vault.db.write() as conn:
+        insert_records(conn, again)
+    stored = _raw(vault, ds_id)
+    assert len(stored) == 2 * len(rows)
+    names = [c.name for c in records.columns if c.name != "id"]
+    size_literal = 2 * names.index("size") + 1  # differs on purpose (it keys the rows)
+    for row in rows:
+        old, new = stored[row["size"]], stored[row["size"] + 1000]
+        assert old[size_literal] != new[size_literal]
+        assert [v for k, v in enumerate(old) if k != size_literal] == [
+            v for k, v in enumerate(new) if k != size_literal
+        ]
+
+
+def test_rows_in_a_savepoint_roll_back_with_it(vault: Vault, clock: Any) -> None:
+    """Written through the driver, rows still belong to the SQLAlchemy transaction: a
+    savepoint that fails (as one batch of a group commit) takes its rows with it, and the
+    rest commits."""
+    ds_id = _dataset(vault, clock())
+    kept = _rows(ds_id, 5, clock())
+    dropped = [*_rows(ds_id, 7, clock()), kept[0]]  # the last one is a duplicate
+    with vault.db.write() as conn:
+        insert_records(conn, kept)
+        with pytest.raises(IntegrityError), conn.begin_nested():
+            insert_records(conn, dropped)
+    with vault.db.read() as conn:
+        ids = set(conn.execute(select(records.c.id)).scalars())
+    assert ids == {row["id"] for row in kept}
+
+
+def test_equal_values_keep_their_own_bytes(vault: Vault, clock: Any) -> None:
+    """A column whose values are all equal is still stored value by value: equal counts in
+    another key order, or one instant at two offsets, keep what each would store."""
+    when = clock()
+    ds_id = _dataset(vault, when)
+    rows = _rows(ds_id, 6, when)
+    counts, reordered, shifted = (
+        {"EMAIL": 1, "URL": 2},
+        {"URL": 2, "EMAIL": 1},
+        when.astimezone(_PLUS_TWO),
+    )
+    for i, row in enumerate(rows):  # the first and the last share their objects
+        middle = 0 < i < len(rows) - 1
+        row["redactions"] = reordered if middle and i % 2 else counts
+        row["stored_at"] = shifted if middle and i % 2 else when
+    with vault.db.write() as conn:
+        conn.execute(insert(records), rows)
+    again = [{**row, "id": uuid.uuid4().hex, "size": row["size"] + 1000} for row in rows]
+    with vault.db.write() as conn:
+        insert_records(conn, again)
+    stored = _raw(vault, ds_id)
+    names = [c.name for c in records.columns if c.name != "id"]
+    redactions = 2 * names.index("redactions") + 1
+    assert len({stored[row["size"] + 1000][redactions] for row in rows}) == 2
+    for row in rows:
+        assert stored[row["size"]][redactions] == stored[row["size"] + 1000][redactions]

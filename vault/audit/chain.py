@@ -31,9 +31,13 @@ HASHED_FIELDS = (
 _PREFIX = b"tvault-audit-v1\n"
 
 
+# Built once (json.dumps with options builds an encoder per call); the same output.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical_json(value: Any) -> str:
     """Deterministic JSON: sorted keys, compact, ASCII."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _CANONICAL.encode(value)
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:

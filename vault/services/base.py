@@ -221,6 +221,16 @@ class ServiceBase:
         """Audited role check."""
         self.gate(principal, action, decide_role(principal, roles), dataset=dataset)
 
+    def may_name_dataset(self, principal: Principal, name: str, action: AuditAction) -> None:
+        """The checks of :meth:`visible_dataset` that need no database: the caller's grant on
+        ``name`` and its form; an audited NotFound otherwise."""
+        self.gate(principal, action, decide_dataset_visible(principal, name), dataset=name)
+        if not DATASET_NAME.fullmatch(name):
+            # Never send a malformed name (NUL bytes, 5 KB strings) to the database at all.
+            self.deny(
+                principal, action, Denied("malformed dataset name", Denial.NOT_FOUND), dataset=name
+            )
+
     def visible_dataset(
         self,
         principal: Principal,
@@ -233,12 +243,7 @@ class ServiceBase:
 
         Read in ``conn``'s transaction when given, else in a read transaction of its own.
         """
-        self.gate(principal, action, decide_dataset_visible(principal, name), dataset=name)
-        if not DATASET_NAME.fullmatch(name):
-            # Never send a malformed name (NUL bytes, 5 KB strings) to the database at all.
-            self.deny(
-                principal, action, Denied("malformed dataset name", Denial.NOT_FOUND), dataset=name
-            )
+        self.may_name_dataset(principal, name, action)
         if conn is not None:
             row = self.dataset_row(conn, name)
         else:

@@ -7,11 +7,12 @@ per event. Everything that is stored, and the audit entry that records it, commi
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
@@ -42,15 +43,18 @@ from vault.storage.tables import consents, datasets
 __all__ = ["IngestService", "collection_policy", "consent_states"]
 
 _EVENT = TypeAdapter(TelemetryEvent)
+_EVENTS = TypeAdapter(list[TelemetryEvent])
 ConsentState = Literal["granted", "withdrawn"]
 # One encoder, built once: json.dumps with options builds a new one on every call.
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 # Statements built once (their compiled forms are cached): every batch runs them.
-# The KEK version is read under a share lock inside the write transaction (see _store).
-_KEK_VERSION = (
-    select(datasets.c.kek_version)
-    .where(datasets.c.id == bindparam("ds"))
-    .with_for_update(read=True)
+# The dataset row (its KEK version) is read under a share lock inside the write transaction
+# (see _store).
+_DATASET_FOR_SHARE = (
+    select(datasets).where(datasets.c.id == bindparam("ds")).with_for_update(read=True)
+)
+_CONSENT_OF = select(consents.c.state).where(
+    consents.c.dataset_id == bindparam("ds"), consents.c.subject == bindparam("subject")
 )
 _CONSENTS = select(consents.c.subject, consents.c.state).where(
     consents.c.dataset_id == bindparam("ds"),
@@ -72,12 +76,76 @@ def collection_policy(ds: Row[Any], skew: int) -> CollectionPolicy:
     )
 
 
+def _record_ids(count: int) -> list[bytes]:
+    """``count`` fresh random record ids: the 16 bytes of a UUID version 4 each (what
+    ``uuid.uuid4().bytes`` gives), from one ``os.urandom`` call for the batch."""
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
+    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # variant RFC 4122
+    return [bytes(raw[i : i + 16]) for i in range(0, len(raw), 16)]
+
+
 def _to_ms(value: datetime) -> datetime:
     # Stored times carry milliseconds, as the sealed body does, so the two can be compared.
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    extra = value.microsecond % 1000
+    return value.replace(microsecond=value.microsecond - extra) if extra else value
 
 
-Member = tuple[int, TelemetryEvent, bytes, dict[str, int], uuid.UUID]
+Member = tuple[int, TelemetryEvent, bytes, dict[str, int], bytes]  # ..., record id
+
+#: The dataset columns that change after creation (KEK rotation; erasure and sweep
+#: bookkeeping). Ingest takes the KEK version from the row it reads in its write transaction.
+_MUTABLE = frozenset({"kek_version", "shred_pending_since"})
+_FIXED = tuple(column.name for column in datasets.columns if column.name not in _MUTABLE)
+#: At most this many consent hints per dataset (then they are dropped and learned again).
+_MAX_HINTS = 65_536
+
+
+def _fixed(ds: Row[Any]) -> tuple[Any, ...]:
+    """What a dataset row holds that never changes after the dataset is created."""
+    mapping = ds._mapping
+    return tuple(mapping[name] for name in _FIXED)
+
+
+class _StaleDataset(Exception):
+    """A remembered dataset row differs from the database's (or is gone)."""
+
+
+@dataclass(slots=True)
+class _Known:
+    """What this process remembers of a dataset between batches (see ``IngestService.ingest``).
+
+    ``row`` and ``policy``: the dataset and its collection rules, which never change after
+    creation; every write transaction reads the row under its share lock and compares.
+    ``consent``: per pseudonym, the state the last write transaction read (None: no record).
+    Only a guess of which events to redact before the write transaction: whether an event is
+    stored is always decided on the states read inside it, so a withdrawal is never missed.
+    """
+
+    row: Row[Any]
+    policy: CollectionPolicy
+    consent: dict[str, ConsentState | None]
+
+    def guess(self, subjects: set[str]) -> tuple[dict[str, ConsentState], set[str]]:
+        """The remembered states of ``subjects`` (as :func:`consent_states` gives them) and
+        the subjects with nothing remembered."""
+        states: dict[str, ConsentState] = {}
+        unknown: set[str] = set()
+        for subject in subjects:
+            try:
+                state = self.consent[subject]
+            except KeyError:
+                unknown.add(subject)
+                continue
+            if state is not None:
+                states[subject] = state
+        return states, unknown
+
+    def learn(self, states: dict[str, ConsentState | None]) -> None:
+        """Remember the states a write transaction read."""
+        if len(self.consent) + len(states) > _MAX_HINTS:
+            self.consent.clear()
+        self.consent.update(states)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +158,7 @@ class _Plan:
     decisions: list[Decision]
     expected: list[int]
     stream: StreamResult
-    rids: list[uuid.UUID]
+    rids: list[bytes]  # record ids (16 bytes each)
 
 
 class IngestService(ServiceBase):
@@ -99,10 +167,16 @@ class IngestService(ServiceBase):
     def __init__(self, deps: Deps, redaction: RedactionSetup | None = None) -> None:
         super().__init__(deps)
         self.redaction = redaction or RedactionSetup()
+        #: By dataset name, the datasets this process ingested into.
+        self._known: dict[str, _Known] = {}
 
     def _validate(
         self, principal: Principal, dataset: str, items: list[Any]
     ) -> list[TelemetryEvent]:
+        try:  # the whole batch in one call; on any error, event by event for the details
+            return _EVENTS.validate_python(items)
+        except ValidationError:
+            pass
         events: list[TelemetryEvent] = []
         invalid: list[dict[str, Any]] = []
         for index, item in enumerate(items):
@@ -138,27 +212,77 @@ class IngestService(ServiceBase):
         ``after_store`` (the importer's) runs inside the write transaction with the per-event
         results, after the records and the audit entry: what it writes commits with them, and
         if it raises nothing of the batch is stored.
+
+        A dataset this process ingested into before is not read again ahead of the write
+        transaction: its row and the consent states its subjects had are remembered
+        (:class:`_Known`), and the write transaction, which reads both under its locks anyway,
+        checks the row and decides on the states it reads. Only subjects with no remembered
+        state are read ahead (in a read transaction, as for a dataset seen for the first time).
         """
-        self.require(principal, AuditAction.EVENTS_INGEST, [Role.COLLECTOR], dataset=dataset)
+        action = AuditAction.EVENTS_INGEST
+        self.require(principal, action, [Role.COLLECTOR], dataset=dataset)
+        known = self._known.get(dataset)
+        if known is not None:
+            self.may_name_dataset(principal, dataset, action)
+            events = self._checked(principal, dataset, items)
+            pseudonyms = self._pseudonyms(known.row.id, events)
+            early, unknown = known.guess(set(pseudonyms.values()))
+            if unknown:
+                with self.db.read() as conn:
+                    early.update(consent_states(conn, known.row.id, unknown))
+            try:
+                return self._ingest(
+                    principal, known, events, pseudonyms, early, after_store=after_store
+                )
+            except _StaleDataset:  # never seen: dataset rows keep their policy; read it again
+                self._known.pop(dataset, None)
         # One read transaction for the dataset and its subjects' consent (the batch is checked
         # in between: pure work, no I/O).
         with self.db.read() as conn:
-            ds = self.visible_dataset(principal, dataset, AuditAction.EVENTS_INGEST, conn=conn)
-            if not items:
-                raise ValidationFailed("empty batch", details={"invalid_indexes": []})
-            if len(items) > self.deps.limits.max_batch_events:
-                raise PayloadTooLarge(
-                    f"batch over {self.deps.limits.max_batch_events} events; split it"
-                )
-            events = self._validate(principal, dataset, items)
-            pseudonyms = {
-                s: self.keyring.subject_pseudonym(ds.id, s) for s in {e.subject for e in events}
-            }
+            ds = self.visible_dataset(principal, dataset, action, conn=conn)
+            events = self._checked(principal, dataset, items)
+            pseudonyms = self._pseudonyms(ds.id, events)
             early = consent_states(conn, ds.id, set(pseudonyms.values()))
-        now = self.deps.now()
-        policy = collection_policy(ds, self.deps.limits.clock_skew_seconds)
+        known = _Known(ds, collection_policy(ds, self.deps.limits.clock_skew_seconds), {})
+        self._known[dataset] = known
+        return self._ingest(
+            principal, known, events, pseudonyms, early, after_store=after_store, remembered=False
+        )
 
+    def _checked(
+        self, principal: Principal, dataset: str, items: list[Any]
+    ) -> list[TelemetryEvent]:
+        """The batch's events, or the client error that refuses it whole."""
+        if not items:
+            raise ValidationFailed("empty batch", details={"invalid_indexes": []})
+        if len(items) > self.deps.limits.max_batch_events:
+            raise PayloadTooLarge(
+                f"batch over {self.deps.limits.max_batch_events} events; split it"
+            )
+        return self._validate(principal, dataset, items)
+
+    def _pseudonyms(self, dataset_id: str, events: list[TelemetryEvent]) -> dict[str, str]:
+        return {
+            s: self.keyring.subject_pseudonym(dataset_id, s) for s in {e.subject for e in events}
+        }
+
+    def _ingest(
+        self,
+        principal: Principal,
+        known: _Known,
+        events: list[TelemetryEvent],
+        pseudonyms: dict[str, str],
+        early: dict[str, ConsentState],
+        *,
+        after_store: Callable[[Connection, list[dict[str, Any]]], None] | None,
+        remembered: bool = True,
+    ) -> dict[str, Any]:
+        """Redact, then store in the write transaction; ``remembered``: ``known.row`` was not
+        read for this batch (the write transaction raises _StaleDataset if it changed)."""
+        ds, policy = known.row, known.policy
+        now = self.deps.now()
         results: list[dict[str, Any]] = []
+        read: dict[str, ConsentState | None] = {}  # the consent states the transaction read
         state = self.redaction.keystrokes
         redactor = redactor_for(self.keyring, ds, self.redaction.names)
         # Redaction (a name model can be slow) runs before the write transaction, on the events
@@ -169,8 +293,13 @@ class IngestService(ServiceBase):
         ]
         expected = [i for i, d in enumerate(decisions) if isinstance(d, Accepted)]
         lease = state.lease() if state is not None else None
+        subjects: dict[bytes, str] = {}
+        if state is not None:
+            subjects = {
+                target_key(ds.id, e): pseudonyms[e.subject] for e in events if e.kind == "key"
+            }
+        tails: dict[bytes, KeyTail] = {}
         try:
-            tails: dict[bytes, KeyTail] = {}
             if state is not None:
                 tails = state.take(
                     {target_key(ds.id, events[i]) for i in expected if events[i].kind == "key"}
@@ -194,7 +323,7 @@ class IngestService(ServiceBase):
                 results.clear()  # filled here only: nothing of a rolled-back attempt remains
                 done = self._store(
                     conn, principal, ds, events, plan, policy=policy, pseudonyms=pseudonyms,
-                    results=results, now=now,
+                    results=results, now=now, read=read, remembered=remembered,
                 )  # fmt: skip
                 if after_store is not None:
                     after_store(conn, results)
@@ -204,14 +333,16 @@ class IngestService(ServiceBase):
             # commit, each in a savepoint of its own); this returns once it is committed.
             stored, stream = self.db.write_shared(store)
             if state is not None:
-                subjects = {
-                    target_key(ds.id, e): pseudonyms[e.subject] for e in events if e.kind == "key"
-                }
                 # Only once the batch is committed, and not for a subject forgotten meanwhile.
                 state.put(stream.tails, subjects=subjects, lease=lease)
+        except _StaleDataset:
+            if state is not None:  # nothing was stored: the tails taken go back as they were
+                state.put(tails, subjects=subjects, lease=lease)
+            raise
         finally:
             if state is not None and lease is not None:
                 state.release(lease)
+        known.learn(read)
         return {"accepted": stored, "refused": len(events) - stored, "results": results}
 
     def _store(
@@ -226,13 +357,20 @@ class IngestService(ServiceBase):
         pseudonyms: dict[str, str],
         results: list[dict[str, Any]],
         now: datetime,
+        read: dict[str, ConsentState | None],
+        remembered: bool,
     ) -> tuple[int, StreamResult]:
         """Decide, re-mask, seal, insert and audit, in the write transaction."""
         # The KEK version is read under a share lock inside this transaction, so a rotation
         # cannot destroy the version this batch wraps its new keys with (services/lifecycle).
         # The same lock orders this batch before or after an erasure (FOR UPDATE) as a whole.
-        kek_version = conn.execute(_KEK_VERSION, {"ds": ds.id}).scalar_one()
+        row = conn.execute(_DATASET_FOR_SHARE, {"ds": ds.id}).one_or_none()
+        if row is None or (remembered and _fixed(row) != _fixed(ds)):
+            raise _StaleDataset(f"dataset {ds.name} changed under the batch")
+        kek_version = row.kek_version
+        # Read after the lock: a withdrawal committed before it is seen here.
         consent = consent_states(conn, ds.id, set(pseudonyms.values()))
+        read.update({subject: consent.get(subject) for subject in pseudonyms.values()})
         decisions = plan.decisions
         if consent != plan.consent:  # consent changed since the batch was redacted: decide again
             decisions = [
@@ -279,7 +417,7 @@ class IngestService(ServiceBase):
                 "rules_version": RULES_VERSION,
             },
         )
-        results.sort(key=lambda r: int(r["index"]))
+        results.sort(key=itemgetter("index"))
         return len(rows), stream
 
     def _seal_groups(
@@ -300,9 +438,10 @@ class IngestService(ServiceBase):
             sek = keys[(subject, epoch)]
             sealer = RecordSealer(sek.key, ds.id, subject, epoch, sek.id)
             for index, event, plaintext, counts, rid in members:
+                rid_hex = rid.hex()
                 rows.append(
                     {
-                        "id": rid.hex,
+                        "id": rid_hex,
                         "dataset_id": ds.id,
                         "subject": subject,
                         "epoch": epoch,
@@ -312,11 +451,11 @@ class IngestService(ServiceBase):
                         "redactions": counts,
                         "rules_version": RULES_VERSION,
                         "sek_id": sek.id,
-                        "envelope": sealer.seal(rid.bytes, plaintext),
+                        "envelope": sealer.seal(rid, plaintext),
                         "stored_at": now,
                     }
                 )
-                result: dict[str, Any] = {"index": index, "status": "stored", "id": rid.hex}
+                result: dict[str, Any] = {"index": index, "status": "stored", "id": rid_hex}
                 if counts:
                     result["redactions"] = dict(sorted(counts.items()))
                 results.append(result)
@@ -329,11 +468,11 @@ class IngestService(ServiceBase):
         events: list[TelemetryEvent],
         indexes: list[int],
         tails: dict[bytes, KeyTail],
-    ) -> tuple[StreamResult, list[uuid.UUID]]:
+    ) -> tuple[StreamResult, list[bytes]]:
         """Redact the events at ``indexes`` with the dataset's redactor, continuing keystroke
         streams from ``tails`` (this process's, taken by the caller); pure, no transaction."""
         kept = [events[i] for i in indexes]
-        rids = [uuid.uuid4() for _ in kept]
+        rids = _record_ids(len(kept))
         state = self.redaction.keystrokes
         if state is None:
             return redact_stream(kept, redactor=redactor, scope=ds.id), rids
@@ -341,7 +480,7 @@ class IngestService(ServiceBase):
             kept,
             redactor=redactor,
             scope=ds.id,
-            refs=[rid.hex for rid in rids],
+            refs=[rid.hex() for rid in rids],
             tails=tails,
             idle_seconds=state.idle_seconds,
         )
@@ -401,6 +540,12 @@ def consent_states(
 ) -> dict[str, ConsentState]:
     """The recorded consent of each of ``subjects`` (pseudonyms) in one dataset."""
     found: dict[str, ConsentState] = {}
+    if len(subjects) == 1:  # (a batch of one event) a statement with no IN list to expand
+        (subject,) = subjects
+        state = conn.execute(_CONSENT_OF, {"ds": dataset_id, "subject": subject}).scalar()
+        if state is not None:
+            found[subject] = "granted" if state == "granted" else "withdrawn"
+        return found
     ordered = sorted(subjects)
     for start in range(0, len(ordered), 500):
         chunk = ordered[start : start + 500]
