@@ -1,20 +1,25 @@
 """Ingest over HTTP on loopback: uvicorn serving the vault, several concurrent clients.
 
 ``http``
-    A fresh vault (``build_vault`` + ``create_app``, the same settings as the ``service`` case
-    of ``bench/ingest.py``) served by uvicorn in a subprocess bound to 127.0.0.1 on a port the
+    A vault (``build_vault`` + ``create_app``, the same settings as the ``service`` case of
+    ``bench/ingest.py``) served by uvicorn in a subprocess bound to 127.0.0.1 on a port the
     kernel picks; :data:`CLIENTS` client threads, each with its own ``httpx.Client`` (one
     keep-alive connection), ``POST /v1/datasets/{name}/events`` with a collector token until
-    the shared list of batches is empty. Bodies are JSON-encoded before the clock starts, so the
+    the shared list of batches is empty. One server per backend and batch size serves all the
+    repetitions (starting one costs more than a quick trial); each repetition ingests into a
+    dataset of its own, made empty with the server, and opens its own connections, so no
+    trial inherits another's subject-day keys, connections or counts (only the table's earlier
+    rows and the warm process). Bodies are JSON-encoded before the clock starts, so the
     clock sees the request, the server's whole ingest and the response. Every request's latency
     is kept for the p50/p95/p99 table (:func:`latency_rows`).
 
 ``floor``
-    ``bench.ingest.FloorTrial`` on the same events at the same batch size, measured in the same
-    suite (interleaved with ``http``), so the ratio ``http/floor`` is taken in one run.
+    ``bench.ingest.FloorTrial`` on the same events at the same batch size, each repetition in a
+    fresh place, measured in the same suite (interleaved with ``http``), so the ratio
+    ``http/floor`` is taken in one run.
 
-The server subprocess stops by itself: when its stdin closes (the parent closed it, exited or
-died) or after :data:`SERVER_MAX_SECONDS`, whichever comes first.
+The server subprocess stops by itself: when its stdin closes (the parent closed it at the end of
+the suite, exited or died) or after :data:`SERVER_MAX_SECONDS`, whichever comes first.
 """
 
 from __future__ import annotations
@@ -30,13 +35,24 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench.backends import TrialPlace
+from bench.backends import Backend, TrialPlace
 from bench.ingest import ADMIN, DATASET, SUBJECTS, FloorTrial
-from bench.runner import Case, Goal, Mode, Suite
+from bench.runner import (
+    Case,
+    FreshTrial,
+    Goal,
+    Measure,
+    Mode,
+    Suite,
+    Timed,
+    interleave,
+    shared_place,
+)
 from bench.workload import TEXT_BYTES, Workload, key_run_batches
 
 __all__ = [
@@ -52,7 +68,7 @@ __all__ = [
 GOAL = 0.3
 CLIENTS = 4
 PASSPHRASE = "bench-passphrase-not-secret"
-SERVER_MAX_SECONDS = 600.0
+SERVER_MAX_SECONDS = 3600.0  # a safety net: the suite closes its servers' stdin
 READY_SECONDS = 60.0
 REQUEST_TIMEOUT = 60.0
 PERCENTILES = (50, 95, 99)
@@ -149,8 +165,14 @@ def add_latency_report(report: dict[str, Any], out: Path | None) -> None:
 # -- the server (subprocess) ---------------------------------------------------------------------
 
 
-def _serve(home: Path, database_url: str | None, max_seconds: float) -> None:
-    """Build a vault, make the dataset and a collector token, print them, serve until told."""
+def dataset_name(index: int) -> str:
+    """The dataset of the ``index``-th repetition (from 0) on a server."""
+    return f"{DATASET}-{index + 1}"
+
+
+def _serve(home: Path, database_url: str | None, max_seconds: float, datasets: int) -> None:
+    """Build a vault, make ``datasets`` datasets and a collector token for them all, print
+    them, serve until told."""
     import uvicorn
     from pydantic import SecretStr
 
@@ -172,17 +194,24 @@ def _serve(home: Path, database_url: str | None, max_seconds: float) -> None:
     )
     vault = build_vault(settings)
     try:
-        vault.datasets.create(
-            ADMIN,
-            {"name": DATASET, "retention_days": 30, "purposes": ["research"], "consent": "opt_out"},
-        )
+        names = [dataset_name(i) for i in range(datasets)]
+        for name in names:
+            vault.datasets.create(
+                ADMIN,
+                {
+                    "name": name,
+                    "retention_days": 30,
+                    "purposes": ["research"],
+                    "consent": "opt_out",
+                },
+            )
         token = vault.auth.issue_dev_token(
             ADMIN,
             sub="bench-collector",
             roles=["collector"],
             purposes=[],
-            datasets=[DATASET],
-            ttl_seconds=3600,
+            datasets=names,
+            ttl_seconds=int(max_seconds) + 60,
         )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -205,23 +234,25 @@ def _serve(home: Path, database_url: str | None, max_seconds: float) -> None:
         deadline = threading.Timer(max_seconds, lambda: setattr(server, "should_exit", True))
         deadline.daemon = True
         deadline.start()
-        print(json.dumps({"port": port, "token": token}), flush=True)
+        print(json.dumps({"port": port, "token": token, "datasets": names}), flush=True)
         server.run(sockets=[sock])
     finally:
         vault.close()
 
 
 class _Server:
-    """The vault's HTTP service in a subprocess; stopped (and reaped) by :meth:`stop`."""
+    """The vault's HTTP service in a subprocess, with ``datasets`` empty datasets (one per
+    repetition); stopped (and reaped) by :meth:`stop`."""
 
-    def __init__(self, place: TrialPlace) -> None:
+    def __init__(self, place: TrialPlace, datasets: int) -> None:
         self.home = place.directory / "home"
+        self.place = place
         self.log_path = place.directory / "server.log"
         self._log = self.log_path.open("wb")
         command = [sys.executable, "-m", "bench.http_ingest", "--home", str(self.home)]
         if place.database_url is not None:
             command += ["--database-url", place.database_url]
-        command += ["--max-seconds", str(SERVER_MAX_SECONDS)]
+        command += ["--max-seconds", str(SERVER_MAX_SECONDS), "--datasets", str(datasets)]
         self.proc = subprocess.Popen(
             command,
             cwd=_REPO,
@@ -236,6 +267,7 @@ class _Server:
             raise
         self.base_url = f"http://127.0.0.1:{ready['port']}"
         self.token: str = ready["token"]
+        self.datasets: list[str] = ready["datasets"]
 
     def _ready_line(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -257,9 +289,13 @@ class _Server:
 
     @property
     def database_url(self) -> str:
+        """The server's database (its default SQLite file unless given a URL)."""
+        if self.place.database_url is not None:
+            return self.place.database_url
         return f"sqlite:///{self.home / 'tvault.sqlite3'}"
 
     def stop(self) -> None:
+        """Close its stdin (it stops serving), wait for it, terminate it if it does not."""
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             self.proc.stdin.close()
         try:
@@ -280,11 +316,13 @@ class _Server:
 
 
 class HttpTrial:
-    """``clients`` threads POSTing pre-encoded batches to a fresh vault over loopback."""
+    """``clients`` threads POSTing pre-encoded batches to ``server``, into ``dataset`` (empty
+    until this trial's warm-up: one dataset per trial)."""
 
     def __init__(
         self,
-        place: TrialPlace,
+        server: _Server,
+        dataset: str,
         workload: Workload,
         *,
         clients: int,
@@ -293,21 +331,21 @@ class HttpTrial:
     ) -> None:
         import httpx
 
-        self.place = place
+        self.server = server
+        self.dataset = dataset
         self.clients = clients
         self.expected = workload.events
         bodies = [json.dumps(b, separators=(",", ":")).encode() for b in workload.batches]
         self.sizes = [len(b) for b in workload.batches]
-        self.server = _Server(place)
         headers = {
-            "authorization": f"Bearer {self.server.token}",
+            "authorization": f"Bearer {server.token}",
             "content-type": "application/json",
         }
         self.sessions = [
-            httpx.Client(base_url=self.server.base_url, headers=headers, timeout=REQUEST_TIMEOUT)
+            httpx.Client(base_url=server.base_url, headers=headers, timeout=REQUEST_TIMEOUT)
             for _ in range(clients)
         ]
-        self.path = f"/v1/datasets/{DATASET}/events"
+        self.path = f"/v1/datasets/{dataset}/events"
         try:
             # Warm-up (untimed): opens every client's connection, makes the subject-day keys.
             for i in range(warmup):
@@ -371,23 +409,29 @@ class HttpTrial:
     def _shutdown(self) -> None:
         for s in self.sessions:
             s.close()
-        self.server.stop()
 
     def close(self) -> None:
+        """Close the clients (the server serves on); check every event of this trial's dataset
+        was stored."""
         from sqlalchemy import func, select
 
         from vault.storage import Database
-        from vault.storage.tables import records
+        from vault.storage.tables import datasets, records
 
         self._shutdown()
         for i, content in getattr(self, "replies", []):
             accepted = json.loads(content)["accepted"]
             if accepted != self.timed_sizes[i]:
                 raise RuntimeError(f"the vault accepted {accepted} of {self.timed_sizes[i]}")
-        db = Database(self.place.database_url or self.server.database_url)
+        db = Database(self.server.database_url)
         try:
             with db.read() as conn:
-                stored = conn.execute(select(func.count()).select_from(records)).scalar_one()
+                mine = select(datasets.c.id).where(datasets.c.name == self.dataset)
+                stored = conn.execute(
+                    select(func.count())
+                    .select_from(records)
+                    .where(records.c.dataset_id == mine.scalar_subquery())
+                ).scalar_one()
         finally:
             db.dispose()
         if stored != self.expected:
@@ -397,27 +441,48 @@ class HttpTrial:
 # -- suite ---------------------------------------------------------------------------------------
 
 
-def _backend_of(place: TrialPlace) -> str:
-    return "sqlite" if place.database_url is None else "postgres"
+class _HttpCase:
+    """The ``http`` case of one batch size on one backend: one server for all repetitions,
+    each repetition a fresh :class:`HttpTrial` on the server's next dataset."""
+
+    def __init__(
+        self, case: Case, server: _Server, workload: Workload, warmup: int, backend: str
+    ) -> None:
+        self.case, self.server, self.workload, self.warmup = case, server, workload, warmup
+        self.latencies = LATENCIES.setdefault(backend, {}).setdefault(case.key, [])
+        self.used = 0
+        self.trial: HttpTrial | None = None
+
+    def prepare(self) -> None:
+        """Untimed: the next empty dataset, new client connections, the warm-up requests."""
+        if self.used >= len(self.server.datasets):
+            raise RuntimeError("more repetitions than the server has datasets")
+        dataset = self.server.datasets[self.used]
+        self.used += 1
+        self.trial = HttpTrial(
+            self.server,
+            dataset,
+            self.workload,
+            clients=CLIENTS,
+            warmup=self.warmup,
+            latencies=self.latencies,
+        )
+
+    def run(self) -> int:
+        """The timed requests."""
+        assert self.trial is not None
+        return self.trial.run()
+
+    def reset(self) -> None:
+        """Untimed: close the clients, check the dataset holds every event."""
+        assert self.trial is not None
+        trial, self.trial = self.trial, None
+        trial.close()
 
 
-class _PrepareHttp:
-    """``Case.prepare`` for ``http``: files each trial's latencies under backend and case."""
-
-    def __init__(self, workload: Workload, warmup: int) -> None:
-        self.workload = workload
-        self.warmup = warmup
-        self.key = "http"
-
-    def __call__(self, place: TrialPlace) -> HttpTrial:
-        reps = LATENCIES.setdefault(_backend_of(place), {}).setdefault(self.key, [])
-        return HttpTrial(place, self.workload, clients=CLIENTS, warmup=self.warmup, latencies=reps)
-
-
-def suites(mode: Mode) -> list[Suite]:
-    """Floor and HTTP ingest at batch sizes 1, 100 and 1000, and the http/floor goals."""
-    cases: list[Case] = []
-    goals: list[Goal] = []
+def _cases(mode: Mode) -> list[tuple[Case, Case, Workload, int]]:
+    """Per batch size: the floor case, the http case, the http workload and its warm-up."""
+    out = []
     for size, count in REQUESTS[mode.name].items():
         # Warm-up: one request per client, and enough events to touch every subject once.
         warmup = max(CLIENTS, math.ceil(SUBJECTS / size))
@@ -435,14 +500,48 @@ def suites(mode: Mode) -> list[Suite]:
 
         note = f"{count} timed batches of {size} key_run events (~{TEXT_BYTES} B text)"
         floor_case = Case("floor", params, "events/s", floor, note)
-        prepare = _PrepareHttp(http_events, warmup)
         http_case = Case(
-            "http", http_params, "events/s", prepare, f"{note}, {CLIENTS} clients over loopback"
+            "http",
+            http_params,
+            "events/s",
+            shared_place,
+            f"{note}, {CLIENTS} clients over loopback",
         )
-        prepare.key = http_case.key
-        cases += [floor_case, http_case]
-        goals.append(Goal(f"http/floor[batch={size}]", http_case.key, floor_case.key, GOAL))
-    return [Suite("http-ingest", cases, goals)]
+        out.append((floor_case, http_case, http_events, warmup))
+    return out
+
+
+def _goal(floor_case: Case, http_case: Case) -> Goal:
+    name = f"http/floor[batch={floor_case.params['batch']}]"
+    return Goal(name, http_case.key, floor_case.key, GOAL)
+
+
+def _measure(mode: Mode) -> Measure:
+    def measure(backend: Backend, repeats: int, progress: Callable[[str], None]) -> dict[str, Any]:
+        work: list[Timed] = []
+        goals: list[Goal] = []
+        with ExitStack() as stack:
+            for floor_case, http_case, events, warmup in _cases(mode):
+                size = floor_case.params["batch"]
+                place = stack.enter_context(backend.trial(f"http-server-{size}"))
+                server = _Server(place, datasets=repeats)
+                stack.callback(server.stop)
+                http = _HttpCase(http_case, server, events, warmup, backend.name)
+                work.append(FreshTrial(backend, floor_case).timed())
+                work.append(Timed(http_case, http.run, http.reset, http.prepare))
+                goals.append(_goal(floor_case, http_case))
+            return interleave(backend.name, work, repeats, progress, goals)
+
+    return measure
+
+
+def suites(mode: Mode) -> list[Suite]:
+    """Floor and HTTP ingest at batch sizes 1, 100 and 1000, and the http/floor goals (the
+    suite measures itself: one server per batch size for all its repetitions)."""
+    pairs = [(floor, http) for floor, http, _, _ in _cases(mode)]
+    cases = [c for pair in pairs for c in pair]
+    goals = [_goal(floor, http) for floor, http in pairs]
+    return [Suite("http-ingest", cases, goals, measure=_measure(mode))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -451,8 +550,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--max-seconds", type=float, default=SERVER_MAX_SECONDS)
+    parser.add_argument("--datasets", type=int, default=1)
     args = parser.parse_args(argv)
-    _serve(args.home, args.database_url, args.max_seconds)
+    _serve(args.home, args.database_url, args.max_seconds, args.datasets)
     return 0
 
 

@@ -25,12 +25,14 @@ and subject-epoch keys made by the vault's keyring), with an injected clock wher
     records erased per second; checked: the person has no record left, the others all theirs.
 
 The sweep and erasure destroy what they measure, so each of their repetitions gets a freshly
-filled vault (untimed); in full mode they run 3 repetitions (a 10^6-record fill per sweep
-repetition), which the table shows.
+filled vault (untimed): a copy of one filled per case and backend (the vault closed, its files
+copied and on PostgreSQL its database cloned), opened anew for the trial; in full mode they
+run 3 repetitions, which the table shows.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
@@ -54,7 +56,7 @@ from bench.runner import Case, Goal, Mode, Suite, Timed, interleave, shared_plac
 from vault.bootstrap import Vault
 from vault.storage.tables import records, subject_keys
 
-__all__ = ["EraseTrial", "RotationSubject", "SweepTrial", "suites"]
+__all__ = ["EraseTrial", "RotationSubject", "SweepTrial", "fill_erase", "fill_sweep", "suites"]
 
 DATASET = "bench-lifecycle"
 DAYS = 10
@@ -156,29 +158,70 @@ def _measure_rotation(
 # -- sweep and erasure ---------------------------------------------------------------------------
 
 
+#: The file a filled place keeps beside the vault's home: what was filled, and the fill's clock.
+FILLED = "filled.json"
+
+
+def _filled(place: TrialPlace, kind: str, count: int) -> dict[str, Any] | None:
+    """What :func:`_mark_filled` left in ``place`` (a copy of a filled template), if anything."""
+    path = place.directory / FILLED
+    if not path.exists():
+        return None
+    state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if (state["kind"], state["count"]) != (kind, count):
+        raise RuntimeError(f"{place.directory} holds a {state} fill, not {kind} of {count}")
+    return state
+
+
+def _mark_filled(place: TrialPlace, kind: str, count: int, **extra: Any) -> None:
+    state = {"kind": kind, "count": count, **extra}
+    (place.directory / FILLED).write_text(json.dumps(state), encoding="utf-8")
+
+
+def fill_sweep(place: TrialPlace, count: int) -> None:
+    """The sweep's untimed fill, vault closed afterwards (a template for the repetitions):
+    ``count`` records of 8 people on a day 40 days ago, :data:`YOUNG` of 32 days later."""
+    clock = Clock(datetime.now(UTC).replace(microsecond=0) - timedelta(days=40))
+    vault = new_vault(place.directory / "home", place.database_url, now=clock)
+    try:
+        create_dataset(vault, DATASET, retention_days=30)
+        bodies = redacted_bodies()
+        day = clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        people = [f"employee-{i:04d}" for i in range(8)]
+        fill(vault, DATASET, spread(people, day, day + timedelta(days=1), count), bodies=bodies)
+        clock.advance(days=32)
+        today = clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        fill(vault, DATASET, spread(people, today, clock(), YOUNG), bodies=bodies)
+    finally:
+        vault.close()
+    _mark_filled(place, "sweep", count, clock=clock().isoformat())
+
+
 class SweepTrial:
     """``count`` records on a day that expires when the clock moves 32 days on.
 
-    ``drop=False`` tells the vault it has no partitions, so even on PostgreSQL the sweep deletes
-    the rows in audited batches (``bench/partitions.py`` compares both)."""
+    The place is filled by :func:`fill_sweep` unless it is already a copy of such a fill (the
+    runner's ``Case.template``); the vault is then opened on it with the fill's clock, moved
+    32 days on. ``drop=False`` tells the vault it has no partitions, so even on PostgreSQL the
+    sweep deletes the rows in audited batches (``bench/partitions.py`` compares both)."""
 
     def __init__(self, place: TrialPlace, count: int, *, drop: bool = True) -> None:
         self.count, self.drop = count, drop
         self.report: dict[str, Any] = {}
-        self.clock = Clock(datetime.now(UTC).replace(microsecond=0) - timedelta(days=40))
+        state = _filled(place, "sweep", count)
+        if state is None:
+            fill_sweep(place, count)
+            state = _filled(place, "sweep", count)
+            assert state is not None
+        self.clock = Clock(datetime.fromisoformat(state["clock"]))
         self.vault = new_vault(place.directory / "home", place.database_url, now=self.clock)
-        create_dataset(self.vault, DATASET, retention_days=30)
-        bodies = redacted_bodies()
-        day = self.clock().replace(hour=0, minute=0, second=0, microsecond=0)
-        people = [f"employee-{i:04d}" for i in range(8)]
-        fill(
-            self.vault, DATASET, spread(people, day, day + timedelta(days=1), count), bodies=bodies
-        )
-        self.clock.advance(days=32)
-        today = self.clock().replace(hour=0, minute=0, second=0, microsecond=0)
-        fill(self.vault, DATASET, spread(people, today, self.clock(), YOUNG), bodies=bodies)
         if not drop:
             self.vault.db.partitions.enabled = False  # the row-by-row delete path
+        # Untimed: the copy holds the whole fill (and the vault has its connection open).
+        held = _count(self.vault, records)
+        if held != count + YOUNG:
+            self.vault.close()
+            raise RuntimeError(f"the sweep's vault holds {held} records, not {count + YOUNG}")
 
     def run(self) -> int:
         report = self.vault.retention.sweep(ADMIN)
@@ -201,13 +244,12 @@ class SweepTrial:
             self.vault.close()
 
 
-class EraseTrial:
-    """One person with ``count`` records over 25 days, 7 others with 1,000 each."""
-
-    def __init__(self, place: TrialPlace, count: int) -> None:
-        self.count = count
-        self.vault = new_vault(place.directory / "home", place.database_url)
-        create_dataset(self.vault, DATASET)
+def fill_erase(place: TrialPlace, count: int) -> None:
+    """The erasure's untimed fill, vault closed afterwards (a template for the repetitions):
+    one person with ``count`` records over 25 days, :data:`OTHERS` others with 1,000 each."""
+    vault = new_vault(place.directory / "home", place.database_url)
+    try:
+        create_dataset(vault, DATASET)
         end = datetime.now(UTC) - timedelta(minutes=1)
         start = end - timedelta(days=25)
         others = [f"colleague-{i}" for i in range(OTHERS)]
@@ -215,7 +257,26 @@ class EraseTrial:
             spread(["the-person"], start, end, count),
             spread(others, start, end, OTHERS * YOUNG),
         )
-        fill(self.vault, DATASET, items, bodies=redacted_bodies())
+        fill(vault, DATASET, items, bodies=redacted_bodies())
+    finally:
+        vault.close()
+    _mark_filled(place, "erase", count)
+
+
+class EraseTrial:
+    """One person with ``count`` records over 25 days, 7 others with 1,000 each.
+
+    The place is filled by :func:`fill_erase` unless it is already a copy of such a fill."""
+
+    def __init__(self, place: TrialPlace, count: int) -> None:
+        self.count = count
+        if _filled(place, "erase", count) is None:
+            fill_erase(place, count)
+        self.vault = new_vault(place.directory / "home", place.database_url)
+        held = _count(self.vault, records)  # untimed: the whole fill is there
+        if held != count + OTHERS * YOUNG:
+            self.vault.close()
+            raise RuntimeError(f"the erasure's vault holds {held} records")
 
     def run(self) -> int:
         certificate = self.vault.lifecycle.erase(PRIVACY, "the-person")
@@ -243,6 +304,12 @@ def suites(mode: Mode) -> list[Suite]:
     def erase(place: TrialPlace) -> EraseTrial:
         return EraseTrial(place, erase_n)
 
+    def sweep_fill(place: TrialPlace) -> None:
+        fill_sweep(place, sweep_n)
+
+    def erase_fill(place: TrialPlace) -> None:
+        fill_erase(place, erase_n)
+
     cases = [
         Case(
             "sweep",
@@ -250,6 +317,7 @@ def suites(mode: Mode) -> list[Suite]:
             "records/s",
             sweep,
             f"one expired day of {sweep_n:,} records (8 people) + {YOUNG:,} young records",
+            template=sweep_fill,
         ),
         Case(
             "erase",
@@ -257,6 +325,7 @@ def suites(mode: Mode) -> list[Suite]:
             "records/s",
             erase,
             f"one person with {erase_n:,} records over 25 days among {OTHERS} others",
+            template=erase_fill,
         ),
     ]
     return [

@@ -12,14 +12,15 @@ sweep: the day's subject-epoch keys destroyed first, then the records, every ste
   day that is only partly expired.
 
 The unit is records removed per second. Untimed checks afterwards: the expired records are gone,
-the young ones are all there, one partition dropped (first case). On SQLite both cases would take
-the delete path, so the suite runs on PostgreSQL only.
+the young ones are all there, one partition dropped (first case). Each case fills one vault
+(untimed) and every repetition sweeps a copy of it (``bench.lifecycle.fill_sweep``). On SQLite
+both cases would take the delete path, so the suite runs on PostgreSQL only.
 """
 
 from __future__ import annotations
 
 from bench.backends import TrialPlace
-from bench.lifecycle import SweepTrial
+from bench.lifecycle import SweepTrial, fill_sweep
 from bench.runner import Case, Goal, Mode, Suite
 
 __all__ = ["suites"]
@@ -39,8 +40,11 @@ def suites(mode: Mode) -> list[Suite]:
     def deleting(place: TrialPlace) -> SweepTrial:
         return SweepTrial(place, expired, drop=False)
 
+    def filled(place: TrialPlace) -> None:
+        fill_sweep(place, expired)
+
     note = f"sweep of an expired day of {expired:,} records (keys first, audited)"
-    drop_case = Case("sweep", {"layout": "partitions"}, "records/s", partitioned, note)
-    delete_case = Case("sweep", {"layout": "delete"}, "records/s", deleting, note)
+    drop_case = Case("sweep", {"layout": "partitions"}, "records/s", partitioned, note, filled)
+    delete_case = Case("sweep", {"layout": "delete"}, "records/s", deleting, note, filled)
     goal = Goal("partition drop/delete", drop_case.key, delete_case.key, GOAL)
     return [Suite("partitions", [drop_case, delete_case], [goal], backends=("postgres",))]

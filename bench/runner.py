@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
@@ -36,6 +37,7 @@ from bench.backends import Backend, TrialPlace, open_backend
 __all__ = [
     "MIN_REPEATS",
     "Case",
+    "FreshTrial",
     "Goal",
     "Measure",
     "Mode",
@@ -57,7 +59,7 @@ _REPO = Path(__file__).resolve().parents[1]
 @dataclass(frozen=True, slots=True)
 class Mode:
     """How long to measure: ``quick`` (a few minutes for both backends) or ``full`` (about an
-    hour)."""
+    hour for both)."""
 
     name: str
     repeats: int
@@ -84,6 +86,13 @@ class Case:
     unit: str
     prepare: Callable[[TrialPlace], Trial]
     description: str = ""
+    #: Untimed work done once per backend in a place of its own (e.g. a fill); each trial's
+    #: place then starts as a copy of it (``Backend.trial(template=...)``), so the trials stay
+    #: independent without repeating the work.
+    template: Callable[[TrialPlace], None] | None = None
+    #: ``False`` for a trial that stores nothing (a reference such as a metronome): it gets the
+    #: backend's scratch directory instead of a fresh place (no database made for it).
+    fresh: bool = True
 
     @property
     def key(self) -> str:
@@ -192,11 +201,14 @@ def shared_place(place: TrialPlace) -> Trial:
 
 @dataclass(frozen=True, slots=True)
 class Timed:
-    """Work a ``measure`` suite times: ``run`` returns the items done; ``reset`` is untimed."""
+    """Work a ``measure`` suite times: ``run`` returns the items done; ``prepare`` (before) and
+    ``reset`` (after) are untimed."""
 
     case: Case
     run: Callable[[], int]
     reset: Callable[[], None] | None = None
+    #: Untimed, before each ``run`` (e.g. a fresh trial to time).
+    prepare: Callable[[], None] | None = None
 
 
 def interleave(
@@ -210,6 +222,9 @@ def interleave(
     collected = {w.case.key: _Samples(w.case) for w in work}
     for rep in range(repeats):
         for w in list(work) if rep % 2 == 0 else list(reversed(work)):
+            began = time.perf_counter()
+            if w.prepare is not None:
+                w.prepare()
             gc.collect()
             start = time.perf_counter()
             items = w.run()
@@ -223,6 +238,7 @@ def interleave(
             progress(
                 f"  {label} {w.case.key} rep {rep + 1}/{repeats}: "
                 f"{samples.rates[-1]:,.0f} {w.case.unit}"
+                f" ({_took(elapsed, time.perf_counter() - began)})"
             )
     return {
         "results": [s.summary() for s in collected.values()],
@@ -233,8 +249,56 @@ def interleave(
     }
 
 
-def _measure(backend: Backend, case: Case, samples: _Samples) -> None:
-    with backend.trial(case.scenario) as place:
+def _took(timed: float, whole: float) -> str:
+    """The progress line's durations: the timed part and the whole trial with its setup."""
+    return f"timed {timed:.2f} s of {whole:.1f} s"
+
+
+class FreshTrial:
+    """A :class:`Case` measured inside :func:`interleave`: each repetition prepared in a fresh
+    place (``prepare``), timed (``run``), then checked and its place removed (``reset``)."""
+
+    def __init__(self, backend: Backend, case: Case, template: TrialPlace | None = None) -> None:
+        self.backend, self.case, self.template = backend, case, template
+        self._stack: ExitStack | None = None
+        self._trial: Trial | None = None
+
+    def prepare(self) -> None:
+        """Open a fresh place (a copy of ``template`` if given) and prepare the trial in it."""
+        self._stack = ExitStack()
+        place = TrialPlace(self.backend.root, None, None)
+        if self.case.fresh:
+            place = self._stack.enter_context(
+                self.backend.trial(self.case.scenario, template=self.template)
+            )
+        self._trial = self.case.prepare(place)
+
+    def run(self) -> int:
+        """The timed work."""
+        assert self._trial is not None
+        return self._trial.run()
+
+    def reset(self) -> None:
+        """Close (check) the trial and remove its place."""
+        assert self._stack is not None
+        assert self._trial is not None
+        with self._stack:
+            self._trial.close()
+        self._stack = self._trial = None
+
+    def timed(self) -> Timed:
+        """This case as :func:`interleave` takes it."""
+        return Timed(self.case, self.run, self.reset, self.prepare)
+
+
+def _measure(backend: Backend, case: Case, samples: _Samples, template: TrialPlace | None) -> float:
+    """One trial in a fresh place; returns its whole duration (setup and checks included)."""
+    began = time.perf_counter()
+    with ExitStack() as stack:
+        if case.fresh:
+            place = stack.enter_context(backend.trial(case.scenario, template=template))
+        else:
+            place = TrialPlace(backend.root, None, None)
         trial = case.prepare(place)
         try:
             gc.collect()
@@ -246,20 +310,34 @@ def _measure(backend: Backend, case: Case, samples: _Samples) -> None:
     samples.rates.append(items / elapsed)
     samples.items.append(items)
     samples.seconds.append(elapsed)
+    return time.perf_counter() - began
 
 
 def _run_suite(
     backend: Backend, suite: Suite, repeats: int, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     collected = {case.key: _Samples(case) for case in suite.cases}
-    for rep in range(repeats):
-        order = list(suite.cases) if rep % 2 == 0 else list(reversed(suite.cases))
-        for case in order:
-            _measure(backend, case, collected[case.key])
-            rate = collected[case.key].rates[-1]
-            progress(
-                f"  {backend.name} {case.key} rep {rep + 1}/{repeats}: {rate:,.0f} {case.unit}"
-            )
+    with ExitStack() as stack:
+        templates: dict[str, TrialPlace] = {}
+        for case in suite.cases:
+            if case.template is not None:
+                began = time.perf_counter()
+                place = stack.enter_context(backend.trial(f"{case.scenario}-template"))
+                case.template(place)
+                templates[case.key] = place
+                progress(
+                    f"  {backend.name} {case.key} template prepared"
+                    f" ({time.perf_counter() - began:.1f} s)"
+                )
+        for rep in range(repeats):
+            order = list(suite.cases) if rep % 2 == 0 else list(reversed(suite.cases))
+            for case in order:
+                samples = collected[case.key]
+                whole = _measure(backend, case, samples, templates.get(case.key))
+                progress(
+                    f"  {backend.name} {case.key} rep {rep + 1}/{repeats}:"
+                    f" {samples.rates[-1]:,.0f} {case.unit} ({_took(samples.seconds[-1], whole)})"
+                )
     results = [collected[c.key].summary() for c in suite.cases]
     goals = [
         goal_entry(g, collected[g.numerator].rates, collected[g.denominator].rates)
@@ -404,6 +482,10 @@ def run(
                 else:
                     done = _run_suite(backend, suite, reps, progress)
                 done["wall_seconds"] = round(time.perf_counter() - suite_started, 1)
+                progress(
+                    f"{suite.name} on {name}: {done['wall_seconds']} s"
+                    f" ({time.perf_counter() - started:.0f} s since the start)"
+                )
                 entry["suites"].append(done)
             entry["backend"] = backend.describe()
             report["runs"].append(entry)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bench import http_ingest
+from bench.backends import open_backend
 from bench.http_ingest import format_latency_table, latency_rows, percentile
 from bench.runner import Mode
 
@@ -90,6 +91,66 @@ def test_suite_pairs_each_http_case_with_a_floor_at_the_same_batch() -> None:
         assert goal.target == http_ingest.GOAL
         assert goal.numerator in keys
         assert goal.denominator in keys
-    # The latency log is filed under the real case key.
-    http_cases = [c for c in suite.cases if c.scenario == "http"]
-    assert all(c.prepare.key == c.key for c in http_cases)
+    assert suite.measure is not None  # one server per batch size, for all repetitions
+
+
+def test_one_server_serves_every_repetition_into_a_dataset_of_its_own(monkeypatch) -> None:
+    from sqlalchemy import func, select
+
+    from vault.storage import Database
+    from vault.storage.tables import datasets, records
+
+    monkeypatch.setattr(http_ingest, "REQUESTS", {"quick": {1: 6, 100: 2}})
+    monkeypatch.setattr(http_ingest, "LATENCIES", {})
+    servers: list[http_ingest._Server] = []
+    per_dataset: list[list[tuple[str, int]]] = []
+    real = http_ingest._Server
+
+    def counts(server: http_ingest._Server) -> list[tuple[str, int]]:
+        db = Database(server.database_url)
+        try:
+            with db.read() as conn:
+                rows = conn.execute(
+                    select(datasets.c.name, func.count(records.c.id))
+                    .join(records, records.c.dataset_id == datasets.c.id)
+                    .group_by(datasets.c.name)
+                    .order_by(datasets.c.name)
+                ).all()
+        finally:
+            db.dispose()
+        return [(str(name), int(n)) for name, n in rows]
+
+    def kept(*args, **kwargs):
+        server = real(*args, **kwargs)
+        servers.append(server)
+
+        def stop() -> None:  # look at its data before it goes
+            per_dataset.append(counts(server))
+            real.stop(server)
+
+        monkeypatch.setattr(server, "stop", stop)
+        return server
+
+    monkeypatch.setattr(http_ingest, "_Server", kept)
+    (suite,) = http_ingest.suites(Mode("quick", 2))
+    assert suite.measure is not None
+    with open_backend("sqlite") as backend:
+        done = suite.measure(backend, 2, lambda _: None)
+    assert len(servers) == 2  # one per batch size, not one per trial
+    keys = {r["key"]: r["items"] for r in done["results"]}
+    assert keys["http[batch=1,clients=4]"] == [6, 6]
+    assert keys["http[batch=100,clients=4]"] == [200, 200]
+    assert keys["floor[batch=100]"] == [200, 200]
+    # Each repetition wrote its warm-up and timed events into its own dataset.
+    # Warm-up requests: one per client, at least one event per subject (8 at batch 1).
+    warm_1 = max(http_ingest.CLIENTS, http_ingest.SUBJECTS) * 1
+    warm_100 = http_ingest.CLIENTS * 100
+    per_dataset.reverse()  # stopped last to first
+    assert per_dataset[0] == [("bench-ingest-1", 6 + warm_1), ("bench-ingest-2", 6 + warm_1)]
+    assert per_dataset[1] == [
+        ("bench-ingest-1", 200 + warm_100),
+        ("bench-ingest-2", 200 + warm_100),
+    ]
+    latencies = http_ingest.LATENCIES["sqlite"]
+    assert [len(rep) for rep in latencies["http[batch=1,clients=4]"]] == [6, 6]
+    assert [g["name"] for g in done["goals"]] == ["http/floor[batch=1]", "http/floor[batch=100]"]

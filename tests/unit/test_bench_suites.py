@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import tink
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from bench import __main__ as bench_main
 from bench import (
@@ -96,6 +96,65 @@ def test_runner_measures_custom_and_once_suites(tmp_path: Path, capsys: Any) -> 
     assert "(ratio)  INFO" in capsys.readouterr().out
     with pytest.raises(RuntimeError):
         shared_place(TrialPlace(tmp_path, None, None))
+
+
+class _TakesTemplate:
+    """Reads the template's marker and the template's table, then spoils both in its copy."""
+
+    def __init__(self, place: TrialPlace) -> None:
+        self.place = place
+        self.marker = place.directory / "marker.txt"
+
+    def run(self) -> int:
+        text_ = self.marker.read_text(encoding="utf-8")  # the copy holds the template's file
+        self.marker.unlink()  # ...and removing it leaves the template (and later copies) whole
+        engine = create_engine(self.place.url)
+        try:
+            with engine.begin() as conn:
+                n = conn.execute(text("SELECT count(*) FROM t")).scalar_one()
+                conn.execute(text("DELETE FROM t"))
+        finally:
+            engine.dispose()
+        return len(text_) + n
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("name", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_runner_copies_a_template_per_trial_and_skips_places_when_asked(name: str) -> None:
+    made: list[Path] = []
+    given: list[Path] = []
+
+    def template(place: TrialPlace) -> None:
+        made.append(place.directory)
+        (place.directory / "marker.txt").write_text("abc", encoding="utf-8")
+        engine = create_engine(place.url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("CREATE TABLE t (x integer)"))
+                conn.execute(text("INSERT INTO t VALUES (1), (2)"))
+        finally:
+            engine.dispose()
+
+    def reference(place: TrialPlace) -> _Count:
+        given.append(place.directory)
+        return _Count(1)
+
+    def suites(mode: Mode) -> list[Suite]:
+        copied = Case("copied", {}, "items/s", _TakesTemplate, template=template)
+        return [Suite("s", [copied, Case("ref", {}, "items/s", reference, fresh=False)])]
+
+    pg = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    report = run(
+        suites=suites, mode=Mode("quick", 3), backends=[name], out=None, pg_url=pg, progress=_quiet
+    )
+    copied, ref = report["runs"][0]["suites"][0]["results"]
+    assert len(made) == 1  # the template is made once per backend...
+    assert copied["items"] == [5, 5, 5]  # ...and every trial sees it whole (3 chars + 2 rows)
+    assert ref["items"] == [1, 1, 1]
+    assert len(set(given)) == 1  # no fresh place for the reference
+    assert given[0] not in made
 
 
 def test_fill_makes_records_the_read_service_opens(tmp_path: Path, database_url: str) -> None:
@@ -236,6 +295,61 @@ def test_lifecycle_rotation_sweep_and_erasure(backend: Backend) -> None:
             assert erase.run() == 200
         finally:
             erase.close()
+
+
+def test_sweep_and_erasure_run_on_copies_of_one_fill(backend: Backend) -> None:
+    with backend.trial("sweep-template") as template:
+        lifecycle.fill_sweep(template, 300)
+        for _ in range(2):  # each copy holds the whole fill, though the previous one swept its own
+            with backend.trial("sweep", template=template) as p:
+                sweep = lifecycle.SweepTrial(p, 300)
+                try:
+                    assert sweep.run() == 300
+                finally:
+                    sweep.close()
+        with backend.trial("sweep", template=template) as p, pytest.raises(RuntimeError):
+            lifecycle.SweepTrial(p, 400)  # not the fill it holds
+    with backend.trial("erase-template") as template:
+        lifecycle.fill_erase(template, 200)
+        for _ in range(2):
+            with backend.trial("erase", template=template) as p:
+                erase = lifecycle.EraseTrial(p, 200)
+                try:
+                    assert erase.run() == 200
+                finally:
+                    erase.close()
+
+
+def test_export_suite_exports_copies_of_one_fill_per_case(monkeypatch: Any) -> None:
+    monkeypatch.setattr(import_export, "EXPORT_SIZES", {"quick": (30, 60)})
+    monkeypatch.setattr(import_export, "MEMORY", [])
+    fills: list[int] = []
+    real_fill = import_export.fill_export
+
+    def counted(place: TrialPlace, records: int) -> None:
+        fills.append(records)
+        real_fill(place, records)
+
+    monkeypatch.setattr(import_export, "fill_export", counted)
+    (_, exports) = import_export.suites(QUICK)
+    report = run(
+        suites=lambda m: [exports],
+        mode=Mode("quick", 2),
+        backends=["sqlite"],
+        out=None,
+        pg_url="",
+        progress=_quiet,
+    )
+    results = {r["key"]: r["items"] for r in report["runs"][0]["suites"][0]["results"]}
+    assert results["export[records=30]"] == [30, 30]
+    assert results["export_parquet[records=60]"] == [60, 60]
+    assert sorted(fills) == [30, 30, 60, 60]  # one fill per case, not per repetition
+    assert {m["case"] for m in import_export.MEMORY} == {
+        "export[records=30]",
+        "export_parquet[records=30]",
+        "export[records=60]",
+        "export_parquet[records=60]",
+    }
 
 
 def test_redaction_rows_and_notes(capsys: Any) -> None:
