@@ -75,6 +75,13 @@ class Rule:
     #: at every letter ("[acpkst]..."): the engine finds where one begins and tries the pattern
     #: there only. ``tests/unit/test_redaction_starts.py`` checks each rule that has them.
     starts: tuple[str, ...] = ()
+    #: (anchor, run): for a pattern every match of which contains ``anchor`` and begins where
+    #: the run of ``run`` characters (a regex class body, "A-Za-z0-9._%+\\-") that ends just
+    #: before that anchor begins (an e-mail address: its local part, then "@"). Such a pattern
+    #: starts with a look-behind, which ``re`` tries at every character; the engine finds each
+    #: anchor, steps back over the run and tries the pattern there only.
+    #: ``tests/unit/test_redaction_starts.py`` checks each rule that has one.
+    run_before: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if not self.triggers and self.gate is None:
@@ -85,6 +92,8 @@ class Rule:
             raise ValueError(f"rule {self.name}: needs is a non-empty ASCII string")
         if any(t != t.lower() or not t for t in self.starts):
             raise ValueError(f"rule {self.name}: starts are non-empty and lower-case")
+        if self.run_before is not None and not self.run_before[0]:
+            raise ValueError(f"rule {self.name}: run_before needs an anchor")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -415,6 +424,14 @@ class RuleSet:
         self._plain = plain
         # Digit-led patterns are searched between a text's first and last digit only.
         self._windows = [_digit_window(rule.pattern) for rule in self.rules]
+        # Rules found back from an anchor: (anchor, the run's class, matched from the anchor on
+        # the reversed text).
+        self._runs = [
+            None
+            if rule.run_before is None
+            else (rule.run_before[0], re.compile(f"[{rule.run_before[1]}]*"))
+            for rule in self.rules
+        ]
         # Each expression gate, compiled, its reach and its zero-led form (digit-led gates).
         self._gates = {
             rule.gate: (
@@ -575,10 +592,15 @@ class RuleSet:
         aligned = bool(lowered) and len(lowered) == len(text)
         found: list[Finding] = []
         matches: Iterable[re.Match[str]]
+        backwards = ""  # the text reversed, made once if a rule with ``run_before`` needs it
         for index in indexes:
             starts, window = self.rules[index].starts, self._windows[index]
+            run = self._runs[index]
             if starts and aligned:
                 matches = _started(self._compiled[index], text, lowered, starts)
+            elif run is not None:
+                backwards = backwards or text[::-1]
+                matches = _match_at(self._compiled[index], text, _run_starts(text, backwards, *run))
             elif window is None:
                 matches = self._compiled[index].finditer(text)
             else:
@@ -692,6 +714,26 @@ def _started(
         while at >= 0:
             places.add(at)
             at = lowered.find(start, at + 1)
+    return _match_at(compiled, text, places)
+
+
+def _run_starts(text: str, backwards: str, anchor: str, run: re.Pattern[str]) -> set[int]:
+    """Where the run of ``run`` characters that ends just before each ``anchor`` in ``text``
+    begins (``backwards`` is ``text`` reversed: the run is read back from the anchor)."""
+    places: set[int] = set()
+    size = len(text)
+    at = text.find(anchor)
+    while at >= 0:
+        back = run.match(backwards, size - at)
+        places.add(at - (back.end() - back.start()) if back is not None else at)
+        at = text.find(anchor, at + 1)
+    return places
+
+
+def _match_at(compiled: re.Pattern[str], text: str, places: Iterable[int]) -> list[re.Match[str]]:
+    """What ``compiled.finditer(text)`` gives when no match can begin elsewhere than at one of
+    ``places``: tried there left to right, each match resuming after its end as ``finditer``
+    does (such patterns never match empty)."""
     found = []
     resume = 0
     for place in sorted(places):

@@ -329,6 +329,8 @@ PII_RULES: tuple[Rule, ...] = (
         validate=_email_ok,
         confidence=0.9,
         needs="@",
+        # Every match begins where the run of local-part characters before its "@" begins.
+        run_before=("@", r"A-Za-z0-9._%+\-"),
     ),
     Rule(
         "credit-card",
