@@ -768,6 +768,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         ignore_case=True,
         confidence=0.6,
         needs=_DIGITS + _PUNCT,
+        starts=("pass", "pin", "pw"),  # tried there only, not at every "p"
     ),
     Rule(
         "xml-credential",
