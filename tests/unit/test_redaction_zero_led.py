@@ -1,4 +1,4 @@
-"""Two cheaper searches of the prefilter, each checked against the search it replaces.
+"""Cheaper searches of the prefilter, each checked against the search it replaces.
 
 * **Zero-led gates.** A gate that starts with ``\\d`` and treats every ASCII digit alike is
   searched, in a text's bytes with every digit made ``0``, as the same pattern led by a literal
@@ -7,6 +7,8 @@
 * **Guarded trigger groups.** A plan's ``in`` triggers that share a first character are looked
   for only once one expression finds one of them; non-ASCII ones only in a non-ASCII text.
   Which rules a text announces must not change.
+* **Split gates.** A gate whose top level is an alternation of literal-led branches is searched
+  branch by branch (each led by its literal); it must pass exactly where the gate does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 
 from vault.domain.redaction.engine import _TO_ZERO, RuleSet, _word_groups
 from vault.domain.redaction.redactor import DEFAULT_RULES
-from vault.domain.redaction.shape import zero_led
+from vault.domain.redaction.shape import AnyOf, split_alternatives, zero_led
 
 
 @pytest.mark.parametrize(
@@ -162,3 +164,58 @@ def test_guarded_words_announce_the_rules_every_word_announces(text: str) -> Non
     selected = set(rules.candidates(text))
     assert expected <= selected
     assert rules.find(text) == rules.find(text, prefilter=False)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "pieces"),
+    [
+        (r"AKC[A-Za-z0-9]{10}|AP[0-9A-F][A-Za-z0-9]{8}|cmVm", ["AKC", "AP", "cmVm"]),
+        (r"AC[a-z0-9]{32}|SK[a-z0-9]{32}", ["AC", "SK"]),
+        (r"(?:AC|SK)x", None),  # the alternation is inside a group
+        (r"a|\d", None),  # a branch led by a class
+        (r"a[|]b|c\|d", ["a", "c"]),  # bars in a class or escaped stay inside their branch
+        (r"a[]|]b|c", ["a", "c"]),
+        (r"ab", None),
+    ],
+)
+def test_literal_led_alternations_are_split(pattern: str, pieces: list[str] | None) -> None:
+    compiled = split_alternatives(pattern, re.ASCII)
+    if pieces is None:
+        assert isinstance(compiled, re.Pattern)
+        assert compiled.pattern == pattern
+    else:
+        assert isinstance(compiled, AnyOf)
+        assert [
+            p.pattern[: len(piece)] for p, piece in zip(compiled.patterns, pieces, strict=True)
+        ] == pieces
+        assert "|".join(p.pattern for p in compiled.patterns) == pattern
+
+
+_SPLIT = sorted(
+    {
+        r.gate
+        for r in DEFAULT_RULES.rules
+        if r.gate and isinstance(split_alternatives(r.gate), AnyOf)
+    }
+)
+
+
+@pytest.mark.parametrize("gate", _SPLIT)
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(
+            ["AC", "SK", "AKC", "AP", "cmVmdGtuOjAxOj", "a1", "Z9", "F", "ab", " ", "|"]
+        ),
+        max_size=30,
+    ).map("".join),
+    start=st.integers(0, 40),
+)
+def test_a_split_gate_passes_where_the_gate_does(gate: str, text: str, start: int) -> None:
+    whole = re.compile(gate, re.ASCII)
+    split = split_alternatives(gate, re.ASCII)
+    assert (split.search(text, start) is None) == (whole.search(text, start) is None)
+
+
+def test_the_default_rules_have_split_gates() -> None:
+    assert len(_SPLIT) >= 2

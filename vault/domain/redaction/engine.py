@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from vault.domain.redaction.shape import UNBOUNDED as _UNBOUNDED
+from vault.domain.redaction.shape import AnyOf, split_alternatives, zero_led
 from vault.domain.redaction.shape import digit_window as _digit_window
-from vault.domain.redaction.shape import zero_led
 
 __all__ = ["Finding", "Rule", "RuleSet", "Validator", "has_context"]
 
@@ -149,7 +149,12 @@ class _Plan:
     #: (gate, its window: see ``_digit_window``, the gate for the text with its digits made
     #: ``0`` if it has one: see ``zero_led``, its rules).
     gates: tuple[
-        tuple[re.Pattern[str], tuple[int, int] | None, re.Pattern[bytes] | None, frozenset[int]],
+        tuple[
+            re.Pattern[str] | AnyOf,
+            tuple[int, int] | None,
+            re.Pattern[bytes] | None,
+            frozenset[int],
+        ],
         ...,
     ]
     #: Gates that are plain literals, looked for with ``in`` (case-sensitive).
@@ -432,10 +437,11 @@ class RuleSet:
             else (rule.run_before[0], re.compile(f"[{rule.run_before[1]}]*"))
             for rule in self.rules
         ]
-        # Each expression gate, compiled, its reach and its zero-led form (digit-led gates).
+        # Each expression gate, compiled (one pattern per literal-led branch), its reach and its
+        # zero-led form (digit-led gates).
         self._gates = {
             rule.gate: (
-                re.compile(rule.gate, re.ASCII),
+                split_alternatives(rule.gate, re.ASCII),
                 _digit_window(rule.gate),
                 zero_led(rule.gate),
             )

@@ -541,7 +541,7 @@ SECRET_RULES: tuple[Rule, ...] = (
         "twilio-sid",
         "TWILIO_KEY",
         r"(?<![A-Za-z0-9])(?:AC|SK)[a-z0-9]{32}(?![A-Za-z0-9])",
-        gate=r"(?:AC|SK)[a-z0-9]{32}",
+        gate=r"AC[a-z0-9]{32}|SK[a-z0-9]{32}",  # each alternative led by its literal
         validate=lambda text, s, e: len(set(text[s + 2 : e])) > 1 or "twilio" in text.lower(),
         confidence=0.85,
         needs=_DIGITS,

@@ -3,6 +3,10 @@
 * :func:`digit_window`: for a pattern every match of which consumes an ASCII digit near its
   start, how far before the text's first digit it can begin and how far it can look: such a
   pattern is searched between a text's first and last digit only.
+* :func:`split_alternatives`: a pattern whose top level is an alternation of branches that
+  each start with a literal (``AKC…|AP…|cmVm…``), as one pattern per branch: ``re`` tests every
+  character against the class of the branches' first characters, but jumps between the
+  occurrences of one leading literal.
 * :func:`zero_led`: for a pattern that starts with ``\\d`` and treats every ASCII digit alike,
   the same pattern starting with a literal ``0``, for the text with every digit turned into
   ``0``. ``re`` jumps between occurrences of a leading literal several times faster than it
@@ -17,10 +21,11 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 from collections.abc import Iterable
 from typing import cast
 
-__all__ = ["UNBOUNDED", "digit_window", "zero_led"]
+__all__ = ["UNBOUNDED", "AnyOf", "digit_window", "split_alternatives", "zero_led"]
 
 #: The reach of a pattern whose matches have no bound on their length.
 UNBOUNDED = -1
@@ -254,3 +259,69 @@ def zero_led(pattern: str, flags: int = 0) -> re.Pattern[bytes] | None:
     if items is None or not _digit_uniform(items):
         return None
     return re.compile(("0" + pattern[2:]).encode("ascii"), flags & re.IGNORECASE)
+
+
+class AnyOf:
+    """Patterns searched one after the other: ``search`` finds what the alternation of their
+    sources finds (some match or None; not necessarily the leftmost)."""
+
+    __slots__ = ("patterns",)
+
+    def __init__(self, patterns: tuple[re.Pattern[str], ...]) -> None:
+        self.patterns = patterns
+
+    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        for pattern in self.patterns:
+            found = pattern.search(text, pos, endpos)
+            if found is not None:
+                return found
+        return None
+
+
+def _top_level_pieces(pattern: str) -> list[str]:
+    """``pattern`` cut at each ``|`` outside groups and classes (escapes skipped)."""
+    pieces: list[str] = []
+    depth, start, index, in_class = 0, 0, 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            index += 1 + pattern.startswith("^", index + 1)  # "[^" opens one too
+            if pattern.startswith("]", index):  # a "]" first in a class is a literal
+                index += 1
+            continue
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            pieces.append(pattern[start:index])
+            start = index + 1
+        index += 1
+    pieces.append(pattern[start:])
+    return pieces
+
+
+def split_alternatives(pattern: str, flags: int = 0) -> re.Pattern[str] | AnyOf:
+    """``pattern`` compiled, or, when its top level is an alternation whose every branch starts
+    with a letter or digit (a literal), its branches compiled one by one (:class:`AnyOf`)."""
+    compiled = re.compile(pattern, flags)
+    items = _parsed(pattern)
+    pieces = _top_level_pieces(pattern)
+    if (
+        items is None
+        or len(pieces) < 2
+        or len(items) != 1
+        or str(items[0][0]) != "BRANCH"
+        or not all(piece[:1].isalnum() for piece in pieces)
+    ):
+        return compiled
+    branches = cast("tuple[object, list[object]]", items[0][1])[1]
+    if len(branches) != len(pieces):
+        return compiled  # (the parser merged or split branches: no claim)
+    return AnyOf(tuple(re.compile(piece, flags) for piece in pieces))
