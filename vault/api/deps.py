@@ -5,15 +5,24 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
 
 from vault.bootstrap import Vault
 from vault.domain.principal import Principal
 
-__all__ = ["CurrentPrincipal", "Purpose", "VaultDep", "get_vault"]
+__all__ = [
+    "BEARER_SCHEME",
+    "CurrentPrincipal",
+    "Purpose",
+    "VaultDep",
+    "authenticated",
+    "get_vault",
+]
 
-_bearer = HTTPBearer(auto_error=False, description="A JWT (see README: tokens)")
+#: The name of the bearer-token security scheme in the OpenAPI document.
+BEARER_SCHEME = "HTTPBearer"
 
 
 async def get_vault(request: Request) -> Vault:
@@ -25,24 +34,40 @@ async def get_vault(request: Request) -> Vault:
 VaultDep = Annotated[Vault, Depends(get_vault)]
 
 
-async def current_principal(
-    vault: VaultDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """Authenticate the caller; every failure is the same 401.
+async def authenticated(request: Request) -> Principal:
+    """Authenticate the caller of ``request``; every failure is the same 401.
 
-    A token verified before is recognized on the event loop (a digest lookup); anything else
-    is verified, and a failure audited, in the thread pool (a signature check, a database
-    write), never on the loop.
+    The ``Authorization`` header goes to the auth service as sent (it takes the token of a
+    ``Bearer`` header and refuses anything else). A token verified before is recognized on the
+    event loop (a digest lookup, its time claims checked again); anything else is verified, and
+    a failure audited, in the thread pool (a signature check, a database write), never on the
+    loop.
     """
-    header = f"{credentials.scheme} {credentials.credentials}" if credentials else None
+    vault: Vault = request.app.state.vault
+    header = request.headers.get("authorization")
     known = vault.auth.remembered(header)
     if known is not None:
         return known
     return await run_in_threadpool(vault.auth.authenticate, header)
 
 
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+class _BearerPrincipal(SecurityBase):
+    """The dependency behind :data:`CurrentPrincipal`: :func:`authenticated`, declared as the
+    ``HTTPBearer`` security scheme for the OpenAPI document.
+
+    One dependency that reads the request itself: FastAPI solves no sub-dependencies (the vault,
+    a credentials model) for it on every request.
+    """
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(description="A JWT (see README: tokens)")
+        self.scheme_name = BEARER_SCHEME
+
+    async def __call__(self, request: Request) -> Principal:
+        return await authenticated(request)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_BearerPrincipal())]
 Purpose = Annotated[
     str | None,
     Header(alias="X-Purpose", description="The declared purpose of a read", max_length=128),

@@ -6,17 +6,17 @@ stack trace, key, token or plaintext. Every authentication failure gets the same
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import errors as e
 
-__all__ = ["STATUS", "error_response", "install_error_handlers", "status_for"]
+__all__ = ["STATUS", "error_response", "install_error_handlers", "json_response", "status_for"]
 
 log = logging.getLogger("vault.api")
 
@@ -51,17 +51,30 @@ def status_for(exc: e.VaultError) -> int:
     return 500
 
 
+#: Built once: Starlette's ``JSONResponse`` calls ``json.dumps`` with options, which builds an
+#: encoder per response. The same bytes: compact, UTF-8 (not ASCII-escaped), no NaN.
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def json_response(
+    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """``content`` as an ``application/json`` response, byte for byte what ``JSONResponse``
+    sends."""
+    return Response(_JSON.encode(content).encode("utf-8"), status_code, headers, "application/json")
+
+
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
-) -> JSONResponse:
+) -> Response:
     """The error body every failure uses."""
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return json_response({"error": body}, status, headers)
 
 
-async def _vault_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _vault_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, e.VaultError)
     status = status_for(exc)
     if status == 401:
@@ -77,7 +90,7 @@ async def _vault_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(status, exc.code, exc.message, exc.details)
 
 
-async def _request_validation(_request: Request, exc: Exception) -> JSONResponse:
+async def _request_validation(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     details = [
         {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", "invalid")}
@@ -86,7 +99,7 @@ async def _request_validation(_request: Request, exc: Exception) -> JSONResponse
     return error_response(422, "validation_failed", "invalid request parameters", details)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
     code = codes.get(exc.status_code, "http_error")
@@ -95,7 +108,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=headers)
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.exception("unexpected error", exc_info=exc)
     return error_response(500, "internal_error", "internal error")
 

@@ -13,6 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["Metrics", "MetricsMiddleware"]
 
 access = logging.getLogger("vault.access")
+#: Bound on the label combinations whose metric children are kept at hand (methods are the
+#: client's to choose on unmatched paths).
+_MAX_CHILDREN = 1024
 
 
 class Metrics:
@@ -38,14 +41,27 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        #: The metric children of each (method, template, status) seen (see :meth:`observe`).
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, template: str, status: int, seconds: float) -> None:
         """Count and time one request (by route template)."""
-        self.requests.labels(method, template, str(status)).inc()
+        key = (method, template, status)
+        children = self._children.get(key)
+        if children is None:
+            # labels() validates and looks its child up under a lock: once per combination.
+            children = (
+                self.requests.labels(method, template, str(status)),
+                self.latency.labels(template),
+            )
+            if len(self._children) >= _MAX_CHILDREN:
+                self._children.clear()
+            self._children[key] = children
+        children[0].inc()
         # The access log names route templates, never raw paths or query strings: those can
         # carry subject ids (``/v1/subjects/{subject}``, ``?subject=``).
         access.info("%s %s %s", method, template, status)
-        self.latency.labels(template).observe(seconds)
+        children[1].observe(seconds)
 
     def render(self) -> Response:
         """The exposition text."""

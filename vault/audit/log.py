@@ -90,6 +90,8 @@ def _verify_sig(public_key: bytes, signature: bytes, message: bytes) -> bool:
 
 
 # Built once: each append runs the same three statements (their compiled forms are cached).
+# On PostgreSQL the last two go as one: the head moves in a data-modifying WITH of the INSERT
+# (both or neither, as two statements of one transaction), one round trip fewer per append.
 _HEAD_FOR_UPDATE = (
     select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
 )
@@ -99,6 +101,7 @@ _MOVE_HEAD = (
     .where(audit_head.c.id == 1)
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 )
+_INSERT_MOVING_HEAD = insert(audit_log).add_cte(_MOVE_HEAD.cte("moved_head"))
 
 
 class AuditLog:
@@ -129,8 +132,12 @@ class AuditLog:
                 "prev_hash": head.hash,
             }
             row["hash"] = entry_hash(row)
-            conn.execute(_INSERT_ENTRY, row)
-            conn.execute(_MOVE_HEAD, {"new_seq": row["seq"], "new_hash": row["hash"]})
+            moved = {"new_seq": row["seq"], "new_hash": row["hash"]}
+            if conn.dialect.name == "postgresql":
+                conn.execute(_INSERT_MOVING_HEAD, {**row, **moved})
+            else:
+                conn.execute(_INSERT_ENTRY, row)
+                conn.execute(_MOVE_HEAD, moved)
         except Exception as exc:
             raise AuditFailure("the audit log could not be written") from exc
         return int(row["seq"])

@@ -39,6 +39,8 @@ _PERSON_LABEL = b"tvault/audit-person/v1"
 _LINKAGE_LABEL = b"tvault/export-subject/v1"
 _REDACTION_LABEL = b"tvault/redaction-key/v1"
 PSEUDONYM_KEY_REF = "vault-pseudonym"
+#: Bound on the redaction keys a keyring keeps derived (one per dataset).
+_MAX_REDACTION_KEYS = 1024
 
 
 # Built once: a write batch runs these two for its subject keys.
@@ -46,6 +48,27 @@ _SEKS_OF_BATCH = select(subject_keys).where(
     subject_keys.c.dataset_id == bindparam("ds"),
     subject_keys.c.subject.in_(bindparam("subjects", expanding=True)),
     subject_keys.c.epoch.in_(bindparam("epochs", expanding=True)),
+)
+#: A batch of one subject-day (every batch of one event): book its uses and read the key back in
+#: one statement. The count is checked on the value written (a key past its limit raises, and
+#: the caller's transaction rolls the booking back).
+_BOOK_ONE = (
+    update(subject_keys)
+    .where(
+        subject_keys.c.dataset_id == bindparam("b_ds"),
+        subject_keys.c.subject == bindparam("b_subject"),
+        subject_keys.c.epoch == bindparam("b_epoch"),
+    )
+    .values(wraps=subject_keys.c.wraps + bindparam("b_uses"))
+    .returning(
+        subject_keys.c.id,
+        subject_keys.c.dataset_id,
+        subject_keys.c.subject,
+        subject_keys.c.epoch,
+        subject_keys.c.kek_version,
+        subject_keys.c.wrapped,
+        subject_keys.c.wraps,
+    )
 )
 #: An export page's keys, by id (Keyring.seks_for_read).
 _SEKS_BY_ID = select(subject_keys).where(subject_keys.c.id.in_(bindparam("ids", expanding=True)))
@@ -88,6 +111,8 @@ class Keyring:
         self._max_wraps = max_wraps
         self._now = now
         self._pseudonym_key: bytes | None = None
+        #: Redaction keys derived so far, by dataset id (see :meth:`redaction_key`).
+        self._redaction_keys: dict[str, bytes] = {}
 
     # -- pseudonyms -----------------------------------------------------------------------------
 
@@ -116,6 +141,7 @@ class Keyring:
         else:
             key = self.provider.unwrap(PSEUDONYM_KEY_REF, 1, bytes(row), context)
         self._pseudonym_key = key
+        self._redaction_keys.clear()  # derived from the key they were made with
 
     def _pkey(self) -> bytes:
         if self._pseudonym_key is None:
@@ -141,13 +167,23 @@ class Keyring:
         Whoever can use it can test guesses against the pseudonyms made with it, so only kinds
         worth linking are pseudonymized (``PSEUDONYMIZED_KINDS``) and the key never leaves the
         vault: it is not returned by any route, exported or logged.
+
+        Derived once per dataset and process (every batch of a pseudonym-mode dataset asks for
+        it), kept in memory beside the pseudonym key it comes from; at most
+        :data:`_MAX_REDACTION_KEYS`, then all are forgotten at once.
         """
-        return HKDF(
-            algorithm=hashes.SHA256(),
-            length=32,
-            salt=None,
-            info=encode_context(_REDACTION_LABEL, dataset_id),
-        ).derive(self._pkey())
+        key = self._redaction_keys.get(dataset_id)
+        if key is None:
+            key = HKDF(
+                algorithm=hashes.SHA256(),
+                length=32,
+                salt=None,
+                info=encode_context(_REDACTION_LABEL, dataset_id),
+            ).derive(self._pkey())
+            if len(self._redaction_keys) >= _MAX_REDACTION_KEYS:
+                self._redaction_keys.clear()
+            self._redaction_keys[dataset_id] = key
+        return key
 
     def person_hash(self, identity: str) -> str:
         """The keyed hash that stands for a person (or caller) in the audit log."""
@@ -225,12 +261,27 @@ class Keyring:
         kek_version: int,
         wanted: dict[tuple[str, int], int],
     ) -> dict[tuple[str, int], SubjectKey]:
-        """:meth:`sek_for_write` for a whole batch: one SELECT, one UPDATE, one INSERT.
+        """:meth:`sek_for_write` for a whole batch: one SELECT, one UPDATE, one INSERT (one
+        ``UPDATE ... RETURNING`` for a single subject-day whose key exists).
 
-        ``wanted`` maps (subject, epoch) to the number of wraps to book.
+        ``wanted`` maps (subject, epoch) to the number of wraps to book. Raises
+        KeyUsageExceeded past ``max_wraps``, after which the caller's transaction must roll back
+        (what it booked is then undone).
         """
         if any(uses > self._max_wraps for uses in wanted.values()):
             raise KeyUsageExceeded("subject-epoch key reached its usage limit")
+        if len(wanted) == 1:
+            (((subject, epoch), uses),) = wanted.items()
+            params = {"b_ds": dataset_id, "b_subject": subject, "b_epoch": epoch, "b_uses": uses}
+            booked = conn.execute(_BOOK_ONE, params).one_or_none()
+            if booked is not None:
+                if booked.wraps > self._max_wraps:
+                    raise KeyUsageExceeded("subject-epoch key reached its usage limit")
+                key = SubjectKey(
+                    bytes(booked.id), dataset_id, subject, epoch, self._unwrap_row(booked)
+                )
+                return {(subject, epoch): key}
+            return self._create_seks(conn, dataset_id, kek_version, [(subject, epoch)], wanted)
         subjects = sorted({s for s, _ in wanted})
         epochs = sorted({e for _, e in wanted})
         found: dict[tuple[str, int], Row[Any]] = {}

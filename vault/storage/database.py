@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +19,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.exc import ArgumentError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from vault.errors import ConfigurationError, Unavailable
 from vault.storage.partitions import RecordPartitions
@@ -30,7 +31,11 @@ T = TypeVar("T")
 #: At most this many concurrent writes share one SQLite transaction (see ``write_shared``).
 MAX_SHARED_WRITES = 64
 
+#: A pooled PostgreSQL connection idle this long is pinged before it is handed out again.
+PING_AFTER_IDLE = 1.0
+
 _IMMEDIATE = "tvault_write"
+_IDLE_SINCE = "tvault_idle_since"
 _JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
@@ -48,6 +53,10 @@ def _sqlite_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _note_checkin(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_IDLE_SINCE] = time.monotonic()
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -72,7 +81,8 @@ class Database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+            # No pool_pre_ping (a round trip on every checkout): see _ping_if_idle.
+            kwargs.update(pool_size=10, max_overflow=20)
         try:
             self.engine: Engine = create_engine(parsed, **kwargs)
         except (ArgumentError, ImportError) as exc:
@@ -82,6 +92,9 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            event.listen(self.engine, "checkin", _note_checkin)
+            event.listen(self.engine, "checkout", self._ping_if_idle)
         # SQLite has one writer at a time. Writers of this process queue here, and the next
         # one starts as soon as the last commits; left to SQLite, a waiting writer sleeps in its
         # busy handler (1, 2, 5, 10... ms) however soon the lock frees. Other processes still
@@ -89,6 +102,23 @@ class Database:
         # error SQLite reports itself, not a deadlock here.
         self._writer = threading.RLock() if self.is_sqlite else None
         self._shared = _SharedWrites(self) if self.is_sqlite else None
+
+    def _ping_if_idle(
+        self, dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        """Check a pooled connection before use if it sat idle :data:`PING_AFTER_IDLE` seconds
+        or more (a server restart, an idle timeout or a failover may have closed it); a dead
+        one is replaced, the caller never sees it (what ``pool_pre_ping`` does, without a
+        round trip per checkout for connections in steady use)."""
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            alive = self.engine.dialect.do_ping(dbapi_conn)
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError("pooled connection is gone") from exc
+        if not alive:
+            raise DisconnectionError("pooled connection is gone")
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from vault.api.body import read_json_or_ndjson
-from vault.api.deps import CurrentPrincipal, Purpose, VaultDep
+from vault.api.deps import BEARER_SCHEME, CurrentPrincipal, Purpose, VaultDep, authenticated
+from vault.api.errors import json_response
+from vault.bootstrap import Vault
 from vault.services.reads import EventQuery
 
 router = APIRouter(prefix="/v1/datasets/{name}/events", tags=["events"])
@@ -21,7 +22,9 @@ _INGEST_DOC = {
             "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
             "application/x-ndjson": {"schema": {"type": "string"}},
         },
-    }
+    },
+    # What the CurrentPrincipal dependency declares on every other route (see ingest).
+    "security": [{BEARER_SCHEME: []}],
 }
 
 
@@ -31,10 +34,12 @@ _INGEST_DOC = {
     openapi_extra=_INGEST_DOC,
     response_model=dict[str, Any],
 )
-async def ingest(
-    name: str, request: Request, vault: VaultDep, principal: CurrentPrincipal
-) -> JSONResponse:
+async def ingest(name: str, request: Request) -> Response:
     """A JSON array (or NDJSON) of events; per-event results."""
+    # The route collectors call all day takes no dependencies for FastAPI to solve per request:
+    # the caller is authenticated here, first, as CurrentPrincipal does on every other route.
+    principal = await authenticated(request)
+    vault: Vault = request.app.state.vault
     s = vault.settings
     items = await read_json_or_ndjson(
         request, max_bytes=s.max_body_bytes, max_depth=s.max_json_depth
@@ -43,7 +48,7 @@ async def ingest(
     result = await run_in_threadpool(vault.ingest.ingest, principal, name, items)
     # Plain JSON (ints, strings, a dict of counts per event): encoded once, in C, without a
     # second validation pass over up to max_batch_events results.
-    return JSONResponse(result)
+    return json_response(result)
 
 
 @router.get("", summary="Read decrypted events for a declared purpose (reader)")
