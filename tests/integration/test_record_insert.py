@@ -54,8 +54,9 @@ def _rows(ds_id: str, count: int, when: datetime) -> list[dict[str, Any]]:
     ]
 
 
-def test_rows_round_trip(vault: Vault, clock: Any) -> None:
-    rows = _rows(_dataset(vault, clock()), 300, clock())
+@pytest.mark.parametrize("count", [1, 7, 8, 300])  # small batches: a plain insert on PostgreSQL
+def test_rows_round_trip(vault: Vault, clock: Any, count: int) -> None:
+    rows = _rows(_dataset(vault, clock()), count, clock())
     with vault.db.write() as conn:
         insert_records(conn, rows)
     with vault.db.read() as conn:
@@ -78,15 +79,16 @@ def test_rows_round_trip(vault: Vault, clock: Any) -> None:
         )
 
 
-def test_a_bad_row_writes_nothing(vault: Vault, clock: Any) -> None:
+@pytest.mark.parametrize("count", [3, 50])
+def test_a_bad_row_writes_nothing(vault: Vault, clock: Any, count: int) -> None:
     ds_id = _dataset(vault, clock())
-    rows = _rows(ds_id, 50, clock())
-    rows[30] = {**rows[30], "event_time": datetime(2026, 1, 1)}  # naive: ambiguous
+    rows = _rows(ds_id, count, clock())
+    rows[count - 1] = {**rows[count - 1], "event_time": datetime(2026, 1, 1)}  # naive
     # The column type's ValueError, wrapped as SQLAlchemy's own insert wraps it.
     with pytest.raises(StatementError, match="naive"), vault.db.write() as conn:
         insert_records(conn, rows)
-    rows = _rows(ds_id, 50, clock())
-    rows[40] = dict(rows[0])  # a duplicate key (PostgreSQL's holds id, dataset and time)
+    rows = _rows(ds_id, count, clock())
+    rows[count - 1] = dict(rows[0])  # a duplicate key (PostgreSQL's: id, dataset and time)
     with pytest.raises(IntegrityError), vault.db.write() as conn:
         insert_records(conn, rows)
     with vault.db.read() as conn:
