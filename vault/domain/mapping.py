@@ -169,6 +169,10 @@ class FieldMapping:
     defaults: dict[str, Any] = field(default_factory=dict)
     automatic: bool = False
     time: TimeFormat = field(default_factory=TimeFormat)
+    #: :meth:`mapper`'s functions, by ``text_values`` (made on first use).
+    _mappers: dict[bool, Callable[[Mapping[str, Any]], dict[str, Any]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def with_time(self, time: TimeFormat) -> FieldMapping:
         """The same mapping reading times as ``time`` says."""
@@ -200,26 +204,77 @@ class FieldMapping:
 
         Raises :class:`NaiveTime` for a time without an offset when no timezone was given.
         """
-        out: dict[str, Any] = {}
-        for target, column in self.fields.items():
-            value = _lookup(row, column)
-            if value is None or (text_values and value == ""):
-                continue
-            table = self.values.get(target)
-            if table is not None and isinstance(value, str | int | float | bool):
-                value = table.get(str(value), value)
-            kind = TARGETS.get(target, "any")
-            if target == "time":
-                value = self.time.convert(value)
-            elif text_values:
-                value = _coerce(kind, value)
-            elif kind == "bool" and type(value) is int and value in {0, 1}:
-                value = bool(value)  # SQL databases without a boolean type store 0/1
-            _put(out, target, value)
-        for target, value in self.defaults.items():
-            if _get(out, target) is None:
-                _put(out, target, value)
-        return out
+        return self.mapper(text_values=text_values)(row)
+
+    def mapper(self, *, text_values: bool) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+        """:meth:`apply` as a function of the row, for a whole source: what each field needs
+        (its lookup, translation, conversion and place in the event) is worked out once, not
+        per row."""
+        cached = self._mappers.get(text_values)
+        if cached is not None:
+            return cached
+        steps = [self._step(target, column, text_values) for target, column in self.fields.items()]
+        # Fields copied as they are (a plain column to a top-level field no other field writes
+        # into) are filled first, in one comprehension; the order of top-level keys does not
+        # matter to the schema, and no other field's value depends on them.
+        nested = {head for _, _, _, _, head, rest in steps if rest}
+        plain: list[tuple[str, str]] = []  # (column, field)
+        others: list[_Step] = []
+        for step in steps:
+            column, dotted, table, convert, head, rest = step
+            if dotted or table or convert or rest or head in nested:
+                others.append(step)
+            else:
+                plain.append((column, head))
+        defaults = self.defaults
+
+        def apply(row: Mapping[str, Any]) -> dict[str, Any]:
+            if text_values:
+                out = {h: v for c, h in plain if (v := row.get(c)) is not None and v != ""}
+            else:
+                out = {h: v for c, h in plain if (v := row.get(c)) is not None}
+            for column, dotted, table, convert, head, rest in others:
+                value = _lookup(row, column) if dotted else row.get(column)
+                if value is None or (text_values and value == ""):
+                    continue
+                if table is not None and isinstance(value, str | int | float | bool):
+                    value = table.get(str(value), value)
+                if convert is not None:
+                    value = convert(value)
+                if rest:
+                    inner = out.get(head)
+                    if not isinstance(inner, dict):
+                        inner = out[head] = {}
+                    inner[rest] = value
+                else:
+                    out[head] = value
+            for target, value in defaults.items():
+                if _get(out, target) is None:
+                    _put(out, target, value)
+            return out
+
+        self._mappers[text_values] = apply
+        return apply
+
+    def _step(self, target: str, column: str, text_values: bool) -> _Step:
+        """How one field is filled: (column, whether its name has a dot, value table,
+        converter, and the target split at its first dot)."""
+        kind = TARGETS.get(target, "any")
+        convert: Callable[[Any], Any] | None
+        if target == "time":
+            convert = self.time.convert
+        elif text_values:
+            convert = _text_converter(kind)
+        elif kind == "bool":
+            convert = _int_bool  # SQL databases without a boolean type store 0/1
+        else:
+            convert = None
+        head, _, rest = target.partition(".")
+        return column, "." in column, self.values.get(target), convert, head, rest
+
+
+#: See :meth:`FieldMapping._step`.
+_Step = tuple[str, bool, dict[str, Any] | None, Callable[[Any], Any] | None, str, str]
 
 
 def _lookup(row: Mapping[str, Any], column: str) -> Any:
@@ -254,13 +309,22 @@ def _put(out: dict[str, Any], target: str, value: Any) -> None:
     inner[rest] = value
 
 
-def _coerce(kind: str, value: Any) -> Any:
-    """A CSV string as the type its target takes; left as is when it does not convert (the
-    schema then reports the row invalid)."""
-    if not isinstance(value, str):
-        return value
+def _text_converter(kind: str) -> Callable[[Any], Any] | None:
+    """How a CSV string becomes the type a target of ``kind`` takes (None: it stays a string);
+    left as is when it does not convert (the schema then reports the row invalid), and so is a
+    value that is no string (a ``values`` translation may give one)."""
     convert = _CONVERTERS.get(kind)
-    return value if convert is None else convert(value)
+    if convert is None:
+        return None
+
+    def coerce(value: Any) -> Any:
+        return convert(value) if isinstance(value, str) else value
+
+    return coerce
+
+
+def _int_bool(value: Any) -> Any:
+    return bool(value) if type(value) is int and value in {0, 1} else value
 
 
 def _to_bool(value: str) -> Any:

@@ -68,6 +68,7 @@ FILE_FORMATS = ("jsonl", "csv", "parquet")
 HEAD_BYTES = 1 << 20  # the fingerprint covers the first MiB, the size and the file name
 MAX_LINE = 4 << 20  # a JSONL line longer than this is invalid (and never held whole)
 READ_ROWS = 1024  # rows per Parquet record batch and per SQL fetch
+FIRST_ROWS = 16  # rows per Parquet record batch when only the first row with content is wanted
 SHRED_CHUNK = 1 << 20
 
 #: (row number, the row as JSON values or None, the problem or None).
@@ -157,6 +158,31 @@ def _json_row(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         return None, "malformed"
 
 
+def _batch_rows(batch: Any, as_is: set[str]) -> list[tuple[dict[str, Any] | None, str | None]]:
+    """A pyarrow record batch as :func:`_json_row` gives its rows, made column by column: each
+    column is read whole, and only the columns not in ``as_is`` (those whose type has values
+    that are not JSON values already) are converted, value by value. A batch with a value that
+    has no JSON form, or with two columns of one name, is made row by row instead."""
+    names: list[str] = batch.schema.names
+    if len(set(names)) != len(names):
+        return [_json_row(raw) for raw in batch.to_pylist()]
+    raw_columns: list[list[Any]] = [column.to_pylist() for column in batch.columns]
+    try:
+        columns = [
+            raw if name in as_is else list(map(_jsonable, raw))
+            for name, raw in zip(names, raw_columns, strict=True)
+        ]
+    except _Unjsonable:
+        return [_json_row(raw) for raw in batch.to_pylist()]
+    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    for name, raw in zip(names, raw_columns, strict=True):
+        if "" in raw:  # an empty string is an absent value (see _json_row)
+            for row, value in zip(rows, raw, strict=True):
+                if value == "":
+                    del row[name]
+    return [(row, None) for row in rows]
+
+
 # -- files: JSONL and CSV -----------------------------------------------------------------------
 
 
@@ -199,14 +225,13 @@ class FileSource:
     def rows(self, start: int, wanted: set[str]) -> Iterator[Row]:  # noqa: ARG002 - rows are whole
         with self.path.open("rb") as fh:
             self._fh = fh
-            numbered = (
-                _csv_rows(fh)
-                if self.format == "csv"
-                else ((n, *pair) for n, pair in enumerate(_jsonl(fh), start=1))
-            )
-            for number, row, problem in numbered:
-                if number > start:
-                    yield number, row, problem
+            numbered = _csv_rows(fh) if self.format == "csv" else _jsonl_rows(fh)
+            if start:
+                for row in numbered:
+                    if row[0] > start:
+                        yield row
+                        break
+            yield from numbered  # (no loop of ours per row)
 
 
 def _csv_rows(fh: IO[bytes]) -> Iterator[Row]:
@@ -241,26 +266,38 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _jsonl(fh: IO[bytes]) -> Iterator[tuple[dict[str, Any] | None, str | None]]:
-    """One (object, None) or (None, problem) per line; a line is never held beyond MAX_LINE."""
+#: NaN and Infinity are not JSON. One decoder for every line (``json.loads`` with an option
+#: builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def _jsonl_rows(fh: IO[bytes]) -> Iterator[Row]:
+    """One row per line, numbered from 1; a line is never held beyond MAX_LINE."""
+    number = 0
     while True:
         line = fh.readline(MAX_LINE + 1)
         if not line:
             return
+        number += 1
         if len(line) > MAX_LINE:
             while line and not line.endswith(b"\n"):
                 line = fh.readline(MAX_LINE)
-            yield None, "too_large"
+            yield number, None, "too_large"
             continue
         if not line.strip():
-            yield None, "blank"
+            yield number, None, "blank"
             continue
+        # What json.loads(line, parse_constant=...) does, without a decoder per line; a line
+        # that opens an object with a byte other than NUL after it is UTF-8 for json.loads
+        # (no BOM, not UTF-16 or -32), so its encoding need not be detected.
+        utf8 = line[:1] == b"{" and line[1:2] != b"\x00"
         try:
-            value = json.loads(line, parse_constant=_no_constant)
+            text = line.decode("utf-8" if utf8 else json.detect_encoding(line), "surrogatepass")
+            value = _DECODER.decode(text)
         except (ValueError, RecursionError):
-            yield None, "malformed"
+            yield number, None, "malformed"
             continue
-        yield (value, None) if isinstance(value, dict) else (None, "malformed")
+        yield (number, value, None) if isinstance(value, dict) else (number, None, "malformed")
 
 
 # -- Parquet ------------------------------------------------------------------------------------
@@ -285,6 +322,17 @@ class ParquetSource:
             raise BadRequest("the source is not a readable Parquet file") from exc
         self.total = int(self._file.metadata.num_rows)
         self._done = 0
+        #: Columns whose values are JSON values as pyarrow gives them (text, integers,
+        #: booleans, nulls): read without converting each value.
+        self._as_is = {
+            item.name
+            for item in self._file.schema_arrow
+            if pa.types.is_string(item.type)
+            or pa.types.is_large_string(item.type)
+            or pa.types.is_integer(item.type)
+            or pa.types.is_boolean(item.type)
+            or pa.types.is_null(item.type)
+        }
 
     def progress(self) -> tuple[int, int]:
         return self._done, self.total
@@ -298,12 +346,15 @@ class ParquetSource:
         return list(self._file.schema_arrow.names)
 
     def first_row(self) -> dict[str, Any] | None:
-        for _, row, problem in self.rows(0, set(self.columns())):
+        for _, row, problem in self._rows(0, set(self.columns()), FIRST_ROWS):
             if problem is None and row is not None:
                 return row
         return None
 
     def rows(self, start: int, wanted: set[str]) -> Iterator[Row]:
+        return self._rows(start, wanted, READ_ROWS)
+
+    def _rows(self, start: int, wanted: set[str], read_rows: int) -> Iterator[Row]:
         names = self.columns()
         # A mapped ``a.b`` reads the struct column ``a`` unless a column is named ``a.b``.
         projection = sorted({c if c in names else c.split(".")[0] for c in wanted} & set(names))
@@ -322,7 +373,7 @@ class ParquetSource:
             return
         try:
             batches = self._file.iter_batches(
-                batch_size=READ_ROWS, row_groups=groups, columns=projection
+                batch_size=read_rows, row_groups=groups, columns=projection
             )
             for batch in batches:
                 if skip >= batch.num_rows:
@@ -334,10 +385,9 @@ class ParquetSource:
                     number += skip
                     part = batch.slice(skip)
                     skip = 0
-                for raw in part.to_pylist():
+                for row, problem in _batch_rows(part, self._as_is):
                     number += 1
                     self._done = number
-                    row, problem = _json_row(raw)
                     yield number, row, problem
         except self._errors as exc:
             raise BadRequest(

@@ -16,6 +16,7 @@ are never staged in the database: plaintext exists only in this process, then se
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import random
 import time
@@ -29,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from vault.audit import AuditAction, Outcome
@@ -58,6 +60,7 @@ from vault.services.import_sources import (
 )
 from vault.services.ingest import IngestService
 from vault.services.reads import ReadService
+from vault.storage.record_insert import copy_rows
 from vault.storage.tables import import_records, imports, records
 
 __all__ = [
@@ -83,6 +86,10 @@ RETIRE_MODES = ("overwrite", "replace", "drop")
 SAMPLE = 16  # records decrypted and compared with their source row by the verification
 KEEP_INVALID_ROWS = 1000  # row numbers of invalid rows kept in the imports row
 _EVENT = TypeAdapter(TelemetryEvent)
+_EVENTS = TypeAdapter(list[TelemetryEvent])
+#: The columns of ``import_records``, in the order of the tuples :func:`_insert_links` takes.
+_LINK_COLUMNS = ("import_id", "row", "record_id")
+_INSERT_LINK = insert(import_records)
 
 #: Called after each batch with (done, total, rows handled so far); done and total are bytes of
 #: a file, or rows of a Parquet file or SQL source.
@@ -160,11 +167,31 @@ class _Totals:
 
 @dataclass(slots=True)
 class _Chunk:
-    """Source rows read since the last batch: valid events and invalid row numbers."""
+    """Source rows read since the last batch: valid events and invalid row numbers (in row
+    order), and mapped rows not validated yet (:meth:`validate` does them all at once)."""
 
     end: int = 0  # the last source row number in the chunk (blank rows included)
     valid: list[tuple[int, TelemetryEvent]] = field(default_factory=list)
     invalid: list[tuple[int, str]] = field(default_factory=list)
+    mapped: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """Validate the mapped rows: in one call for all (the usual case, every row valid),
+        row by row only when one is invalid (to tell which, and why)."""
+        if not self.mapped:
+            return
+        try:
+            events = _EVENTS.validate_python([item for _, item in self.mapped])
+        except ValidationError:
+            for number, item in self.mapped:
+                try:
+                    self.valid.append((number, _EVENT.validate_python(item)))
+                except ValidationError as exc:
+                    self.invalid.append((number, _cause(exc)))
+            self.invalid.sort()  # rows refused while reading may follow these
+        else:
+            self.valid.extend(zip([number for number, _ in self.mapped], events, strict=True))
+        self.mapped.clear()
 
 
 @dataclass(slots=True)
@@ -462,32 +489,39 @@ class ImportService(ServiceBase):
         batch: int,
         progress: Progress | None,
     ) -> int:
-        """Read, map, validate and store every row after the position; rows handled."""
-        text_values = source.text_values
+        """Read, map, validate and store every row after the position; rows handled.
+
+        A batch ends where its ``batch``-th valid row is, or 4 x ``batch`` rows after its
+        start (so that a run of invalid rows still moves the position on); rows are mapped as
+        they are read and validated a batch at a time (:meth:`_Chunk.validate`)."""
+        apply = mapping.mapper(text_values=source.text_values)
         chunk = _Chunk()
+        mapped, invalid = chunk.mapped, chunk.invalid  # (looked up once, not per row)
+        last = run.totals.position + batch * 4  # the row at which the chunk ends anyway
         handled = 0
         for number, row, problem in source.rows(run.totals.position, mapping.columns()):
             handled += 1
             chunk.end = number
-            if problem is not None:
-                if problem != "blank":
-                    chunk.invalid.append((number, problem))
-            else:
+            if problem is None:
                 assert row is not None
                 try:
-                    event = _EVENT.validate_python(mapping.apply(row, text_values=text_values))
+                    mapped.append((number, apply(row)))
                 except NaiveTime:
-                    chunk.invalid.append((number, "naive_time"))
-                except ValidationError as exc:
-                    chunk.invalid.append((number, _cause(exc)))
-                else:
-                    chunk.valid.append((number, event))
-            if len(chunk.valid) >= batch or chunk.end - run.totals.position >= batch * 4:
+                    invalid.append((number, "naive_time"))
+            elif problem != "blank":
+                invalid.append((number, problem))
+            if len(mapped) + len(chunk.valid) < batch and number < last:
+                continue  # (the batch cannot be full yet: no need to validate)
+            chunk.validate()
+            if len(chunk.valid) >= batch or number >= last:
                 self._store(principal, run, chunk)
                 chunk = _Chunk()
+                mapped, invalid = chunk.mapped, chunk.invalid
+                last = run.totals.position + batch * 4
                 if progress is not None:
                     progress(*source.progress(), run.totals.position)
         if chunk.end:
+            chunk.validate()
             self._store(principal, run, chunk)
         if progress is not None:
             _, total = source.progress()
@@ -523,20 +557,20 @@ class ImportService(ServiceBase):
 
         def after_store(conn: Connection, results: list[dict[str, Any]]) -> None:
             links = []
+            import_id = run.import_id
             for result in results:
                 number, event = chunk.valid[int(result["index"])]
                 if result["status"] == "stored":
-                    links.append(
-                        {"import_id": run.import_id, "row": number, "record_id": result["id"]}
-                    )
-                    new.redactions.update(result.get("redactions", {}))
+                    links.append((import_id, number, result["id"]))
+                    counts = result.get("redactions")
+                    if counts:
+                        new.redactions.update(counts)
                     stored.append((number, event))
                 else:
                     new.refused[str(result["reason"])] += 1
             new.stored += len(links)
             self._commit_progress(conn, principal, run, expected, new)
-            if links:
-                conn.execute(insert(import_records), links)
+            _insert_links(conn, links)
 
         if chunk.valid:
             self._ingest.ingest(
@@ -732,10 +766,14 @@ class ImportService(ServiceBase):
         base = import_records.c.import_id == run.import_id
         joined = import_records.join(records, records.c.id == import_records.c.record_id)
         with self.db.read() as conn:
-            linked = conn.execute(select(func.count()).where(base)).scalar_one()
-            present = conn.execute(
-                select(func.count()).select_from(joined).where(base)
-            ).scalar_one()
+            # Links, and links whose record is there, in one pass over the import's links.
+            linked, present = conn.execute(
+                select(func.count(), func.count(records.c.id))
+                .select_from(
+                    import_records.outerjoin(records, records.c.id == import_records.c.record_id)
+                )
+                .where(base)
+            ).one()
             sample_rows = [number for number, _ in run.sample]
             stmt = select(records, import_records.c.row).select_from(joined).where(base)
             if sample_rows:
@@ -815,6 +853,40 @@ class ImportService(ServiceBase):
             },
             "verification": verification,
         }
+
+
+def _insert_links(conn: Connection, links: list[tuple[str, int, str]]) -> None:
+    """Insert a batch's ``import_records`` rows (import id, source row, record id) in the
+    connection's transaction, as cheaply as the driver allows (``copy_rows`` on psycopg).
+
+    The values are plain text and integers, which no column type converts, so SQLAlchemy's
+    per-row work for its ``insert`` (dicts to parameters, type processing) is skipped: SQLite
+    gets its compiled statement through ``exec_driver_sql`` (one ``executemany``), psycopg a
+    ``COPY`` (no per-row round trip; see vault/storage/record_insert.py for why). Driver errors
+    are raised as SQLAlchemy raises them.
+    """
+    if not links:
+        return
+    dialect = conn.dialect
+    if dialect.name == "sqlite":
+        conn.exec_driver_sql(_link_statement(dialect), links)
+        return
+    if dialect.name != "postgresql" or dialect.driver != "psycopg" or not conn.in_transaction():
+        conn.execute(_INSERT_LINK, [dict(zip(_LINK_COLUMNS, link, strict=True)) for link in links])
+        return
+    quote = dialect.identifier_preparer.quote
+    copy_rows(
+        conn, f"COPY import_records ({', '.join(map(quote, _LINK_COLUMNS))}) FROM STDIN", links
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _link_statement(dialect: Dialect) -> str:
+    """SQLAlchemy's own ``INSERT`` of a link for ``dialect``, its parameters in column order."""
+    compiled = _INSERT_LINK.compile(dialect=dialect)
+    if tuple(compiled.positiontup or ()) != _LINK_COLUMNS:
+        raise AssertionError(f"unexpected parameters {compiled.positiontup}")
+    return str(compiled)
 
 
 def _rows_apart(chunk: _Chunk) -> Iterator[_Chunk]:

@@ -20,7 +20,7 @@ back with everything else. Driver errors are raised as SQLAlchemy raises them.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from operator import itemgetter
@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 
 from vault.storage.tables import UTCDateTime, records
 
-__all__ = ["insert_records"]
+__all__ = ["copy_rows", "insert_records"]
 
 _COLUMNS = tuple(column.name for column in records.columns)
 _COPY = f"COPY records ({', '.join(_COLUMNS)}) FROM STDIN"
@@ -81,22 +81,36 @@ def insert_records(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         params = _bind_values(plan, rows)
     except Exception as exc:  # a value its type refuses: SQLAlchemy's StatementError, as its own
         raise DBAPIError.instance(plan.statement, None, exc, dbapi.Error) from exc
+    if dialect.name != "sqlite":
+        copy_rows(conn, plan.statement, params)
+        return
     # The driver connection under this SQLAlchemy connection: same session, same transaction.
     driver = conn.connection.driver_connection
     assert driver is not None
     try:
-        if dialect.name == "sqlite":
-            cursor = driver.cursor()
-            try:
-                cursor.executemany(plan.statement, params)
-            finally:
-                cursor.close()
-        else:
-            with driver.cursor() as cursor, cursor.copy(plan.statement) as copy:
-                for values in params:
-                    copy.write_row(values)
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(plan.statement, params)
+        finally:
+            cursor.close()
     except dbapi.Error as exc:  # the same exception types as the SQLAlchemy insert raises
         raise DBAPIError.instance(plan.statement, None, exc, dbapi.Error) from exc
+
+
+def copy_rows(conn: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+    """Stream ``rows`` (values in the statement's column order, as the driver adapts them)
+    through ``statement``, a ``COPY table (columns) FROM STDIN``, on ``conn``'s psycopg
+    connection: in its transaction, with no per-row round trip. Driver errors are raised as
+    SQLAlchemy's own insert raises them."""
+    dbapi = conn.dialect.loaded_dbapi
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for values in rows:
+                copy.write_row(values)
+    except dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, dbapi.Error) from exc
 
 
 def _plan(dialect: Dialect) -> _Plan:

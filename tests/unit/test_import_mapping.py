@@ -1,0 +1,148 @@
+"""``FieldMapping.mapper``: the per-source function gives what mapping field by field gives.
+
+The reference below is the mapping's definition, one field at a time in the mapping's order
+(the form ``apply`` had before it was compiled once per source); the compiled function must
+give an equal event dict, with nested objects' keys in the same order, for any row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vault.domain import mapping as m
+from vault.domain.mapping import FieldMapping, NaiveTime, TimeFormat, automatic_mapping
+
+
+def reference(mapping: FieldMapping, row: Mapping[str, Any], *, text_values: bool) -> Any:
+    """The mapping of one row, field by field in the mapping's order."""
+    out: dict[str, Any] = {}
+    for target, column in mapping.fields.items():
+        value = m._lookup(row, column)
+        if value is None or (text_values and value == ""):
+            continue
+        table = mapping.values.get(target)
+        if table is not None and isinstance(value, str | int | float | bool):
+            value = table.get(str(value), value)
+        kind = m.TARGETS.get(target, "any")
+        if target == "time":
+            value = mapping.time.convert(value)
+        elif text_values:
+            convert = m._CONVERTERS.get(kind)
+            if convert is not None and isinstance(value, str):
+                value = convert(value)
+        elif kind == "bool" and type(value) is int and value in {0, 1}:
+            value = bool(value)
+        m._put(out, target, value)
+    for target, value in mapping.defaults.items():
+        if m._get(out, target) is None:
+            m._put(out, target, value)
+    return out
+
+
+def ordered(event: dict[str, Any]) -> dict[str, Any]:
+    """An event dict with the key order of the objects in it made visible (dict equality
+    ignores it; that of the event's own keys does not matter to the schema)."""
+
+    def visible(value: Any, seen: frozenset[int]) -> Any:
+        if id(value) in seen:  # a source object mapped into itself (both forms do it alike)
+            return "<cycle>"
+        if isinstance(value, dict):
+            inner = seen | {id(value)}
+            return [(k, visible(v, inner)) for k, v in value.items()]
+        if isinstance(value, list):
+            return [visible(v, seen | {id(value)}) for v in value]
+        return value
+
+    return {key: visible(value, frozenset({id(event)})) for key, value in event.items()}
+
+
+TARGETS = ["subject", "time", "kind", "app", "url", "private_window", "device", "device.id",
+           "data", "data.text", "data.x", "data.modifiers", "field.type"]  # fmt: skip
+COLUMNS = ["a", "b", "c", "d", "n.x", "n.y", "n"]
+SCALARS = st.one_of(
+    st.none(),
+    st.sampled_from(["", "1", "0", "yes", "t", "2.5", "7", "[1]", '{"k": 1}', "x", "nan"]),
+    st.integers(-2, 2),
+    st.booleans(),
+    st.sampled_from(["2026-01-02T03:04:05Z", "2026-01-02 03:04:05", "1700000000"]),
+)
+VALUES = st.recursive(
+    SCALARS, lambda inner: st.dictionaries(st.sampled_from(["x", "y", "z"]), inner, max_size=3)
+)
+ROWS = st.dictionaries(st.sampled_from(COLUMNS), VALUES, max_size=len(COLUMNS))
+MAPPINGS = st.builds(
+    lambda fields, values, defaults, unit: FieldMapping(
+        fields=fields,
+        values={t: v for t, v in values.items() if t in fields},
+        defaults=defaults,
+        time=TimeFormat(unit, "UTC", ZoneInfo("UTC")),
+    ),
+    st.dictionaries(st.sampled_from(TARGETS), st.sampled_from(COLUMNS), min_size=1),
+    st.dictionaries(
+        st.sampled_from(TARGETS),
+        st.dictionaries(st.sampled_from(["1", "x", "yes", "True"]), SCALARS, max_size=2),
+        max_size=2,
+    ),
+    st.dictionaries(st.sampled_from(TARGETS), SCALARS.filter(lambda v: v is not None), max_size=2),
+    st.sampled_from(["rfc3339", "epoch_s", "epoch_ms"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(mapping=MAPPINGS, row=ROWS, text_values=st.booleans())
+def test_mapper_gives_what_field_by_field_mapping_gives(
+    mapping: FieldMapping, row: dict[str, Any], text_values: bool
+) -> None:
+    expected = reference(mapping, row, text_values=text_values)
+    got = mapping.mapper(text_values=text_values)(row)
+    assert ordered(got) == ordered(expected)
+    assert ordered(mapping.apply(row, text_values=text_values)) == ordered(expected)
+
+
+def test_a_whole_object_and_a_field_of_it_keep_the_mapping_order() -> None:
+    # data.text mapped before data: the whole object replaces what data.text put there.
+    first = FieldMapping(fields={"data.text": "t", "data": "d", "subject": "s"})
+    row = {"t": "typed", "d": {"x": 1}, "s": "emp"}
+    assert first.apply(row, text_values=False) == {"data": {"x": 1}, "subject": "emp"}
+    # data mapped first: data.text is added into it.
+    second = FieldMapping(fields={"data": "d", "data.text": "t"})
+    assert second.apply(row, text_values=False) == {"data": {"x": 1, "text": "typed"}}
+
+
+def test_csv_values_are_converted_and_translated() -> None:
+    mapping = FieldMapping(
+        fields={"kind": "k", "private_window": "p", "data.x": "x", "data.text": "t", "url": "u"},
+        values={"kind": {"typing": "key_run"}, "private_window": {"on": True}},
+    )
+    row = {"k": "typing", "p": "on", "x": "7", "t": "", "u": ""}
+    expected = {"kind": "key_run", "private_window": True, "data": {"x": 7}}
+    assert mapping.apply(row, text_values=True) == expected
+    assert mapping.apply({"k": "typing", "p": "no", "x": "7.5"}, text_values=True) == {
+        "kind": "key_run",
+        "private_window": False,
+        "data": {"x": 7.5},
+    }
+
+
+def test_naive_time_raises_from_the_compiled_mapper() -> None:
+    mapping = automatic_mapping(["subject", "time", "kind"])
+    assert mapping is not None
+    with pytest.raises(NaiveTime):
+        mapping.mapper(text_values=True)({"subject": "s", "time": "2026-01-02 03:04", "kind": "k"})
+
+
+def test_mapper_is_made_once_and_not_shared_with_another_time_format() -> None:
+    mapping = FieldMapping(fields={"subject": "s", "time": "t", "kind": "k"})
+    assert mapping.mapper(text_values=False) is mapping.mapper(text_values=False)
+    in_berlin = mapping.with_time(TimeFormat("rfc3339", "Europe/Berlin", ZoneInfo("Europe/Berlin")))
+    row = {"s": "e", "t": "2026-01-02T03:04:05", "k": "focus"}
+    assert in_berlin.apply(row, text_values=False)["time"] == "2026-01-02T03:04:05+01:00"
+    with pytest.raises(NaiveTime):
+        mapping.apply(row, text_values=False)
+    assert in_berlin == in_berlin.with_time(in_berlin.time)  # the cache is no part of equality
