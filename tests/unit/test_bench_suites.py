@@ -34,6 +34,14 @@ from vault.storage.tables import records, subject_keys
 QUICK = Mode("quick", 1)
 
 
+def _run_and_close(trial: Any, expected: int) -> None:
+    """Run ``trial`` (it must report ``expected`` items), then close it whatever happens."""
+    try:
+        assert trial.run() == expected
+    finally:
+        trial.close()
+
+
 def _quiet(_: str) -> None:
     pass
 
@@ -284,17 +292,9 @@ def test_lifecycle_rotation_sweep_and_erasure(backend: Backend) -> None:
     assert [r["items"] for r in done["results"]] == [[10], [10]]
     assert done["goals"][0]["name"] == "rotate 10x records, same keys"
     with backend.trial("sweep") as p:
-        sweep = lifecycle.SweepTrial(p, 300)
-        try:
-            assert sweep.run() == 300
-        finally:
-            sweep.close()
+        _run_and_close(lifecycle.SweepTrial(p, 300), 300)
     with backend.trial("erase") as p:
-        erase = lifecycle.EraseTrial(p, 200)
-        try:
-            assert erase.run() == 200
-        finally:
-            erase.close()
+        _run_and_close(lifecycle.EraseTrial(p, 200), 200)
 
 
 def test_sweep_and_erasure_run_on_copies_of_one_fill(backend: Backend) -> None:
@@ -302,22 +302,14 @@ def test_sweep_and_erasure_run_on_copies_of_one_fill(backend: Backend) -> None:
         lifecycle.fill_sweep(template, 300)
         for _ in range(2):  # each copy holds the whole fill, though the previous one swept its own
             with backend.trial("sweep", template=template) as p:
-                sweep = lifecycle.SweepTrial(p, 300)
-                try:
-                    assert sweep.run() == 300
-                finally:
-                    sweep.close()
+                _run_and_close(lifecycle.SweepTrial(p, 300), 300)
         with backend.trial("sweep", template=template) as p, pytest.raises(RuntimeError):
             lifecycle.SweepTrial(p, 400)  # not the fill it holds
     with backend.trial("erase-template") as template:
         lifecycle.fill_erase(template, 200)
         for _ in range(2):
             with backend.trial("erase", template=template) as p:
-                erase = lifecycle.EraseTrial(p, 200)
-                try:
-                    assert erase.run() == 200
-                finally:
-                    erase.close()
+                _run_and_close(lifecycle.EraseTrial(p, 200), 200)
 
 
 def test_export_suite_exports_copies_of_one_fill_per_case(monkeypatch: Any) -> None:
