@@ -250,17 +250,6 @@ class ReadService(ServiceBase):
             out.append({"id": row.id, "subject": row.subject, **body})
         return out
 
-    def open_page(
-        self,
-        conn: Connection,
-        ds: Row[Any],
-        where: Sequence[ColumnElement[bool]],
-        limit: int,
-        held: Mapping[bytes, SubjectKey] | None = None,
-    ) -> OpenedPage:
-        """:meth:`fetch_page` then :meth:`open_fetched`: a page read and opened at once."""
-        return self.open_fetched(ds, self.fetch_page(conn, where, limit, held))
-
     def fetch_page(
         self,
         conn: Connection,
