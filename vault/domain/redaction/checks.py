@@ -14,6 +14,7 @@ import math
 import re
 import zlib
 from collections import Counter
+from operator import mul
 
 from vault.domain.redaction.engine import has_context
 
@@ -54,7 +55,9 @@ def entropy(value: str) -> float:
     if not value:
         return 0.0
     size = len(value)
-    return -sum(n / size * math.log2(n / size) for n in Counter(value).values())
+    # The same terms in the same order as a sum of n/size * log2(n/size), mapped in C.
+    shares = [n / size for n in Counter(value).values()]
+    return -float(sum(map(mul, shares, map(math.log2, shares))))
 
 
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -71,32 +74,51 @@ def looks_random(value: str) -> bool:
     if size < 8:
         return False
     classes = (
-        any(c.islower() for c in value)
-        + any(c.isupper() for c in value)
-        + any(c.isdigit() for c in value)
+        any(map(str.islower, value)) + any(map(str.isupper, value)) + any(map(str.isdigit, value))
     )
     if classes < 2:
         return False
     bits = entropy(value)
-    if all(c in _HEX for c in value):
+    if _HEX.issuperset(value):
         return bits >= min(3.0, math.log2(size) * 0.75)
     return bits >= min(3.5, math.log2(size) * 0.8)
 
 
 # Values that stand for a secret without being one: variables, templates, empty markers.
-_PLACEHOLDER = re.compile(
-    r"""^(?:\$\{|\$[A-Za-z_]\w*$|%[sd]$|%\(\w+\)[sd]$|%\w+%$|[<{\[]|\#\{|\.\.\.|os\.|env\.|process\.env|getenv|none$|null$|nil$|true$|false$
+# Most are tried once, at the value's start; the last two scan the value, so they are tried
+# only on a value that holds one of their words (see _stand_in).
+_STAND_IN_AT_START = r"""
+    \$\{|\$[A-Za-z_]\w*$|%[sd]$|%\(\w+\)[sd]$|%\w+%$|[<{\[]|\#\{|\.\.\.|os\.|env\.|process\.env
+    |getenv|none$|null$|nil$|true$|false$
     |undefined$|password$|passwd$|secret$|changeit$|xxx+$|\*+$|redacted$|hidden$|example$
-    |your[_-]|my[_-]|insert[_ -]|enter[_ -]|<|.{0,200}(?:x{6}|X{6}|\*{6})$
-    |.{0,512}(?:EXAMPLE|fake|dummy))""",
-    re.IGNORECASE | re.VERBOSE,
-)
+    |your[_-]|my[_-]|insert[_ -]|enter[_ -]|<"""
+_STAND_IN_WITHIN = r""".{0,200}(?:x{6}|X{6}|\*{6})$|.{0,512}(?:EXAMPLE|fake|dummy)"""
+_STAND_IN_FLAGS = re.IGNORECASE | re.VERBOSE
+#: Every stand-in form in one expression: what :func:`_stand_in` answers (tests compare).
+_PLACEHOLDER = re.compile(f"^(?:{_STAND_IN_AT_START}|{_STAND_IN_WITHIN})", _STAND_IN_FLAGS)
+_STAND_IN_START = re.compile(f"^(?:{_STAND_IN_AT_START})", _STAND_IN_FLAGS)
+_STAND_IN_SCAN = re.compile(f"(?:{_STAND_IN_WITHIN})", _STAND_IN_FLAGS)
+#: What a value holds, lower-cased, whenever _STAND_IN_SCAN matches it: case-insensitive
+#: matching takes for these letters only characters that lower-case to them (tested).
+_STAND_IN_WORDS = ("xxxxxx", "******", "example", "fake", "dummy")
+_STAND_IN_NEEDS = re.compile("|".join(map(re.escape, _STAND_IN_WORDS)))
+
+
+def _stand_in(value: str) -> bool:
+    """Whether ``value`` matches :data:`_PLACEHOLDER`, its scanning forms tried only when
+    the words they need are there."""
+    if _STAND_IN_START.match(value) is not None:
+        return True
+    return (
+        _STAND_IN_NEEDS.search(value.lower()) is not None
+        and _STAND_IN_SCAN.match(value) is not None
+    )
 
 
 def value_ok(value: str) -> bool:
     """A value assigned to a password-like name: anything but an obvious stand-in."""
     value = value.strip("'\"` ")
-    if not value or _PLACEHOLDER.match(value):
+    if not value or _stand_in(value):
         return False
     return len(set(value)) > 1
 

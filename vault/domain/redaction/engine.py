@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from vault.domain.redaction.shape import UNBOUNDED as _UNBOUNDED
-from vault.domain.redaction.shape import AnyOf, split_alternatives, zero_led
+from vault.domain.redaction.shape import AnyOf, literal_starts, split_alternatives, zero_led
 from vault.domain.redaction.shape import digit_window as _digit_window
 
 __all__ = ["Finding", "Rule", "RuleSet", "Validator", "has_context"]
@@ -429,6 +429,18 @@ class RuleSet:
         self._plain = plain
         # Digit-led patterns are searched between a text's first and last digit only.
         self._windows = [_digit_window(rule.pattern) for rule in self.rules]
+        # Where each rule is tried: its own ``starts``; for a rule that would otherwise be
+        # tried at every character (no window, no run), the words every match of its pattern
+        # begins with, read back from the parse (``(?<![A-Za-z0-9])sk_…`` at each "sk_").
+        self.starts: list[tuple[str, ...]] = [
+            rule.starts
+            or (
+                (literal_starts(rule.pattern) or ())
+                if window is None and rule.run_before is None
+                else ()
+            )
+            for rule, window in zip(self.rules, self._windows, strict=True)
+        ]
         # Rules found back from an anchor: (anchor, the run's class, matched from the anchor on
         # the reversed text).
         self._runs = [
@@ -600,7 +612,7 @@ class RuleSet:
         matches: Iterable[re.Match[str]]
         backwards = ""  # the text reversed, made once if a rule with ``run_before`` needs it
         for index in indexes:
-            starts, window = self.rules[index].starts, self._windows[index]
+            starts, window = self.starts[index], self._windows[index]
             run = self._runs[index]
             if starts and aligned:
                 matches = _started(self._compiled[index], text, lowered, starts)

@@ -7,6 +7,10 @@
   each start with a literal (``AKC…|AP…|cmVm…``), as one pattern per branch: ``re`` tests every
   character against the class of the branches' first characters, but jumps between the
   occurrences of one leading literal.
+* :func:`literal_starts`: the words (lower-cased) one of which every match of a pattern
+  begins with, read through leading look-arounds, groups, alternations and optional parts
+  (``(?<![A-Za-z0-9])(?:sk|rk)_…`` -> ``sk_``, ``rk_``): such a pattern is tried only where
+  one of them begins, instead of at every character.
 * :func:`zero_led`: for a pattern that starts with ``\\d`` and treats every ASCII digit alike,
   the same pattern starting with a literal ``0``, for the text with every digit turned into
   ``0``. ``re`` jumps between occurrences of a leading literal several times faster than it
@@ -25,7 +29,14 @@ import sys
 from collections.abc import Iterable
 from typing import cast
 
-__all__ = ["UNBOUNDED", "AnyOf", "digit_window", "split_alternatives", "zero_led"]
+__all__ = [
+    "UNBOUNDED",
+    "AnyOf",
+    "digit_window",
+    "literal_starts",
+    "split_alternatives",
+    "zero_led",
+]
 
 #: The reach of a pattern whose matches have no bound on their length.
 UNBOUNDED = -1
@@ -325,3 +336,80 @@ def split_alternatives(pattern: str, flags: int = 0) -> re.Pattern[str] | AnyOf:
     if len(branches) != len(pieces):
         return compiled  # (the parser merged or split branches: no claim)
     return AnyOf(tuple(re.compile(piece, flags) for piece in pieces))
+
+
+#: More start words than this save nothing over a scan (each is looked for on its own).
+_MAX_STARTS = 16
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+
+
+def _start_words(items: _Items) -> set[str] | None:
+    """Words, lower-cased, one of which every match of ``items`` begins with; None when that
+    cannot be told (a class or any other non-literal first, a possibly empty match)."""
+    index = 0
+    while index < len(items) and str(items[index][0]) in ("ASSERT", "ASSERT_NOT", "AT"):
+        index += 1  # consumes nothing: the match begins where what follows does
+    if index == len(items):
+        return None
+    op, av = items[index]
+    name, rest = str(op), items[index + 1 :]
+    group = _group_items(name, av)
+    if name == "LITERAL":
+        return _literal_words(items[index:])
+    if group is not None:
+        return _start_words(group + rest)
+    if name == "BRANCH" and isinstance(av, tuple):
+        return _branch_words([list(branch) for branch in av[1]], rest)
+    if name in _REPEATS and isinstance(av, tuple):
+        return _repeat_words(int(av[0]), list(av[2]), rest)
+    return None
+
+
+def _literal_words(items: _Items) -> set[str] | None:
+    """For ``items`` that start with a literal: the run of literals, lower-cased, and when it
+    is short, each word of what follows appended (``A(?:KIA|SIA|…)``: the parser takes a
+    common first letter out of an alternation)."""
+    word = ""
+    for op, av in items:
+        char = chr(av).lower() if str(op) == "LITERAL" and isinstance(av, int) else ""
+        if len(char) != 1:
+            break  # the word ends at the first non-literal (or a multi-character lower)
+        word += char
+    if not word:
+        return None
+    after = _start_words(items[len(word) :]) if len(word) < 3 else None
+    return {word + more for more in after} if after else {word}
+
+
+def _branch_words(branches: list[_Items], rest: _Items) -> set[str] | None:
+    """The words of an alternation, each branch followed by what follows it."""
+    words: set[str] = set()
+    for branch in branches:
+        found = _start_words(branch + rest)
+        if found is None or len(words | found) > _MAX_STARTS:
+            return None
+        words |= found
+    return words
+
+
+def _repeat_words(least: int, body: _Items, rest: _Items) -> set[str] | None:
+    """A match begins with a first round of the body (the body alone: a second round, not
+    ``rest``, may follow it), or, when the body may run no round, with ``rest``."""
+    first = _start_words(body)
+    if first is None or least:
+        return first
+    after = _start_words(rest)
+    return None if after is None else first | after
+
+
+def literal_starts(pattern: str) -> tuple[str, ...] | None:
+    """The words, lower-cased and at least two characters long, one of which every match of
+    ``pattern`` begins with (in the text lower-cased, at the same place when lower-casing
+    keeps the text's length); words another one begins are dropped (the places of the shorter
+    hold theirs). None when there are none, too many, or one is a single character."""
+    items = _parsed(pattern)
+    words = None if items is None else _start_words(items)
+    if not words or len(words) > _MAX_STARTS or min(map(len, words)) < 2:
+        return None
+    kept = {w for w in words if not any(o != w and w.startswith(o) for o in words)}
+    return tuple(sorted(kept))
