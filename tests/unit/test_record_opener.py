@@ -126,3 +126,30 @@ def test_sealer_refuses_bad_sizes() -> None:
         sealer.seal(os.urandom(16), bytes(1024 * 1024 + 1))
     with pytest.raises(ValueError, match="32-byte"):
         RecordSealer(os.urandom(16), "ds", "s", 1, os.urandom(16))
+
+
+def test_sealer_draws_distinct_nonces_and_keys() -> None:
+    """The DEK and both nonces come from one CSPRNG read: each cut of it is a part of its own,
+    fresh for every record."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from vault.crypto import envelope
+
+    sek = os.urandom(32)
+    sealer = RecordSealer(sek, "ds", "s", 1, os.urandom(16))
+    parts: list[tuple[bytes, bytes, bytes]] = []
+    for _ in range(50):
+        rid = os.urandom(16)
+        sealed = sealer.seal(rid, b"x")
+        dek_nonce = sealed[envelope._HEADER_ID_END : envelope._DEK_NONCE_END]
+        body_nonce = sealed[envelope.HEADER_BYTES : envelope._BODY_NONCE_END]
+        aad = sealer._dek_prefix + rid + sealer._tail
+        dek = AESGCM(sek).decrypt(
+            dek_nonce, sealed[envelope._DEK_NONCE_END : envelope._DEK_END], aad
+        )
+        parts.append((dek, dek_nonce, body_nonce))
+    deks, dek_nonces, body_nonces = (set(column) for column in zip(*parts, strict=True))
+    assert len(deks) == len(dek_nonces) == len(body_nonces) == 50
+    assert dek_nonces.isdisjoint(body_nonces)
+    assert all(dek[: len(n)] != n for dek, n, _ in parts)
+    assert all(dek[-len(n) :] != n for dek, _, n in parts)
