@@ -1,11 +1,13 @@
-"""Group commit: concurrent writes on SQLite share one transaction, each in its own savepoint."""
+"""Group commit: concurrent writes share one transaction, each in its own savepoint (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import pytest
@@ -22,8 +24,8 @@ _ITEMS = Table("items", _META, Column("id", Integer, primary_key=True), Column("
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Any:
-    database = Database(f"sqlite:///{tmp_path / 'group.sqlite3'}")
+def db(database_url: str) -> Any:
+    database = Database(database_url)
     with database.write() as conn:
         _META.create_all(conn)
     yield database
@@ -108,7 +110,7 @@ def test_a_failed_commit_reaches_every_caller_and_keeps_nothing(
 
 
 def test_single_writer_needs_no_savepoint(db: Database) -> None:
-    assert db.write_shared(lambda conn: conn.execute(insert(_ITEMS).values(id=1)).rowcount) == 1
+    assert db.write_shared(lambda conn: conn.execute(insert(_ITEMS).values(id=1)) and 1) == 1
     with pytest.raises(ValueError):
         _writer(db, 2, fail=True)()
     assert _ids(db) == {1}
@@ -136,3 +138,28 @@ def test_concurrent_ingest_batches_keep_the_audit_chain(vault: Vault, clock: Clo
     with vault.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(records)).scalar_one() == stored
     assert vault.audit.verify(OPERATOR)["ok"] is True
+
+
+def test_a_failed_write_frees_what_its_frames_held(db: Database) -> None:
+    """The exception a caller gets holds no cycle back to itself: what the failed work's
+    frames held (an import source's open cursor) is freed as soon as the caller drops the
+    exception, not at a later garbage collection, perhaps in another thread."""
+
+    class Held:
+        pass
+
+    refs: list[weakref.ref[Held]] = []
+
+    def work(conn: Connection) -> None:
+        held = Held()
+        refs.append(weakref.ref(held))
+        raise ValueError("refused")
+
+    gc.collect()
+    gc.disable()
+    try:
+        with suppress(ValueError):
+            db.write_shared(work)
+        assert refs[0]() is None
+    finally:
+        gc.enable()

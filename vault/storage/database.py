@@ -28,7 +28,7 @@ from vault.storage.partitions import RecordPartitions
 __all__ = ["Database"]
 
 T = TypeVar("T")
-#: At most this many concurrent writes share one SQLite transaction (see ``write_shared``).
+#: At most this many concurrent writes share one transaction (see ``write_shared``).
 MAX_SHARED_WRITES = 64
 
 #: A pooled PostgreSQL connection idle this long is pinged before it is handed out again.
@@ -101,7 +101,10 @@ class Database:
         # wait through the busy timeout. Re-entrant: a nested write of the same thread is an
         # error SQLite reports itself, not a deadlock here.
         self._writer = threading.RLock() if self.is_sqlite else None
-        self._shared = _SharedWrites(self) if self.is_sqlite else None
+        # Ingest's writes also share transactions on PostgreSQL: each takes the audit log's
+        # head row FOR UPDATE, so they commit one after the other anyway, and a shared commit
+        # pays the WAL flush once for the group instead of once per batch, in turn.
+        self._shared = _SharedWrites(self)
 
     def _ping_if_idle(
         self, dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
@@ -135,16 +138,14 @@ class Database:
     def write_shared(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a write transaction, possibly shared with concurrent callers.
 
-        SQLite (one writer at a time): writes that arrive while another is running wait, then
-        run together, each in a savepoint of one transaction, with one commit (one fsync) for
-        all (group commit). ``work`` that raises is rolled back alone and its exception is
-        raised in its caller; if the commit fails, every caller of the group gets that error
-        and none of their work is kept. ``work`` returns only once its transaction committed.
-        PostgreSQL (concurrent writers): a write transaction of its own.
+        Writes that arrive while another is running wait, then run together, each in a
+        savepoint of one transaction, with one commit (one WAL flush or fsync) for all (group
+        commit): SQLite has one writer at a time, and on PostgreSQL the writes that use this
+        (ingest) serialize on the audit head row. ``work`` that raises is rolled back alone
+        and its exception is raised in its caller; if the commit fails, every caller of the
+        group gets that error and none of their work is kept. ``work`` returns only once its
+        transaction committed.
         """
-        if self._shared is None:
-            with self.write() as conn:
-                return work(conn)
         return self._shared.run(work)
 
     @contextmanager
@@ -212,7 +213,7 @@ class _Write:
 
 
 class _SharedWrites:
-    """Group commit for SQLite: the first waiting caller leads the next transaction."""
+    """Group commit: the first waiting caller leads the next transaction."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -230,8 +231,15 @@ class _SharedWrites:
             mine.ready.wait()
         if mine.lead:
             self._lead()
-        if mine.error is not None:
-            raise mine.error
+        error, mine.error = mine.error, None
+        if error is not None:
+            # Raised with no cycle back to it (exception -> traceback -> this frame -> the
+            # write -> exception): what its frames hold (a source's open cursor) is freed when
+            # the caller lets the exception go, not at some later garbage collection.
+            try:
+                raise error
+            finally:
+                del error
         return mine.result  # type: ignore[no-any-return]
 
     def _lead(self) -> None:
