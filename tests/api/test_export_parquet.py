@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from bench import fill
 from tests.api.test_export import URL, export_bytes, filled  # noqa: F401 - the fixture
+from tests.conftest import COLLECTOR, event, make_dataset
 from vault import cli
+from vault.domain.events import TelemetryEvent, format_time
 from vault.errors import DecryptionError
 from vault.services import export as export_module
 
@@ -126,3 +129,71 @@ def test_nested_json_text_is_the_encoders(value) -> None:
     value = json.loads(json.dumps(value))  # a parsed body's value
     encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
     assert export_module._DUMPS(value) == encoder.encode(value)
+
+
+_VARIED = [
+    {
+        "kind": "key_run",
+        "app": "Code — Editor",
+        "window_title": 'C:\\Users\\me\\"notes".txt',
+        "url": 'https://example.org/ä?q="x"&r=1',
+        "jurisdiction": "DE",
+        "device": {"id": 'laptop-é "1"', "owner": "corporate"},
+        "field": {"type": "password", "label": "Pass\x01word\\"},
+        "data": {"text": 'naïve café ☃ 😀 \u2028 line\nnext\t"quoted" back\\slash \x00\x1f'},
+    },
+    {
+        "kind": "custom",
+        "app": None,
+        "window_title": None,
+        "private_window": False,
+        "device": {"owner": "corporate"},
+        "data": {
+            "a": {"b": [1, 2.5, -0.0, 1e16, None, True, 'x"y']},
+            "ü": {"data": {"text": "z"}},
+            "": "",
+        },
+    },
+    {"kind": "focus", "app": "", "window_title": "", "field": {"type": "text"}, "data": {}},
+    {"kind": "click", "url": "", "data": {"x": 3, "y": 2.5}},
+    {"kind": "key", "data": {"key": "a", "modifiers": ["ctrl"]}},
+    {"kind": "scroll", "data": {"dx": 0, "dy": -3}},
+    {"kind": "mouse_move", "data": {"path": [{"x": 1, "y": 2}]}},
+    {"kind": "clipboard", "app": None, "data": {"text": "\x00ab\\"}},
+    {"kind": "key_run", "app": "Plain", "data": {"text": "plain text"}},
+]
+
+
+def test_parquet_values_are_the_ndjson_values(vault, clock, monkeypatch) -> None:
+    """Every column of every row, against the NDJSON export of the same records: unicode and
+    escapes, nested custom data, absent and empty optional members, both private_window
+    values; JSON columns hold the compact JSON text of the value (ensure_ascii off)."""
+    monkeypatch.setattr(export_module, "PAGE", 4)  # pages mixing plain and escaped bodies
+    make_dataset(vault, "ux")
+    batch = []
+    for fields in _VARIED:
+        batch.append(event(clock, "emp-1", **fields))
+        clock.advance(seconds=1)
+    assert vault.ingest.ingest(COLLECTOR, "ux", batch)["accepted"] == len(_VARIED)
+    # Collection refuses private windows and personal devices; a record written as ingest
+    # writes it holds them.
+    private = event(clock, "emp-2", private_window=True, window_title="Private \\ tab")
+    private["device"] = {"owner": "personal"}
+    stored = TelemetryEvent.model_validate(private).stored_form()
+    assert fill.fill(vault, "ux", [("emp-2", clock())], bodies=[stored]) == 1
+    records = [json.loads(line) for line in export_bytes(vault).splitlines()]
+    table = pq.read_table(io.BytesIO(export_bytes(vault, format="parquet")))
+    rows = table.to_pylist()
+    assert len(rows) == len(records) == len(_VARIED) + 1
+    compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    for row, record in zip(rows, records, strict=True):
+        for name, kind in export_module.PARQUET_COLUMNS:
+            expected = record.get(name)
+            if name == "time":
+                assert format_time(row[name]) == expected
+            elif kind == "json":
+                assert row[name] == (None if expected is None else compact(expected))
+                assert row[name] is None or json.loads(row[name]) == expected
+            else:
+                assert row[name] == expected, name
+    assert {r["private_window"] for r in rows} == {True, False}
