@@ -101,6 +101,10 @@ POSITIVES: dict[str, tuple[str, str]] = {
         "MTk4NjIyNDgzNDcxOTI1MjQ4" + ".Cl2FMQ." + "ZnCjm1XVW7vRze4b7Cq4se7kKWs",
         "DISCORD_TOKEN",
     ),
+    "discord-mfa-token": (
+        "mfa." + ("aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5bC7dE9f" * 2)[:84],
+        "DISCORD_TOKEN",
+    ),
     "discord-webhook": (
         "https://discord.com/api/webhooks/123456789/"
         + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5bC7dE9f",

@@ -117,7 +117,7 @@ def _run_matches(rule: Rule, compiled: re.Pattern[str], text: str) -> list[tuple
 
 
 def test_the_email_rule_is_found_back_from_its_anchor() -> None:
-    assert "email" in {r.name for r, _ in _WITH_RUNS}
+    assert {"email", "discord-bot-token"} <= {r.name for r, _ in _WITH_RUNS}
 
 
 @pytest.mark.parametrize(("rule", "compiled"), _WITH_RUNS, ids=lambda x: getattr(x, "name", ""))
@@ -127,6 +127,9 @@ def test_runs_before_the_anchor_cover_every_match(rule: Rule, compiled: re.Patte
     pieces = ["a", "Z", "0", "_", ".", "%", "+", "-", "io", "co", "example", "first.last"]
     pieces += [anchor, anchor * 2, f"jo.ann+ops{anchor}mail.example.org"]
     pieces += [" ", "\n", ",", ":", "/", "<", "é", "x" * 70, "[EMAIL]"]
+    # Discord tokens (a run before each "."): their three parts, glued or apart.
+    pieces += ["MTk4NjIyNDgzNDcxOTI1MjQ4", "MTk4_jIyNDgz-DcxOTI1MjQ4", "Cl2FMQ", "N", "ab"]
+    pieces += ["ZnCjm1XVW7vRze4b7Cq4se7kKWs", "Zn_jm1XVW7vRze4b7Cq4se7k-Ws", "x.Cl2FMQ."]
     texts = st.lists(st.sampled_from(pieces), max_size=16).map("".join)
 
     @settings(max_examples=800, suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -135,6 +138,14 @@ def test_runs_before_the_anchor_cover_every_match(rule: Rule, compiled: re.Patte
         assert _run_matches(rule, compiled, text) == _spans(compiled.finditer(text))
 
     check()
+
+
+def test_a_discord_token_with_inner_symbols_is_found_from_its_dots() -> None:
+    rule, compiled = next((r, c) for r, c in _WITH_RUNS if r.name == "discord-bot-token")
+    for token in ("MTk4_jIyNDgz-DcxOTI1MjQ4.Cl2FMQ.Zn_jm1XVW7vRze4b7Cq4se7k-Ws",):
+        text = f"bot token {token} and x{token}"
+        assert _run_matches(rule, compiled, text) == _spans(compiled.finditer(text))
+        assert _spans(compiled.finditer(text))
 
 
 @pytest.mark.skipif(not _DEV.exists(), reason="the shared dev file is beside the checkout")

@@ -507,7 +507,9 @@ PII_RULES: tuple[Rule, ...] = (
         "uk-driving-licence",
         "DRIVER_LICENSE",
         r"(?<![A-Za-z0-9])[A-Za-z9]{5}\d{6}[A-Za-z9]{2}\d[A-Za-z]{2}(?![A-Za-z0-9])",
-        gate=r"\d{6}[A-Za-z9]{2}\d[A-Za-z]{2}",
+        # Looser than the pattern ([A-Za-z0-9], not [A-Za-z9]) so that every digit counts
+        # alike: the gate is then searched as a literal-led one (shape.zero_led).
+        gate=r"\d{6}[A-Za-z0-9]{2}\d[A-Za-z]{2}",
         validate=_uk_licence_ok,
         confidence=0.85,
         needs=_DIGITS,

@@ -495,10 +495,21 @@ SECRET_RULES: tuple[Rule, ...] = (
         "DISCORD_TOKEN",
         # base64(user id).base64(timestamp).HMAC; an id is a number, so its base64 starts
         # with M, N or O, at most two characters into a glued token (redacted whole).
-        rf"(?<![{_B}.])[{_B}]{{0,2}}[MNO][{_B}]{{23,25}}\.[{_B}]{{6}}\.[{_B}]{{27,38}}(?![{_B}.])"
-        rf"|mfa\.[{_B}]{{84}}{_END}",
-        triggers=("mfa.",),
+        rf"(?<![{_B}.])[{_B}]{{0,2}}[MNO][{_B}]{{23,25}}\.[{_B}]{{6}}\.[{_B}]{{27,38}}(?![{_B}.])",
         gate=rf"\.[{_B}]{{6}}\.",
+        confidence=0.85,
+        needs=".",
+        # Every match begins where the run of base64url characters before its first "."
+        # begins (neither one of them nor a "." may precede it): tried there only.
+        run_before=(".", _B),
+    ),
+    Rule(
+        "discord-mfa-token",
+        "DISCORD_TOKEN",
+        # The older MFA form (a rule of its own since session 6, so that the one above can be
+        # found back from its dots).
+        rf"mfa\.[{_B}]{{84}}{_END}",
+        triggers=("mfa.",),
         confidence=0.85,
         needs=".",
     ),
