@@ -190,6 +190,33 @@ def test_automatic_mapping_for_schema_shaped_jsonl(ux: Vault, clock: Clock, tmp_
     assert summary["verification"]["ok"] is True
 
 
+def test_automatic_mapping_keeps_fields_the_first_jsonl_row_lacks(
+    ux: Vault, clock: Clock, tmp_path: Path
+) -> None:
+    """JSON rows vary: a url, a window title or a field that only later rows hold is kept
+    (the identity mapping covers every field of the schema, not the first row's)."""
+    first = {"subject": "emp-1", "time": clock().isoformat(), "kind": "focus"}
+    later = {
+        "subject": "emp-2",
+        "time": clock().isoformat(),
+        "kind": "key_run",
+        "app": "Google Chrome",
+        "window_title": f"Inbox - {EMAIL}",
+        "url": "https://deploy:hunter2@ci.example.com/job/1",
+        "field": {"type": "text", "label": "Search"},
+        "data": {"text": "hello"},
+    }
+    source = write_jsonl(tmp_path / "events.jsonl", [first, later, first])
+    summary = ux.imports.run(OPERATOR, "ux", source, ImportOptions(batch=2))
+    assert summary["stored"] == 3
+    kept = [e for e in read_back(ux) if e["kind"] == "key_run"]
+    assert len(kept) == 1
+    assert kept[0]["url"] == "https://deploy:[PASSWORD]@ci.example.com/job/1"
+    assert kept[0]["window_title"] == "Inbox - [EMAIL]"
+    assert kept[0]["field"] == {"type": "text", "label": "Search"}
+    assert kept[0]["app"] == "Google Chrome"
+
+
 def test_malformed_jsonl_lines_are_invalid_not_fatal(
     ux: Vault, clock: Clock, tmp_path: Path
 ) -> None:

@@ -194,6 +194,19 @@ class FieldMapping:
         """The source columns the mapping reads."""
         return set(self.fields.values())
 
+    def copied_fields(self) -> frozenset[str] | None:
+        """The event fields, when the mapping fills each top-level field it names from the
+        source field of the same name and changes nothing (no ``values``, no ``defaults``,
+        times read as RFC 3339 text, which is left as it is unless it has no offset); None
+        otherwise. A JSON row is then its own event once the top-level fields not named here,
+        and null values, are left out (what :meth:`apply` does), so the importer can validate
+        a JSONL line as it is."""
+        if self.values or self.defaults or self.time.unit != "rfc3339":
+            return None
+        if any(target != column or "." in target for target, column in self.fields.items()):
+            return None
+        return frozenset(self.fields)
+
     def missing_columns(self, available: Iterable[str]) -> list[str]:
         """Mapped columns a source with ``available`` columns does not have."""
         have = set(available)
@@ -392,12 +405,16 @@ def parse_mapping(
     return FieldMapping(fields=fields, values=values, defaults=defaults)
 
 
-def automatic_mapping(columns: Iterable[str]) -> FieldMapping | None:
-    """The identity mapping when ``columns`` already follow the event schema, else None."""
+def automatic_mapping(columns: Iterable[str], *, rows_vary: bool = False) -> FieldMapping | None:
+    """The identity mapping when ``columns`` already follow the event schema, else None.
+
+    ``rows_vary`` (JSON lines: ``columns`` are the first row's fields): every field of the
+    schema maps to itself, so that a field a later row holds and the first did not (a ``url``)
+    is not dropped."""
     have = set(columns)
     if not all(name in have for name in REQUIRED):
         return None
-    fields = {name: name for name in _SCHEMA_FIELDS if name in have}
+    fields = {name: name for name in _SCHEMA_FIELDS if rows_vary or name in have}
     # Flattened nested fields (CSV headers like ``data.text``) map to themselves too.
     fields.update({name: name for name in sorted(have) if "." in name and name in TARGETS})
     return FieldMapping(fields=fields, automatic=True)

@@ -54,10 +54,12 @@ __all__ = [
     "HEAD_BYTES",
     "MAX_LINE",
     "FileSource",
+    "Line",
     "ParquetSource",
     "Row",
     "Source",
     "SqlSource",
+    "decode_line",
     "is_sql_url",
     "query_not_retirable",
     "shred_file",
@@ -73,6 +75,8 @@ SHRED_CHUNK = 1 << 20
 
 #: (row number, the row as JSON values or None, the problem or None).
 Row = tuple[int, dict[str, Any] | None, str | None]
+#: (row number, a JSONL line's bytes or None, the problem or None): see FileSource.lines.
+Line = tuple[int, bytes | None, str | None]
 
 
 class Source(Protocol):
@@ -174,7 +178,8 @@ def _batch_rows(batch: Any, as_is: set[str]) -> list[tuple[dict[str, Any] | None
         ]
     except _Unjsonable:
         return [_json_row(raw) for raw in batch.to_pylist()]
-    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    # (zip's keyword costs more than the dict per row; a batch's columns are of one length)
+    rows = [dict(zip(names, values)) for values in zip(*columns, strict=True)]  # noqa: B905
     for name, raw in zip(names, raw_columns, strict=True):
         if "" in raw:  # an empty string is an absent value (see _json_row)
             for row, value in zip(rows, raw, strict=True):
@@ -225,13 +230,26 @@ class FileSource:
     def rows(self, start: int, wanted: set[str]) -> Iterator[Row]:  # noqa: ARG002 - rows are whole
         with self.path.open("rb") as fh:
             self._fh = fh
-            numbered = _csv_rows(fh) if self.format == "csv" else _jsonl_rows(fh)
-            if start:
-                for row in numbered:
-                    if row[0] > start:
-                        yield row
-                        break
-            yield from numbered  # (no loop of ours per row)
+            yield from _after(start, _csv_rows(fh) if self.format == "csv" else _jsonl_rows(fh))
+
+    def lines(self, start: int) -> Iterator[Line]:
+        """A JSONL file's lines after ``start``, undecoded: what :meth:`rows` gives, with each
+        line that has content as its bytes (:func:`decode_line` makes it the row)."""
+        if self.format != "jsonl":
+            raise ValueError("only a JSONL source has lines")
+        with self.path.open("rb") as fh:
+            self._fh = fh
+            yield from _after(start, _jsonl_lines(fh))
+
+
+def _after(start: int, numbered: Iterator[Any]) -> Iterator[Any]:
+    """The items of ``numbered`` (row number first) after row ``start``."""
+    if start:
+        for item in numbered:
+            if item[0] > start:
+                yield item
+                break
+    yield from numbered  # (no loop of ours per row)
 
 
 def _csv_rows(fh: IO[bytes]) -> Iterator[Row]:
@@ -255,7 +273,7 @@ def _csv_rows(fh: IO[bytes]) -> Iterator[Row]:
             elif len(values) != len(header):
                 yield number, None, "malformed"
             else:
-                yield number, dict(zip(header, values, strict=True)), None
+                yield number, dict(zip(header, values)), None  # noqa: B905 - equal lengths
 
 
 def _text(fh: IO[bytes]) -> io.TextIOWrapper:
@@ -271,8 +289,9 @@ def _no_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
-def _jsonl_rows(fh: IO[bytes]) -> Iterator[Row]:
-    """One row per line, numbered from 1; a line is never held beyond MAX_LINE."""
+def _jsonl_lines(fh: IO[bytes]) -> Iterator[Line]:
+    """One item per line, numbered from 1: its bytes, or the problem found without decoding it
+    (``too_large``, ``blank``); a line is never held beyond MAX_LINE."""
     number = 0
     while True:
         line = fh.readline(MAX_LINE + 1)
@@ -283,21 +302,30 @@ def _jsonl_rows(fh: IO[bytes]) -> Iterator[Row]:
             while line and not line.endswith(b"\n"):
                 line = fh.readline(MAX_LINE)
             yield number, None, "too_large"
-            continue
-        if not line.strip():
+        elif not line.strip():
             yield number, None, "blank"
-            continue
-        # What json.loads(line, parse_constant=...) does, without a decoder per line; a line
-        # that opens an object with a byte other than NUL after it is UTF-8 for json.loads
-        # (no BOM, not UTF-16 or -32), so its encoding need not be detected.
-        utf8 = line[:1] == b"{" and line[1:2] != b"\x00"
-        try:
-            text = line.decode("utf-8" if utf8 else json.detect_encoding(line), "surrogatepass")
-            value = _DECODER.decode(text)
-        except (ValueError, RecursionError):
-            yield number, None, "malformed"
-            continue
-        yield (number, value, None) if isinstance(value, dict) else (number, None, "malformed")
+        else:
+            yield number, line, None
+
+
+def _jsonl_rows(fh: IO[bytes]) -> Iterator[Row]:
+    """One row per line, numbered from 1 (:func:`_jsonl_lines`, :func:`decode_line`)."""
+    for number, line, problem in _jsonl_lines(fh):
+        yield (number, None, problem) if line is None else (number, *decode_line(line))
+
+
+def decode_line(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """A JSONL line with content as its row, or None and ``malformed``."""
+    # What json.loads(line, parse_constant=...) does, without a decoder per line; a line
+    # that opens an object with a byte other than NUL after it is UTF-8 for json.loads
+    # (no BOM, not UTF-16 or -32), so its encoding need not be detected.
+    utf8 = line[:1] == b"{" and line[1:2] != b"\x00"
+    try:
+        text = line.decode("utf-8" if utf8 else json.detect_encoding(line), "surrogatepass")
+        value = _DECODER.decode(text)
+    except (ValueError, RecursionError):
+        return None, "malformed"
+    return (value, None) if isinstance(value, dict) else (None, "malformed")
 
 
 # -- Parquet ------------------------------------------------------------------------------------

@@ -22,14 +22,15 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
@@ -53,6 +54,7 @@ from vault.services.import_sources import (
     ParquetSource,
     Source,
     SqlSource,
+    decode_line,
     is_sql_url,
     query_not_retirable,
     shred_file,
@@ -87,9 +89,17 @@ SAMPLE = 16  # records decrypted and compared with their source row by the verif
 KEEP_INVALID_ROWS = 1000  # row numbers of invalid rows kept in the imports row
 _EVENT = TypeAdapter(TelemetryEvent)
 _EVENTS = TypeAdapter(list[TelemetryEvent])
+_NO_COUNTS: dict[str, int] = {}
 #: The columns of ``import_records``, in the order of the tuples :func:`_insert_links` takes.
 _LINK_COLUMNS = ("import_id", "row", "record_id")
 _INSERT_LINK = insert(import_records)
+#: An import's new position and counts, set only from the position expected (built once: it
+#: runs with every batch; the columns set are the parameters named after them).
+_ADVANCE = update(imports).where(
+    imports.c.id == bindparam("run_import"),
+    imports.c.position == bindparam("run_expected"),
+    imports.c.state == "running",
+)
 
 #: Called after each batch with (done, total, rows handled so far); done and total are bytes of
 #: a file, or rows of a Parquet file or SQL source.
@@ -168,30 +178,127 @@ class _Totals:
 @dataclass(slots=True)
 class _Chunk:
     """Source rows read since the last batch: valid events and invalid row numbers (in row
-    order), and mapped rows not validated yet (:meth:`validate` does them all at once)."""
+    order), and rows read but not validated yet (``pending``: mapped rows, or a JSONL file's
+    lines; :meth:`validate` does them all at once)."""
 
     end: int = 0  # the last source row number in the chunk (blank rows included)
     valid: list[tuple[int, TelemetryEvent]] = field(default_factory=list)
     invalid: list[tuple[int, str]] = field(default_factory=list)
-    mapped: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    pending: list[tuple[int, Any]] = field(default_factory=list)
 
-    def validate(self) -> None:
-        """Validate the mapped rows: in one call for all (the usual case, every row valid),
-        row by row only when one is invalid (to tell which, and why)."""
-        if not self.mapped:
+    def validate(self, events: _Events) -> None:
+        """Make the pending rows valid events or invalid row numbers."""
+        if not self.pending:
             return
+        events.validate(self.pending, self)
+        self.pending.clear()
+
+
+class _Events(Protocol):
+    """How rows become events (:class:`_MappedRows`, :class:`_JsonLines`): ``apply`` maps a
+    row as it is read (None: it is pending as read), ``validate`` does a chunk's pending."""
+
+    @property
+    def apply(self) -> Callable[[Mapping[str, Any]], dict[str, Any]] | None: ...
+
+    def validate(self, pending: list[tuple[int, Any]], chunk: _Chunk) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _MappedRows:
+    """The general way: each row mapped as it is read (:meth:`FieldMapping.mapper`; only the
+    mapped dict is kept), then the mapped rows validated in one call for all (the usual case,
+    every row valid), row by row only when one is invalid (to tell which, and why)."""
+
+    apply: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+    def validate(self, pending: list[tuple[int, Any]], chunk: _Chunk) -> None:
         try:
-            events = _EVENTS.validate_python([item for _, item in self.mapped])
+            events = _EVENTS.validate_python([item for _, item in pending])
         except ValidationError:
-            for number, item in self.mapped:
+            for number, item in pending:
                 try:
-                    self.valid.append((number, _EVENT.validate_python(item)))
+                    chunk.valid.append((number, _EVENT.validate_python(item)))
                 except ValidationError as exc:
-                    self.invalid.append((number, _cause(exc)))
-            self.invalid.sort()  # rows refused while reading may follow these
+                    chunk.invalid.append((number, _cause(exc)))
+            chunk.invalid.sort()  # rows refused while reading may follow these
         else:
-            self.valid.extend(zip([number for number, _ in self.mapped], events, strict=True))
-        self.mapped.clear()
+            chunk.valid.extend(zip([number for number, _ in pending], events, strict=True))
+
+
+#: Event fields a JSONL line may hold that its mapping drops: their defaults (see _JsonLines).
+#: Not ``data``, which the event's own validator reads with ``kind``; none made by a factory.
+_DROPPABLE = {
+    name: info.default
+    for name, info in TelemetryEvent.model_fields.items()
+    if not info.is_required() and info.default_factory is None and name != "data"
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _JsonLines:
+    """A JSONL file's lines, kept as bytes until their chunk is validated. With a mapping that
+    copies each field it names from the field of the same name (``fields``, from
+    :meth:`FieldMapping.copied_fields`, as for the automatic mapping), each line is validated
+    straight from its bytes (no dict per row, no mapping); otherwise each goes the general way
+    (decoded, then :class:`_MappedRows`).
+
+    Straight from the bytes, the event is the general way's: the JSON parser refuses what the
+    row decoder refuses; a top-level null is the field's default (the general way drops it);
+    a field the mapping does not name is set back to its default (the general way drops it)
+    unless it is ``data``. A line this cannot take as it is (refused, a naive time, a ``data``
+    the mapping drops) goes the general way, which decides it."""
+
+    fields: frozenset[str] | None
+    general: _MappedRows
+    apply: None = None  # lines are pending as they are read
+
+    def validate(self, pending: list[tuple[int, Any]], chunk: _Chunk) -> None:
+        valid, fields = chunk.valid, self.fields
+        if fields is None:
+            self._general(pending, chunk)
+            return
+        misses: list[tuple[int, bytes]] = []
+        for number, line in pending:
+            try:
+                event = _EVENT.validate_json(line)
+            except ValueError:
+                misses.append((number, line))
+                continue
+            named = event.model_fields_set
+            if named <= fields or _drop_fields(event, named - fields):
+                valid.append((number, event))
+            else:
+                misses.append((number, line))
+        if misses:
+            self._general(misses, chunk)
+
+    def _general(self, lines: list[tuple[int, Any]], chunk: _Chunk) -> None:
+        mapped: list[tuple[int, dict[str, Any]]] = []
+        for number, line in lines:
+            row, problem = decode_line(line)
+            if row is None:
+                chunk.invalid.append((number, problem or "malformed"))
+                continue
+            try:
+                mapped.append((number, self.general.apply(row)))
+            except NaiveTime:
+                chunk.invalid.append((number, "naive_time"))
+        if mapped:
+            self.general.validate(mapped, chunk)
+        chunk.valid.sort(key=itemgetter(0))
+        chunk.invalid.sort()
+
+
+def _drop_fields(event: TelemetryEvent, names: set[str]) -> bool:
+    """Set ``names`` of a freshly validated event back to their defaults, as if its row had
+    not held them; False (nothing changed) if one of them cannot be (see _DROPPABLE)."""
+    if not names <= _DROPPABLE.keys():
+        return False
+    for name in names:
+        object.__setattr__(event, name, _DROPPABLE[name])  # (frozen model, fresh instance)
+    event.model_fields_set.difference_update(names)
+    return True
 
 
 @dataclass(slots=True)
@@ -270,7 +377,7 @@ class ImportService(ServiceBase):
         columns = source.columns()
         missing: list[str] = []
         if mapping is None:
-            mapping = automatic_mapping(columns)
+            mapping = automatic_mapping(columns, rows_vary=source.format == "jsonl")
             if mapping is None:
                 raise BadRequest(
                     "the source does not follow the event schema (no subject, time and kind "
@@ -493,35 +600,39 @@ class ImportService(ServiceBase):
 
         A batch ends where its ``batch``-th valid row is, or 4 x ``batch`` rows after its
         start (so that a run of invalid rows still moves the position on); rows are mapped as
-        they are read and validated a batch at a time (:meth:`_Chunk.validate`)."""
-        apply = mapping.mapper(text_values=source.text_values)
+        they are read (a JSONL file's lines when validated) and validated a batch at a time
+        (:meth:`_Chunk.validate`)."""
+        events, rows = _reader(source, mapping, run.totals.position)
+        apply = events.apply
         chunk = _Chunk()
-        mapped, invalid = chunk.mapped, chunk.invalid  # (looked up once, not per row)
+        pending, invalid = chunk.pending, chunk.invalid  # (looked up once, not per row)
         last = run.totals.position + batch * 4  # the row at which the chunk ends anyway
         handled = 0
-        for number, row, problem in source.rows(run.totals.position, mapping.columns()):
+        for number, row, problem in rows:
             handled += 1
             chunk.end = number
-            if problem is None:
-                assert row is not None
+            if problem is not None:
+                if problem != "blank":
+                    invalid.append((number, problem))
+            elif apply is None:
+                pending.append((number, row))
+            else:
                 try:
-                    mapped.append((number, apply(row)))
+                    pending.append((number, apply(row)))
                 except NaiveTime:
                     invalid.append((number, "naive_time"))
-            elif problem != "blank":
-                invalid.append((number, problem))
-            if len(mapped) + len(chunk.valid) < batch and number < last:
+            if len(pending) + len(chunk.valid) < batch and number < last:
                 continue  # (the batch cannot be full yet: no need to validate)
-            chunk.validate()
+            chunk.validate(events)
             if len(chunk.valid) >= batch or number >= last:
                 self._store(principal, run, chunk)
                 chunk = _Chunk()
-                mapped, invalid = chunk.mapped, chunk.invalid
+                pending, invalid = chunk.pending, chunk.invalid
                 last = run.totals.position + batch * 4
                 if progress is not None:
                     progress(*source.progress(), run.totals.position)
         if chunk.end:
-            chunk.validate()
+            chunk.validate(events)
             self._store(principal, run, chunk)
         if progress is not None:
             _, total = source.progress()
@@ -557,15 +668,14 @@ class ImportService(ServiceBase):
 
         def after_store(conn: Connection, results: list[dict[str, Any]]) -> None:
             links = []
-            import_id = run.import_id
+            import_id, valid, redactions = run.import_id, chunk.valid, new.redactions
             for result in results:
-                number, event = chunk.valid[int(result["index"])]
                 if result["status"] == "stored":
-                    links.append((import_id, number, result["id"]))
-                    counts = result.get("redactions")
-                    if counts:
-                        new.redactions.update(counts)
-                    stored.append((number, event))
+                    item = valid[int(result["index"])]
+                    links.append((import_id, item[0], result["id"]))
+                    stored.append(item)
+                    for name, count in (result.get("redactions") or _NO_COUNTS).items():
+                        redactions[name] += count
                 else:
                     new.refused[str(result["reason"])] += 1
             new.stored += len(links)
@@ -594,13 +704,13 @@ class ImportService(ServiceBase):
     ) -> None:
         """Move the position from ``expected`` (only from it: two runs never both advance)."""
         moved = conn.execute(
-            update(imports)
-            .where(
-                imports.c.id == run.import_id,
-                imports.c.position == expected,
-                imports.c.state == "running",
-            )
-            .values(updated_at=self.deps.now(), **new.columns())
+            _ADVANCE,
+            {
+                "run_import": run.import_id,
+                "run_expected": expected,
+                "updated_at": self.deps.now(),
+                **new.columns(),
+            },
         ).rowcount
         if moved != 1:
             raise Conflict("the import moved on in another process; run it again")
@@ -887,6 +997,17 @@ def _link_statement(dialect: Dialect) -> str:
     if tuple(compiled.positiontup or ()) != _LINK_COLUMNS:
         raise AssertionError(f"unexpected parameters {compiled.positiontup}")
     return str(compiled)
+
+
+def _reader(
+    source: Source, mapping: FieldMapping, start: int
+) -> tuple[_Events, Iterator[tuple[int, Any, str | None]]]:
+    """How the rows after ``start`` are read and made events: a JSONL file as lines
+    (:class:`_JsonLines`), any other source as rows mapped as they are read."""
+    general = _MappedRows(mapping.mapper(text_values=source.text_values))
+    if isinstance(source, FileSource) and source.format == "jsonl":
+        return _JsonLines(mapping.copied_fields(), general), source.lines(start)
+    return general, source.rows(start, mapping.columns())
 
 
 def _rows_apart(chunk: _Chunk) -> Iterator[_Chunk]:
