@@ -1,5 +1,5 @@
-"""Group commit: concurrent writes share one transaction, each in its own savepoint (SQLite and
-PostgreSQL)."""
+"""Group commit: concurrent writes on SQLite share one transaction, each in its own savepoint;
+on PostgreSQL each is a transaction of its own. The same outcomes on both."""
 
 from __future__ import annotations
 
