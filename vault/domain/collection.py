@@ -172,6 +172,7 @@ class CollectionPolicy:
     _matcher: ExclusionMatcher = field(init=False, repr=False, compare=False)
     _max_age: timedelta = field(init=False, repr=False, compare=False)
     _max_ahead: timedelta = field(init=False, repr=False, compare=False)
+    _app_sources: dict[str, str | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate, normalize the exclusion lists and compile them once for every event."""
@@ -203,11 +204,30 @@ class CollectionPolicy:
         object.__setattr__(self, "_matcher", ExclusionMatcher(apps, domains, categories))
         object.__setattr__(self, "_max_age", timedelta(days=self.retention_days))
         object.__setattr__(self, "_max_ahead", timedelta(seconds=self.clock_skew_seconds))
+        object.__setattr__(self, "_app_sources", {})
 
     @property
     def matcher(self) -> ExclusionMatcher:
         """The compiled exclusions (always-on categories included)."""
         return self._matcher
+
+    def app_source(self, app: str) -> str | None:
+        """``matcher.app_source(app)``, remembered per app name: a dataset's events come from
+        a few apps, and normalizing the name costs more than the rest of the app rule. At most
+        ``_MAX_APPS_REMEMBERED`` names are kept (then all are forgotten at once)."""
+        sources = self._app_sources
+        try:
+            return sources[app]
+        except KeyError:
+            pass
+        source = self._matcher.app_source(app)
+        if len(sources) >= _MAX_APPS_REMEMBERED:
+            sources.clear()
+        sources[app] = source
+        return source
+
+
+_MAX_APPS_REMEMBERED = 1024
 
 
 def _is_int(value: object) -> bool:
@@ -333,7 +353,7 @@ def _check_jurisdiction(event: TelemetryEvent, policy: CollectionPolicy) -> Refu
 def _check_app(event: TelemetryEvent, policy: CollectionPolicy) -> Refused | None:
     if event.app is None:
         return None
-    source = policy.matcher.app_source(event.app)
+    source = policy.app_source(event.app)
     if source is None:
         return None
     return Refused("excluded_app", _source_detail(source, "the app"))

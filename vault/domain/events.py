@@ -49,12 +49,15 @@ _PLAIN_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?[
 
 def parse_time(value: object) -> datetime:
     """Parse a strict RFC 3339 timestamp with an offset; raises ValueError otherwise."""
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+    if not isinstance(value, str):
         raise ValueError("time must be an RFC 3339 string with a UTC offset")
     if _PLAIN_RFC3339.fullmatch(value):
-        # The common form (upper-case T, numeric offset, at most 6 fractional digits) is what
-        # fromisoformat reads as is; the normalization below gives the same instant.
+        # The common form (upper-case T, numeric offset, at most 6 fractional digits), a subset
+        # of what _RFC3339 accepts, is what fromisoformat reads as is; the normalization below
+        # gives the same instant.
         return datetime.fromisoformat(value)
+    if not _RFC3339.fullmatch(value):
+        raise ValueError("time must be an RFC 3339 string with a UTC offset")
     text = value.upper().replace(" ", "T").replace("Z", "+00:00")
     head, dot, rest = text.partition(".")
     if dot:  # Python parses at most microseconds: trim extra fractional digits

@@ -43,6 +43,7 @@ _COPY = f"COPY records ({', '.join(_COLUMNS)}) FROM STDIN"
 _COPY_FROM = 8
 _row_values = itemgetter(*_COLUMNS)
 _Convert = Callable[[Any], Any]
+_COUNTS: tuple[dict[str, int], ...] = ({}, {"EMAIL": 2, "PHONE": 1})
 _TIMES = (
     datetime(2001, 2, 3, 4, 5, 6, 7, tzinfo=UTC),
     datetime(2001, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-7))),
@@ -154,8 +155,10 @@ def _converter(column: Any, dialect: Dialect) -> _Convert | None:
         fast = _sqlite_utc_text(process) if sqlite else _naive_utc(process)
         samples: tuple[Any, ...] = _TIMES
     elif sqlite and isinstance(column.type, JSON):
-        fast = _json_text(process, dialect._json_serializer or json.dumps)
-        samples = ({}, {"EMAIL": 2, "PHONE": 1})
+        fast = _RememberedCounts(_json_text(process, dialect._json_serializer or json.dumps))
+        samples = _COUNTS
+    elif isinstance(column.type, JSON):
+        return _copy_json_text(process, dialect._json_serializer) or process
     elif sqlite and isinstance(column.type, LargeBinary):
         # The driver stores bytes as the BLOB it stores for SQLAlchemy's memoryview of them.
         return lambda value: value if type(value) is bytes else process(value)
@@ -196,3 +199,52 @@ def _json_text(process: _Convert, serializer: Callable[[Any], str]) -> _Convert:
         return serializer(value) if type(value) is dict else process(value)
 
     return convert
+
+
+def _copy_json_text(process: _Convert, serializer: Callable[[Any], str] | None) -> _Convert | None:
+    """PostgreSQL COPY: JSON as its text, which is what psycopg writes for the ``Json`` wrapper
+    SQLAlchemy's processor returns, when the engine has a serializer (SQLAlchemy makes it the
+    ``dumps`` of every connection, and the wrapper carries none of its own); None otherwise."""
+    if serializer is None:
+        return None
+    from psycopg.types.json import Json
+
+    def wrapped_as_is(value: Any) -> bool:
+        wrapper = process(value)
+        return type(wrapper) is Json and wrapper.obj is value and wrapper.dumps is None
+
+    if not all(wrapped_as_is(value) for value in _COUNTS):
+        return None
+    return _RememberedCounts(_json_text(process, serializer))
+
+
+#: At most this many distinct redaction counts keep their JSON text (then all are forgotten).
+_MAX_COUNTS_REMEMBERED = 1024
+
+
+class _RememberedCounts:
+    """A JSON converter that remembers its text for counts (a dict of ``str`` to ``int``): most
+    records of a dataset carry one of a few, and the serializer costs several times a lookup.
+    Only those exact types are remembered (``True == 1`` and ``1.0 == 1``, but they are written
+    differently); key order is part of the key, as it is of the text. At most
+    ``_MAX_COUNTS_REMEMBERED`` are kept (then all are forgotten at once)."""
+
+    __slots__ = ("convert", "texts")
+
+    def __init__(self, convert: _Convert) -> None:
+        self.convert = convert
+        self.texts: dict[tuple[tuple[str, int], ...], Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        if type(value) is not dict:
+            return self.convert(value)
+        items = tuple(value.items())
+        if not all(type(key) is str and type(count) is int for key, count in items):
+            return self.convert(value)
+        text = self.texts.get(items)
+        if text is None:
+            text = self.convert(value)
+            if len(self.texts) >= _MAX_COUNTS_REMEMBERED:
+                self.texts.clear()
+            self.texts[items] = text
+        return text
