@@ -21,7 +21,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -80,6 +80,8 @@ class TimeFormat:
         if self.unit != "rfc3339":
             return self._epoch(value)
         if isinstance(value, str):
+            if _has_offset(value):  # (the usual case: no need to parse it)
+                return value
             text = value.strip()
             match = _NAIVE.fullmatch(text)
             if match is not None:
@@ -113,6 +115,12 @@ class TimeFormat:
             return datetime.fromtimestamp(seconds, UTC).isoformat()
         except (OverflowError, OSError, ValueError):
             return value
+
+
+def _has_offset(text: str) -> bool:
+    """True when ``text`` ends in ``Z`` or a ``+hh:mm``/``-hh:mm`` offset: then it is never a
+    naive time (no such text matches ``_NAIVE``, stripped or not), and is left as it is."""
+    return text[-1:] in ("Z", "z") or (text[-3:-2] == ":" and text[-6:-5] in ("+", "-"))
 
 
 #: Event fields a source column can fill, by the kind of value each takes.
@@ -226,19 +234,7 @@ class FieldMapping:
         cached = self._mappers.get(text_values)
         if cached is not None:
             return cached
-        steps = [self._step(target, column, text_values) for target, column in self.fields.items()]
-        # Fields copied as they are (a plain column to a top-level field no other field writes
-        # into) are filled first, in one comprehension; the order of top-level keys does not
-        # matter to the schema, and no other field's value depends on them.
-        nested = {head for _, _, _, _, head, rest in steps if rest}
-        plain: list[tuple[str, str]] = []  # (column, field)
-        others: list[_Step] = []
-        for step in steps:
-            column, dotted, table, convert, head, rest = step
-            if dotted or table or convert or rest or head in nested:
-                others.append(step)
-            else:
-                plain.append((column, head))
+        plain, objects, others = self._plan(text_values)
         defaults = self.defaults
 
         def apply(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -246,28 +242,94 @@ class FieldMapping:
                 out = {h: v for c, h in plain if (v := row.get(c)) is not None and v != ""}
             else:
                 out = {h: v for c, h in plain if (v := row.get(c)) is not None}
-            for column, dotted, table, convert, head, rest in others:
+            for head, pairs in objects:
+                inner = {
+                    r: v
+                    for c, r in pairs
+                    if (v := row[c] if c in row else _lookup(row, c)) is not None
+                    and not (text_values and v == "")
+                }
+                if inner:
+                    out[head] = inner
+            for column, dotted, put in others:
                 value = _lookup(row, column) if dotted else row.get(column)
-                if value is None or (text_values and value == ""):
-                    continue
-                if table is not None and isinstance(value, str | int | float | bool):
-                    value = table.get(str(value), value)
-                if convert is not None:
-                    value = convert(value)
-                if rest:
-                    inner = out.get(head)
-                    if not isinstance(inner, dict):
-                        inner = out[head] = {}
-                    inner[rest] = value
-                else:
-                    out[head] = value
-            for target, value in defaults.items():
-                if _get(out, target) is None:
-                    _put(out, target, value)
+                if value is not None and not (text_values and value == ""):
+                    _fill(out, value, put)
+            if defaults:
+                _fill_defaults(out, defaults)
             return out
 
         self._mappers[text_values] = apply
         return apply
+
+    def positional(
+        self, columns: Sequence[str], *, text_values: bool
+    ) -> Callable[[Sequence[Any]], dict[str, Any]] | None:
+        """:meth:`mapper` for rows given as their values in the order of ``columns`` (a CSV
+        header, distinct names): no dict is made per row. A None value is absent, as a column
+        missing from a row is (and, with ``text_values``, an empty string). None when a
+        mapped column is not one of ``columns``, or names a field of one (``a.b`` beside
+        ``a``: its value may lie inside another's)."""
+        where = {name: index for index, name in enumerate(columns)}
+        mapped = self.columns()
+        if len(where) != len(columns) or not mapped <= where.keys():
+            return None
+        if any(c.partition(".")[0] in where for c in mapped if "." in c):
+            return None
+        plain, objects, others = self._plan(text_values)
+        at = [(where[c], h) for c, h in plain]
+        inside = [(head, [(where[c], r) for c, r in pairs]) for head, pairs in objects]
+        rest_at = [(where[column], put) for column, _, put in others]
+        defaults = self.defaults
+
+        def apply(values: Sequence[Any]) -> dict[str, Any]:
+            if text_values:
+                out = {h: v for i, h in at if (v := values[i]) is not None and v != ""}
+            else:
+                out = {h: v for i, h in at if (v := values[i]) is not None}
+            for head, pairs in inside:
+                inner = {
+                    r: v
+                    for i, r in pairs
+                    if (v := values[i]) is not None and not (text_values and v == "")
+                }
+                if inner:
+                    out[head] = inner
+            for index, put in rest_at:
+                value = values[index]
+                if value is not None and not (text_values and value == ""):
+                    _fill(out, value, put)
+            if defaults:
+                _fill_defaults(out, defaults)
+            return out
+
+        return apply
+
+    def _plan(
+        self, text_values: bool
+    ) -> tuple[
+        list[tuple[str, str]], list[tuple[str, list[tuple[str, str]]]], list[tuple[str, bool, _Put]]
+    ]:
+        """How a row is mapped, worked out once per source: fields copied as they are (a
+        plain column to a top-level field no other field writes into: (column, field)),
+        objects whose fields are all copied as they are (:func:`_copied_objects`), and the
+        other steps (column, whether its name has a dot, how its value is put), in the
+        mapping's order. The first two are filled first, each in one comprehension: the
+        order of top-level keys does not matter to the schema, and no other field's value
+        depends on them."""
+        steps = [self._step(target, column, text_values) for target, column in self.fields.items()]
+        nested = {head for _, _, _, _, head, rest in steps if rest}
+        copied = _copied_objects(steps)
+        plain: list[tuple[str, str]] = []
+        others: list[tuple[str, bool, _Put]] = []
+        for column, dotted, table, convert, head, rest in steps:
+            if head in copied:
+                continue
+            if dotted or table or convert or rest or head in nested:
+                others.append((column, dotted, (table, convert, head, rest)))
+            else:
+                plain.append((column, head))
+        return plain, list(copied.items()), others
 
     def _step(self, target: str, column: str, text_values: bool) -> _Step:
         """How one field is filled: (column, whether its name has a dot, value table,
@@ -288,6 +350,48 @@ class FieldMapping:
 
 #: See :meth:`FieldMapping._step`.
 _Step = tuple[str, bool, dict[str, Any] | None, Callable[[Any], Any] | None, str, str]
+#: How a value is put into the event: (value table, converter, target split at its first dot).
+_Put = tuple[dict[str, Any] | None, Callable[[Any], Any] | None, str, str]
+
+
+def _copied_objects(steps: list[_Step]) -> dict[str, list[tuple[str, str]]]:
+    """Top-level fields filled only by copying columns into their fields as they are (no
+    translation, no conversion, no step filling the whole object): field -> (column, inner
+    field) in the mapping's order. Such an object is built in one comprehension, equal to what
+    the steps one by one build (it is made by the first value that is there, and no other step
+    touches it)."""
+    objects: dict[str, list[tuple[str, str]]] = {}
+    other: set[str] = set()
+    for column, _, table, convert, head, rest in steps:
+        if rest and table is None and convert is None:
+            objects.setdefault(head, []).append((column, rest))
+        else:
+            other.add(head)
+    return {head: pairs for head, pairs in objects.items() if head not in other}
+
+
+def _fill(out: dict[str, Any], value: Any, put: _Put) -> None:
+    """Put a source value (not absent) into the event dict: translated, converted, then set
+    at its field (into the object at ``head`` when ``rest`` is set, made if need be)."""
+    table, convert, head, rest = put
+    if table is not None and isinstance(value, str | int | float | bool):
+        value = table.get(str(value), value)
+    if convert is not None:
+        value = convert(value)
+    if rest:
+        inner = out.get(head)
+        if not isinstance(inner, dict):
+            inner = out[head] = {}
+        inner[rest] = value
+    else:
+        out[head] = value
+
+
+def _fill_defaults(out: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Give each field with a default and no value its default."""
+    for target, value in defaults.items():
+        if _get(out, target) is None:
+            _put(out, target, value)
 
 
 def _lookup(row: Mapping[str, Any], column: str) -> Any:

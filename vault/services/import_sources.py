@@ -22,7 +22,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -54,11 +54,13 @@ __all__ = [
     "HEAD_BYTES",
     "MAX_LINE",
     "FileSource",
+    "Item",
     "Line",
     "ParquetSource",
     "Row",
     "Source",
     "SqlSource",
+    "Values",
     "decode_line",
     "is_sql_url",
     "query_not_retirable",
@@ -75,6 +77,10 @@ SHRED_CHUNK = 1 << 20
 
 #: (row number, the row as JSON values or None, the problem or None).
 Row = tuple[int, dict[str, Any] | None, str | None]
+#: (row number, the row in some form or None, the problem or None).
+Item = tuple[int, Any, str | None]
+#: (row number, a CSV row's values or None, the problem or None): see FileSource.values.
+Values = tuple[int, list[str] | None, str | None]
 #: (row number, a JSONL line's bytes or None, the problem or None): see FileSource.lines.
 Line = tuple[int, bytes | None, str | None]
 
@@ -188,6 +194,33 @@ def _batch_rows(batch: Any, as_is: set[str]) -> list[tuple[dict[str, Any] | None
     return [(row, None) for row in rows]
 
 
+def _batch_values(batch: Any, names: list[str], as_is: set[str]) -> list[Item]:
+    """A pyarrow record batch's rows as :func:`_batch_rows` makes them, each as the tuple of
+    its values in the order of ``names`` (distinct) instead of a dict, with an absent value
+    (an empty string) as None: (row index, values or None, problem)."""
+    raw_columns: list[list[Any]] = [batch.column(name).to_pylist() for name in names]
+    try:
+        columns = [
+            raw if name in as_is else list(map(_jsonable, raw))
+            for name, raw in zip(names, raw_columns, strict=True)
+        ]
+    except _Unjsonable:
+        return [(n, *_json_values(raw)) for n, raw in enumerate(zip(*raw_columns, strict=True))]
+    # (zip's keyword costs more per row than the rest; a batch's columns are of one length)
+    for index, raw in enumerate(raw_columns):
+        if "" in raw:
+            columns[index] = [None if r == "" else v for r, v in zip(raw, columns[index])]  # noqa: B905
+    return [(n, values, None) for n, values in enumerate(zip(*columns))]  # noqa: B905
+
+
+def _json_values(raw: tuple[Any, ...]) -> tuple[tuple[Any, ...] | None, str | None]:
+    """One row's typed values as :func:`_batch_values` gives them (see :func:`_json_row`)."""
+    try:
+        return tuple(None if value == "" else _jsonable(value) for value in raw), None
+    except _Unjsonable:
+        return None, "malformed"
+
+
 # -- files: JSONL and CSV -----------------------------------------------------------------------
 
 
@@ -232,6 +265,23 @@ class FileSource:
             self._fh = fh
             yield from _after(start, _csv_rows(fh) if self.format == "csv" else _jsonl_rows(fh))
 
+    def values(self, start: int) -> tuple[list[str], Generator[Values, None, None]]:
+        """A CSV file's header, and its rows after ``start`` as :meth:`rows` gives them with
+        each row's values in the header's order instead of a dict (the file is read once, its
+        header with the rows)."""
+        if self.format != "csv":
+            raise ValueError("only a CSV source has values")
+        fh = self.path.open("rb")
+        text_ = _text(fh)
+        try:
+            reader = csv.reader(text_)
+            header = next(reader, None) or []
+        except BaseException:
+            text_.close()
+            raise
+        self._fh = fh
+        return header, _closing(text_, _after(start, _csv_values(reader, len(header))))
+
     def lines(self, start: int) -> Iterator[Line]:
         """A JSONL file's lines after ``start``, undecoded: what :meth:`rows` gives, with each
         line that has content as its bytes (:func:`decode_line` makes it the row)."""
@@ -256,24 +306,39 @@ def _csv_rows(fh: IO[bytes]) -> Iterator[Row]:
     with _text(fh) as text_:
         reader = csv.reader(text_)
         header = next(reader, None) or []
-        number = 0
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except (csv.Error, UnicodeDecodeError) as exc:
-                # The reader's state is unknown after this: stop rather than guess.
-                raise BadRequest(
-                    f"CSV row {number + 1} cannot be parsed; fix the file and run again"
-                ) from exc
-            number += 1
-            if not any(values):
-                yield number, None, "blank"
-            elif len(values) != len(header):
-                yield number, None, "malformed"
-            else:
-                yield number, dict(zip(header, values)), None  # noqa: B905 - equal lengths
+        for number, values, problem in _csv_values(reader, len(header)):
+            # (zip's keyword costs more than the dict per row; the lengths were checked)
+            row = None if values is None else dict(zip(header, values))  # noqa: B905
+            yield number, row, problem
+
+
+def _csv_values(reader: Iterator[list[str]], width: int) -> Iterator[Values]:
+    """The CSV rows after the header, numbered from 1: each row's values (``width`` of them),
+    or None and the problem (``blank``, ``malformed``)."""
+    number = 0
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            # The reader's state is unknown after this: stop rather than guess.
+            raise BadRequest(
+                f"CSV row {number + 1} cannot be parsed; fix the file and run again"
+            ) from exc
+        number += 1
+        if not any(values):
+            yield number, None, "blank"
+        elif len(values) != width:
+            yield number, None, "malformed"
+        else:
+            yield number, values, None
+
+
+def _closing(resource: IO[str], items: Iterator[Values]) -> Generator[Values, None, None]:
+    """``items``, closing ``resource`` once they end (or are given up)."""
+    with resource:
+        yield from items
 
 
 def _text(fh: IO[bytes]) -> io.TextIOWrapper:
@@ -382,10 +447,45 @@ class ParquetSource:
     def rows(self, start: int, wanted: set[str]) -> Iterator[Row]:
         return self._rows(start, wanted, READ_ROWS)
 
-    def _rows(self, start: int, wanted: set[str], read_rows: int) -> Iterator[Row]:
+    @property
+    def distinct_names(self) -> bool:
+        """No two columns of the file have one name (see :meth:`values`)."""
         names = self.columns()
-        # A mapped ``a.b`` reads the struct column ``a`` unless a column is named ``a.b``.
-        projection = sorted({c if c in names else c.split(".")[0] for c in wanted} & set(names))
+        return len(set(names)) == len(names)
+
+    def projection(self, wanted: set[str]) -> list[str]:
+        """The columns read for the mapped columns ``wanted``: a mapped ``a.b`` reads the
+        struct column ``a`` unless a column is named ``a.b``."""
+        names = self.columns()
+        return sorted({c if c in names else c.split(".")[0] for c in wanted} & set(names))
+
+    def values(self, start: int, names: list[str]) -> Iterator[Item]:
+        """The rows after ``start`` as :meth:`rows` gives them, each as the tuple of its
+        values in the order of ``names`` (a :meth:`projection`) with None for an absent
+        value, instead of a dict; only for a file whose column names are distinct."""
+        if not self.distinct_names:
+            raise ValueError("a Parquet file with a repeated column name has no values")
+        return self._read(
+            start, names, READ_ROWS, lambda part: _batch_values(part, names, self._as_is)
+        )
+
+    def _rows(self, start: int, wanted: set[str], read_rows: int) -> Iterator[Row]:
+        return self._read(
+            start,
+            self.projection(wanted),
+            read_rows,
+            lambda part: [(n, *made) for n, made in enumerate(_batch_rows(part, self._as_is))],
+        )
+
+    def _read(
+        self,
+        start: int,
+        projection: list[str],
+        read_rows: int,
+        make: Callable[[Any], list[Item]],
+    ) -> Iterator[Item]:
+        """The rows after ``start`` of the ``projection`` columns, each record batch's rows
+        made by ``make`` (numbered from 0 in the batch)."""
         metadata = self._file.metadata
         groups: list[int] = []
         number = 0  # rows before the first group read
@@ -413,7 +513,7 @@ class ParquetSource:
                     number += skip
                     part = batch.slice(skip)
                     skip = 0
-                for row, problem in _batch_rows(part, self._as_is):
+                for _, row, problem in make(part):
                     number += 1
                     self._done = number
                     yield number, row, problem

@@ -22,7 +22,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -199,7 +199,7 @@ class _Events(Protocol):
     row as it is read (None: it is pending as read), ``validate`` does a chunk's pending."""
 
     @property
-    def apply(self) -> Callable[[Mapping[str, Any]], dict[str, Any]] | None: ...
+    def apply(self) -> Callable[[Any], dict[str, Any]] | None: ...
 
     def validate(self, pending: list[tuple[int, Any]], chunk: _Chunk) -> None: ...
 
@@ -210,7 +210,7 @@ class _MappedRows:
     mapped dict is kept), then the mapped rows validated in one call for all (the usual case,
     every row valid), row by row only when one is invalid (to tell which, and why)."""
 
-    apply: Callable[[Mapping[str, Any]], dict[str, Any]]
+    apply: Callable[[Any], dict[str, Any]]  # a row (or its values: FieldMapping.positional)
 
     def validate(self, pending: list[tuple[int, Any]], chunk: _Chunk) -> None:
         try:
@@ -1003,10 +1003,23 @@ def _reader(
     source: Source, mapping: FieldMapping, start: int
 ) -> tuple[_Events, Iterator[tuple[int, Any, str | None]]]:
     """How the rows after ``start`` are read and made events: a JSONL file as lines
-    (:class:`_JsonLines`), any other source as rows mapped as they are read."""
+    (:class:`_JsonLines`), a CSV or Parquet file as its rows' values
+    (:meth:`FieldMapping.positional`, when the mapping reads whole columns of the file), any
+    other source as rows mapped as they are read."""
     general = _MappedRows(mapping.mapper(text_values=source.text_values))
     if isinstance(source, FileSource) and source.format == "jsonl":
         return _JsonLines(mapping.copied_fields(), general), source.lines(start)
+    if isinstance(source, FileSource) and source.format == "csv":
+        header, values = source.values(start)
+        positional = mapping.positional(header, text_values=True)
+        if positional is not None:
+            return _MappedRows(positional), values
+        values.close()
+    if isinstance(source, ParquetSource) and source.distinct_names:
+        names = source.projection(mapping.columns())
+        positional = mapping.positional(names, text_values=False)
+        if positional is not None:
+            return _MappedRows(positional), source.values(start, names)
     return general, source.rows(start, mapping.columns())
 
 
