@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import OPERATOR, Clock, make_dataset
-from tests.integration.test_import import EMAIL, Killed, count_records, kill_after
-from tests.integration.test_import_speedpaths import batches, bodies, comparable
+from tests.integration.test_import import EMAIL
+from tests.integration.test_import_speedpaths import assert_imports_agree, assert_resume_is_whole
 from vault.bootstrap import Vault
 from vault.domain.mapping import FieldMapping
 from vault.services.importer import ImportOptions
@@ -118,13 +118,8 @@ def test_positional_and_general_imports_agree(
     assert made[0] is not None
     general_way(monkeypatch)
     slow = two.imports.run(OPERATOR, "slow", path, options)
-    assert comparable(fast) == comparable(slow)
+    assert_imports_agree(two, fast, slow)
     assert fast["stored"] > 25
-    assert fast["redactions"]
-    assert fast["verification"]["ok"] is True
-    assert batches(two, "fast") == batches(two, "slow")
-    assert bodies(two, "fast") == bodies(two, "slow")
-    assert count_records(two) == 2 * fast["stored"]
     if options.timezone is None:
         assert fast["invalid_causes"].get("naive_time")
 
@@ -140,17 +135,4 @@ def test_positional_import_resumes_exactly_once(
     inside: bool,
 ) -> None:
     path = source(fmt, tmp_path, source_rows(clock, 50))
-    options = ImportOptions(batch=5)
-    kill_after(two, monkeypatch, 3, inside=inside)
-    with pytest.raises(Killed):
-        two.imports.run(OPERATOR, "fast", path, options)
-    monkeypatch.undo()
-    resumed = two.imports.run(OPERATOR, "fast", path, options)
-    assert resumed["resumed_at_row"] > 0
-    general_way(monkeypatch)
-    whole = two.imports.run(OPERATOR, "slow", path, options)
-    left_out = {"import", "dataset", "this_run", "resumed_at_row"}
-    assert {k: v for k, v in resumed.items() if k not in left_out} == {
-        k: v for k, v in whole.items() if k not in left_out
-    }
-    assert bodies(two, "fast") == bodies(two, "slow")
+    assert_resume_is_whole(two, monkeypatch, path, inside=inside, general=general_way)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from tests.conftest import COLLECTOR, make_dataset
-from tests.integration.test_record_insert import _dataset, _raw, _rows
+from tests.integration.test_record_insert import _dataset, _rows, _stored_pairs
 from vault.audit import AuditAction
 from vault.bootstrap import Vault
 from vault.storage.record_insert import insert_records
@@ -43,11 +43,9 @@ def test_remembered_counts_store_what_the_insert_stores(vault: Vault, clock: Any
         again = [{**row, "id": uuid.uuid4().hex, "size": row["size"] + 1000} for row in rows]
         with vault.db.write() as conn:
             insert_records(conn, again)
-        stored = _raw(vault, ds_id)
-        names = [c.name for c in records.columns if c.name != "id"]
-        column = 2 * names.index("redactions") + 1
-        for row in rows:
-            assert stored[row["size"]][column] == stored[row["size"] + 1000][column], row
+        pairs = _stored_pairs(vault, ds_id, rows, "redactions")
+        for row, (first, copy) in zip(rows, pairs, strict=True):
+            assert first == copy, row
         with vault.db.write() as conn:
             conn.execute(records.delete().where(records.c.size >= 1000))
 

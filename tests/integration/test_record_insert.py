@@ -115,6 +115,17 @@ def _raw(vault: Vault, ds_id: str) -> dict[int, tuple[Any, ...]]:
         return {r[0]: tuple(r[1:]) for r in conn.execute(text(sql), {"ds": ds_id})}
 
 
+def _stored_pairs(
+    vault: Vault, ds_id: str, rows: list[dict[str, Any]], column: str
+) -> list[tuple[Any, Any]]:
+    """For each of ``rows`` (stored by SQLAlchemy's insert) and its copy (stored by
+    ``insert_records`` with ``size`` + 1000): ``column`` as the database holds each."""
+    stored = _raw(vault, ds_id)
+    names = [c.name for c in records.columns if c.name != "id"]
+    at = 2 * names.index(column) + 1
+    return [(stored[row["size"]][at], stored[row["size"] + 1000][at]) for row in rows]
+
+
 def test_same_stored_bytes_as_the_sqlalchemy_insert(vault: Vault, clock: Any) -> None:
     """The fast path stores exactly what SQLAlchemy's insert stores, value for value."""
     when = clock().replace(microsecond=123456)
@@ -184,9 +195,7 @@ def test_equal_values_keep_their_own_bytes(vault: Vault, clock: Any) -> None:
     again = [{**row, "id": uuid.uuid4().hex, "size": row["size"] + 1000} for row in rows]
     with vault.db.write() as conn:
         insert_records(conn, again)
-    stored = _raw(vault, ds_id)
-    names = [c.name for c in records.columns if c.name != "id"]
-    redactions = 2 * names.index("redactions") + 1
-    assert len({stored[row["size"] + 1000][redactions] for row in rows}) == 2
-    for row in rows:
-        assert stored[row["size"]][redactions] == stored[row["size"] + 1000][redactions]
+    pairs = _stored_pairs(vault, ds_id, rows, "redactions")
+    assert len({copy for _, copy in pairs}) == 2
+    for first, copy in pairs:
+        assert first == copy

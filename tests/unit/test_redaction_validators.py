@@ -45,9 +45,15 @@ def _plain_looks_random(value: str) -> bool:
     return bits >= min(3.5, math.log2(size) * 0.8)
 
 
+#: Every stand-in form in one expression, as value_ok tried them before its split.
+_PLACEHOLDER = re.compile(
+    f"^(?:{checks._STAND_IN_AT_START}|{checks._STAND_IN_WITHIN})", checks._STAND_IN_FLAGS
+)
+
+
 def _plain_value_ok(value: str) -> bool:
     value = value.strip("'\"` ")
-    if not value or checks._PLACEHOLDER.match(value):
+    if not value or _PLACEHOLDER.match(value):
         return False
     return len(set(value)) > 1
 

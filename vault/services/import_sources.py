@@ -168,6 +168,17 @@ def _json_row(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         return None, "malformed"
 
 
+def _json_columns(
+    names: list[str], raw_columns: list[list[Any]], as_is: set[str]
+) -> list[list[Any]]:
+    """A batch's columns as JSON values: those named in ``as_is`` as they are, the others
+    value by value (:func:`_jsonable`; raises _Unjsonable)."""
+    return [
+        raw if name in as_is else list(map(_jsonable, raw))
+        for name, raw in zip(names, raw_columns, strict=True)
+    ]
+
+
 def _batch_rows(batch: Any, as_is: set[str]) -> list[tuple[dict[str, Any] | None, str | None]]:
     """A pyarrow record batch as :func:`_json_row` gives its rows, made column by column: each
     column is read whole, and only the columns not in ``as_is`` (those whose type has values
@@ -178,10 +189,7 @@ def _batch_rows(batch: Any, as_is: set[str]) -> list[tuple[dict[str, Any] | None
         return [_json_row(raw) for raw in batch.to_pylist()]
     raw_columns: list[list[Any]] = [column.to_pylist() for column in batch.columns]
     try:
-        columns = [
-            raw if name in as_is else list(map(_jsonable, raw))
-            for name, raw in zip(names, raw_columns, strict=True)
-        ]
+        columns = _json_columns(names, raw_columns, as_is)
     except _Unjsonable:
         return [_json_row(raw) for raw in batch.to_pylist()]
     # (zip's keyword costs more than the dict per row; a batch's columns are of one length)
@@ -200,10 +208,7 @@ def _batch_values(batch: Any, names: list[str], as_is: set[str]) -> list[Item]:
     (an empty string) as None: (row index, values or None, problem)."""
     raw_columns: list[list[Any]] = [batch.column(name).to_pylist() for name in names]
     try:
-        columns = [
-            raw if name in as_is else list(map(_jsonable, raw))
-            for name, raw in zip(names, raw_columns, strict=True)
-        ]
+        columns = _json_columns(names, raw_columns, as_is)
     except _Unjsonable:
         return [(n, *_json_values(raw)) for n, raw in enumerate(zip(*raw_columns, strict=True))]
     # (zip's keyword costs more per row than the rest; a batch's columns are of one length)

@@ -94,8 +94,6 @@ _STAND_IN_AT_START = r"""
     |your[_-]|my[_-]|insert[_ -]|enter[_ -]|<"""
 _STAND_IN_WITHIN = r""".{0,200}(?:x{6}|X{6}|\*{6})$|.{0,512}(?:EXAMPLE|fake|dummy)"""
 _STAND_IN_FLAGS = re.IGNORECASE | re.VERBOSE
-#: Every stand-in form in one expression: what :func:`_stand_in` answers (tests compare).
-_PLACEHOLDER = re.compile(f"^(?:{_STAND_IN_AT_START}|{_STAND_IN_WITHIN})", _STAND_IN_FLAGS)
 _STAND_IN_START = re.compile(f"^(?:{_STAND_IN_AT_START})", _STAND_IN_FLAGS)
 _STAND_IN_SCAN = re.compile(f"(?:{_STAND_IN_WITHIN})", _STAND_IN_FLAGS)
 #: What a value holds, lower-cased, whenever _STAND_IN_SCAN matches it: case-insensitive
@@ -105,8 +103,9 @@ _STAND_IN_NEEDS = re.compile("|".join(map(re.escape, _STAND_IN_WORDS)))
 
 
 def _stand_in(value: str) -> bool:
-    """Whether ``value`` matches :data:`_PLACEHOLDER`, its scanning forms tried only when
-    the words they need are there."""
+    """Whether ``value`` is a stand-in: one of the forms at its start, or one of the forms
+    that scan it, tried only when the words they need are there (the answer of the single
+    expression ``^(?:start forms|scanning forms)``; tests compare)."""
     if _STAND_IN_START.match(value) is not None:
         return True
     return (
