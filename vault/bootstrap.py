@@ -186,7 +186,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         lifecycle=lifecycle,
         blobs=BlobService(deps, max_bytes=settings.max_blob_bytes),
         exports=ExportService(deps, reads),
-        imports=ImportService(deps, ingest, reads),
+        imports=ImportService(deps, ingest, reads, helper=settings.import_helper),
         retention=retention,
         restore=RestoreService(deps),
         maintenance=Maintenance(

@@ -91,6 +91,13 @@ class Settings(BaseSettings):
         default=24.0, gt=0, le=24 * 30, description="Longest time an erasure waits to reach backups"
     )
 
+    # -- import -------------------------------------------------------------------------------
+    import_helper: bool = Field(
+        default=True,
+        description="Redact an import's next batch in a forked helper process while the current"
+        " one is stored (where fork exists); false: everything in the importing process",
+    )
+
     # -- operator (CLI) -----------------------------------------------------------------------
     operator: str = Field(default_factory=_default_operator)
 

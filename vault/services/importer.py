@@ -46,7 +46,7 @@ from vault.domain.mapping import (
     parse_mapping,
 )
 from vault.domain.principal import Principal, Role
-from vault.domain.redaction import redact_event
+from vault.domain.redaction import RedactionOutcome, redact_event
 from vault.errors import BadRequest, Conflict, PayloadTooLarge
 from vault.services.base import Deps, ServiceBase
 from vault.services.import_sources import (
@@ -60,8 +60,10 @@ from vault.services.import_sources import (
     shred_file,
     source_fingerprint,
 )
-from vault.services.ingest import IngestService
+from vault.services.ingest import IngestService, Redacted
 from vault.services.reads import ReadService
+from vault.services.redaction_helper import RedactionHelper
+from vault.services.redaction_modes import redactor_for
 from vault.storage.record_insert import copy_rows
 from vault.storage.tables import import_records, imports, records
 
@@ -341,10 +343,14 @@ def _cause(exc: ValidationError) -> str:
 class ImportService(ServiceBase):
     """Streams a source file into a dataset through the one ingest path."""
 
-    def __init__(self, deps: Deps, ingest: IngestService, reads: ReadService) -> None:
+    def __init__(
+        self, deps: Deps, ingest: IngestService, reads: ReadService, *, helper: bool = True
+    ) -> None:
         super().__init__(deps)
         self._ingest = ingest
         self._reads = reads
+        #: Redact each next batch in a helper process (vault/services/redaction_helper.py).
+        self._helper = helper
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -608,41 +614,57 @@ class ImportService(ServiceBase):
         pending, invalid = chunk.pending, chunk.invalid  # (looked up once, not per row)
         last = run.totals.position + batch * 4  # the row at which the chunk ends anyway
         handled = 0
-        for number, row, problem in rows:
-            handled += 1
-            chunk.end = number
-            if problem is not None:
-                if problem != "blank":
-                    invalid.append((number, problem))
-            elif apply is None:
-                pending.append((number, row))
-            else:
-                try:
-                    pending.append((number, apply(row)))
-                except NaiveTime:
-                    invalid.append((number, "naive_time"))
-            if len(pending) + len(chunk.valid) < batch and number < last:
-                continue  # (the batch cannot be full yet: no need to validate)
-            chunk.validate(events)
-            if len(chunk.valid) >= batch or number >= last:
-                self._store(principal, run, chunk)
-                chunk = _Chunk()
-                pending, invalid = chunk.pending, chunk.invalid
-                last = run.totals.position + batch * 4
-                if progress is not None:
-                    progress(*source.progress(), run.totals.position)
-        if chunk.end:
-            chunk.validate(events)
-            self._store(principal, run, chunk)
+        with _Pipeline(self, principal, run) as pipeline:
+            for number, row, problem in rows:
+                handled += 1
+                chunk.end = number
+                if problem is not None:
+                    if problem != "blank":
+                        invalid.append((number, problem))
+                elif apply is None:
+                    pending.append((number, row))
+                else:
+                    try:
+                        pending.append((number, apply(row)))
+                    except NaiveTime:
+                        invalid.append((number, "naive_time"))
+                if len(pending) + len(chunk.valid) < batch and number < last:
+                    continue  # (the batch cannot be full yet: no need to validate)
+                chunk.validate(events)
+                if len(chunk.valid) >= batch or number >= last:
+                    pipeline.put(chunk)
+                    last = chunk.end + batch * 4
+                    chunk = _Chunk()
+                    pending, invalid = chunk.pending, chunk.invalid
+                    if progress is not None:
+                        progress(*source.progress(), run.totals.position)
+            if chunk.end:
+                chunk.validate(events)
+                pipeline.put(chunk, last=True)
+            pipeline.flush()
         if progress is not None:
             _, total = source.progress()
             progress(total, total, run.totals.position)
         return handled
 
-    def _store(self, principal: Principal, run: _Run, chunk: _Chunk) -> None:
-        """Store one chunk; an event over the record size limit is retried row by row."""
+    def start_helper(self, run: _Run) -> RedactionHelper | None:
+        """A helper process redacting with this import's redactor (None: redact here)."""
+        names = self._ingest.redaction.names
+        if not self._helper or names is not None:  # (a name model may not survive a fork)
+            return None
+        return RedactionHelper.start(redactor_for(self.keyring, run.ds, names))
+
+    def _store(
+        self,
+        principal: Principal,
+        run: _Run,
+        chunk: _Chunk,
+        ahead: list[RedactionOutcome] | None = None,
+    ) -> None:
+        """Store one chunk (``ahead``: its valid events' redaction, made by the helper); an
+        event over the record size limit is retried row by row."""
         try:
-            self._store_part(principal, run, chunk)
+            self._store_part(principal, run, chunk, ahead)
         except PayloadTooLarge:
             for part in _rows_apart(chunk):
                 try:
@@ -654,7 +676,13 @@ class ImportService(ServiceBase):
                     part.invalid.sort()
                     self._store_part(principal, run, part)
 
-    def _store_part(self, principal: Principal, run: _Run, chunk: _Chunk) -> None:
+    def _store_part(
+        self,
+        principal: Principal,
+        run: _Run,
+        chunk: _Chunk,
+        ahead: list[RedactionOutcome] | None = None,
+    ) -> None:
         expected = run.totals.position
         new = run.totals.copy()
         new.position = chunk.end
@@ -683,8 +711,15 @@ class ImportService(ServiceBase):
             _insert_links(conn, links)
 
         if chunk.valid:
+            redacted = None
+            if ahead is not None:
+                redacted = Redacted(run.ds.id, run.ds.replacement, ahead)
             self._ingest.ingest(
-                principal, run.ds.name, [e for _, e in chunk.valid], after_store=after_store
+                principal,
+                run.ds.name,
+                [e for _, e in chunk.valid],
+                after_store=after_store,
+                redacted=redacted,
             )
         else:
             with self.db.write() as conn:
@@ -1021,6 +1056,70 @@ def _reader(
         if positional is not None:
             return _MappedRows(positional), source.values(start, names)
     return general, source.rows(start, mapping.columns())
+
+
+class _Pipeline:
+    """Stores an import's chunks in order, each chunk's redaction done by a helper process
+    (:class:`RedactionHelper`) while the chunk before it is stored and the next one read.
+
+    A chunk put is sent to the helper and stored once the next one is put (or at
+    :meth:`flush`), with what the helper made of it. A lone last chunk, and every chunk when
+    there is no helper (none wanted, no ``fork`` here, or it failed), is redacted where it is
+    stored, as ingest does. Nothing is stored out of order or twice: the position moves from
+    chunk to chunk, as without a helper."""
+
+    def __init__(self, importer: ImportService, principal: Principal, run: _Run) -> None:
+        self._importer = importer
+        self._principal = principal
+        self._run = run
+        self._waiting: _Chunk | None = None  # sent to the helper, not stored yet
+        self._helper: RedactionHelper | None = None
+        self._tried = False
+
+    def put(self, chunk: _Chunk, *, last: bool = False) -> None:
+        """Hand a chunk on (``last``: no more follow)."""
+        if self._waiting is None and last:
+            self._store(chunk, None)
+            return
+        if not self._tried:
+            self._tried = True
+            self._helper = self._importer.start_helper(self._run)
+        helper = self._helper
+        ahead = None
+        if self._waiting is not None and helper is not None:
+            ahead = helper.result()
+        if helper is not None and helper.usable:
+            bodies = [event.stored_form() for _, event in chunk.valid]
+            if helper.submit(bodies):
+                self._flush_waiting(ahead)
+                self._waiting = chunk
+                return
+        self._flush_waiting(ahead)
+        self._store(chunk, None)
+
+    def flush(self) -> None:
+        """Store the chunk still waiting for its redaction."""
+        ahead = None
+        if self._waiting is not None and self._helper is not None:
+            ahead = self._helper.result()
+        self._flush_waiting(ahead)
+
+    def _flush_waiting(self, ahead: list[RedactionOutcome] | None) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            self._store(waiting, ahead)
+
+    def _store(self, chunk: _Chunk, ahead: list[RedactionOutcome] | None) -> None:
+        if ahead is not None and len(ahead) != len(chunk.valid):
+            ahead = None
+        self._importer._store(self._principal, self._run, chunk, ahead)
+
+    def __enter__(self) -> _Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._helper is not None:
+            self._helper.close()
 
 
 def _rows_apart(chunk: _Chunk) -> Iterator[_Chunk]:

@@ -27,6 +27,7 @@ from vault.domain.redaction import (
     MASKED_KEY,
     RULES_VERSION,
     KeyTail,
+    RedactionOutcome,
     Redactor,
     StreamResult,
     redact_stream,
@@ -40,7 +41,7 @@ from vault.services.validation import pydantic_details
 from vault.storage.record_insert import insert_records
 from vault.storage.tables import consents, datasets
 
-__all__ = ["IngestService", "collection_policy", "consent_states"]
+__all__ = ["IngestService", "Redacted", "collection_policy", "consent_states"]
 
 _EVENT = TypeAdapter(TelemetryEvent)
 _EVENTS = TypeAdapter(list[TelemetryEvent])
@@ -187,6 +188,19 @@ class _Known:
 
 
 @dataclass(frozen=True, slots=True)
+class Redacted:
+    """A batch's redaction made ahead of :meth:`IngestService.ingest` (by the importer's
+    helper process, vault/services/redaction_helper.py): for each item, in order, what
+    :func:`redact_event` gives with the redactor of the dataset ``dataset_id`` in mode
+    ``replacement`` (:func:`redactor_for`). Used once, for the events the batch's first
+    decision accepts, and only for that dataset and mode; anything else is redacted anew."""
+
+    dataset_id: str
+    replacement: str
+    outcomes: list[RedactionOutcome]
+
+
+@dataclass(frozen=True, slots=True)
 class _Plan:
     """A batch redacted before its transaction: for the events it expected to accept."""
 
@@ -244,12 +258,14 @@ class IngestService(ServiceBase):
         items: list[Any],
         *,
         after_store: Callable[[Connection, list[dict[str, Any]]], None] | None = None,
+        redacted: Redacted | None = None,
     ) -> dict[str, Any]:
         """Store what may be stored of a batch; answer per event.
 
         ``after_store`` (the importer's) runs inside the write transaction with the per-event
         results, after the records and the audit entry: what it writes commits with them, and
-        if it raises nothing of the batch is stored.
+        if it raises nothing of the batch is stored. ``redacted`` (the importer's): the
+        batch's redaction made ahead (:class:`Redacted`).
 
         A dataset this process ingested into before is not read again ahead of the write
         transaction: its row and the consent states its subjects had are remembered
@@ -270,10 +286,17 @@ class IngestService(ServiceBase):
                     early.update(consent_states(conn, known.row.id, unknown))
             try:
                 return self._ingest(
-                    principal, known, events, pseudonyms, early, after_store=after_store
+                    principal,
+                    known,
+                    events,
+                    pseudonyms,
+                    early,
+                    after_store=after_store,
+                    redacted=redacted,
                 )
             except _StaleDataset:  # never seen: dataset rows keep their policy; read it again
                 self._known.pop(dataset, None)
+                redacted = None  # (its outcomes may have been changed by the attempt)
         # One read transaction for the dataset and its subjects' consent (the batch is checked
         # in between: pure work, no I/O).
         with self.db.read() as conn:
@@ -284,7 +307,14 @@ class IngestService(ServiceBase):
         known = _Known(ds, collection_policy(ds, self.deps.limits.clock_skew_seconds), {})
         self._known[dataset] = known
         return self._ingest(
-            principal, known, events, pseudonyms, early, after_store=after_store, remembered=False
+            principal,
+            known,
+            events,
+            pseudonyms,
+            early,
+            after_store=after_store,
+            remembered=False,
+            redacted=redacted,
         )
 
     def _checked(
@@ -314,6 +344,7 @@ class IngestService(ServiceBase):
         *,
         after_store: Callable[[Connection, list[dict[str, Any]]], None] | None,
         remembered: bool = True,
+        redacted: Redacted | None = None,
     ) -> dict[str, Any]:
         """Redact, then store in the write transaction; ``remembered``: ``known.row`` was not
         read for this batch (the write transaction raises _StaleDataset if it changed)."""
@@ -337,6 +368,14 @@ class IngestService(ServiceBase):
                 target_key(ds.id, e): pseudonyms[e.subject] for e in events if e.kind == "key"
             }
         tails: dict[bytes, KeyTail] = {}
+        ahead = None
+        if (
+            redacted is not None
+            and redacted.dataset_id == ds.id
+            and redacted.replacement == ds.replacement
+            and len(redacted.outcomes) == len(events)
+        ):
+            ahead = redacted.outcomes
         try:
             if state is not None:
                 tails = state.take(
@@ -348,7 +387,7 @@ class IngestService(ServiceBase):
                 early,
                 decisions,
                 expected,
-                *self._redact(redactor, ds, events, expected, tails),
+                *self._redact(redactor, ds, events, expected, tails, ahead=ahead),
             )
             # PostgreSQL: the day partitions these events go to, made in a transaction of their
             # own. Times outside retention or in the future are refused below: no partition.
@@ -507,14 +546,18 @@ class IngestService(ServiceBase):
         events: list[TelemetryEvent],
         indexes: list[int],
         tails: dict[bytes, KeyTail],
+        *,
+        ahead: list[RedactionOutcome] | None = None,
     ) -> tuple[StreamResult, list[bytes]]:
         """Redact the events at ``indexes`` with the dataset's redactor, continuing keystroke
-        streams from ``tails`` (this process's, taken by the caller); pure, no transaction."""
+        streams from ``tails`` (this process's, taken by the caller); pure, no transaction.
+        ``ahead``: every event's redaction made beforehand (:class:`Redacted`)."""
         kept = [events[i] for i in indexes]
+        kept_ahead = None if ahead is None else [ahead[i] for i in indexes]
         rids = _record_ids(len(kept))
         state = self.redaction.keystrokes
         if state is None:
-            return redact_stream(kept, redactor=redactor, scope=ds.id), rids
+            return redact_stream(kept, redactor=redactor, scope=ds.id, ahead=kept_ahead), rids
         stream = redact_stream(
             kept,
             redactor=redactor,
@@ -522,6 +565,7 @@ class IngestService(ServiceBase):
             refs=[rid.hex() for rid in rids],
             tails=tails,
             idle_seconds=state.idle_seconds,
+            ahead=kept_ahead,
         )
         return stream, rids
 

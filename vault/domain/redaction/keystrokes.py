@@ -173,14 +173,22 @@ def redact_stream(
     refs: Sequence[str] | None = None,
     tails: Mapping[bytes, KeyTail] | None = None,
     idle_seconds: float = IDLE_SECONDS,
+    ahead: Sequence[RedactionOutcome] | None = None,
 ) -> StreamResult:
     """Redact a batch, continuing each target's stream from its tail in ``tails``.
 
     ``refs`` are the record ids the events will be stored under (same order); without them no
-    tail is made. ``tails`` is keyed by :func:`target_key` with ``scope``.
+    tail is made. ``tails`` is keyed by :func:`target_key` with ``scope``. ``ahead``: each
+    event's :func:`redact_event` with ``redactor``, made beforehand (by the importer's helper
+    process); fresh outcomes, which the keystroke masking below may change.
     """
     redactor = redactor or Redactor()
-    outcomes = [redact_event(event, redactor) for event in events]
+    if ahead is None:
+        outcomes = [redact_event(event, redactor) for event in events]
+    elif len(ahead) == len(events):
+        outcomes = list(ahead)
+    else:
+        raise ValueError("one outcome made ahead per event")
     targets: dict[bytes, list[int]] = defaultdict(list)
     # The keys of a batch mostly share a few targets: one digest per target, not per key.
     digests: dict[tuple[str | None, ...], bytes] = {}

@@ -1,0 +1,251 @@
+"""An import whose batches are redacted by the helper process (vault/services/redaction_helper.py)
+against the same import redacted in the importing process: the same summary, audit entries per
+batch and records per source row (secrets, keystrokes typed across batches, refused and invalid
+rows among them); the helper's failures fall back to redacting in process; an interrupted import
+leaves no helper behind and resumes exactly once. The ingest service uses a redaction made
+ahead only for the dataset and mode it was made for. Both backends."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import COLLECTOR, OPERATOR, READER, Clock, event, make_dataset
+from tests.integration.test_import import Killed, kill_after
+from tests.integration.test_import_speedpaths import (
+    assert_imports_agree,
+    bodies,
+    dataset_id,
+    write,
+)
+from vault.bootstrap import Vault, build_vault
+from vault.config import Settings
+from vault.domain.events import TelemetryEvent
+from vault.domain.redaction import Redactor, redact_event
+from vault.services import redaction_helper
+from vault.services.importer import ImportOptions
+from vault.services.ingest import Redacted
+from vault.services.reads import EventQuery
+from vault.services.redaction_helper import RedactionHelper
+
+pytestmark = pytest.mark.skipif(
+    "fork" not in multiprocessing.get_all_start_methods(), reason="needs fork (POSIX)"
+)
+
+AWS = "AKIAZ2345ABCDEFGHJK7"
+BATCH = 7
+
+
+def source_lines(clock: Clock, n: int) -> list[str]:
+    """Typed text with secrets, a secret typed key by key across batches, events of an
+    excluded app (refused) and invalid rows."""
+    lines = []
+    typed = iter(f"export K={AWS} ")
+    for i in range(n):
+        when = (clock() - timedelta(seconds=n - i)).isoformat()
+        row: dict[str, Any] = {"subject": f"emp{i % 3}@corp.example", "time": when}
+        if i % 2:
+            key = next(typed, "x")
+            row.update(kind="key", app="Terminal", data={"key": key}, subject="typist")
+        elif i % 10 == 4:
+            row.update(kind="key_run", app="Signal", data={"text": "private"})
+        elif i % 10 == 6:
+            row.update(kind="click", data={})  # no x, y: invalid
+        else:
+            text = f"note {i} mail jane{i}@example.com key {AWS}" if i % 4 == 0 else f"note {i}"
+            row.update(kind="key_run", app="Code", data={"text": text})
+        lines.append(json.dumps(row))
+    return lines
+
+
+@pytest.fixture
+def two(vault: Vault) -> Vault:
+    for name in ("fast", "slow"):
+        make_dataset(vault, name, exclusions={"apps": ["Signal"]})
+    return vault
+
+
+def spy_helpers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the batches submitted to helpers from now on."""
+    sizes: list[int] = []
+    real = RedactionHelper.submit
+
+    def submit(self: RedactionHelper, batch: list[dict[str, Any]]) -> bool:
+        sizes.append(len(batch))
+        return real(self, batch)
+
+    monkeypatch.setattr(RedactionHelper, "submit", submit)
+    return sizes
+
+
+def in_process(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vault.imports, "_helper", False)
+
+
+def test_the_helper_redacts_as_the_importing_process_does(
+    two: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write(tmp_path / "events.jsonl", source_lines(clock, 60))
+    sizes = spy_helpers(monkeypatch)
+    fast = two.imports.run(OPERATOR, "fast", source, ImportOptions(batch=BATCH))
+    assert len(sizes) >= 5
+    assert max(sizes) == BATCH
+    assert multiprocessing.active_children() == []  # ended with the import
+    submitted = len(sizes)
+    in_process(two, monkeypatch)
+    slow = two.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
+    assert len(sizes) == submitted  # (no helper for the second)
+    assert_imports_agree(two, fast, slow)
+    assert fast["refused"] == {"excluded_app": 6}
+    assert fast["invalid"] == 6
+    assert fast["redactions"]["AWS_ACCESS_KEY"] >= 8
+    typed = "".join(
+        "*" if b["data"]["key"] == "[MASKED]" else b["data"]["key"]
+        for _, b in sorted(bodies(two, "fast").items())
+        if b["kind"] == "key"
+    )
+    assert typed.startswith("export K=" + "*" * len(AWS))  # masked across batches
+
+
+def test_no_helper_when_the_settings_say_so(
+    settings_factory: Callable[..., Settings],
+    clock: Clock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[Redactor] = []
+    real = RedactionHelper.start
+
+    def start(redactor: Redactor) -> RedactionHelper | None:
+        started.append(redactor)
+        return real(redactor)
+
+    monkeypatch.setattr(RedactionHelper, "start", start)
+    source = write(tmp_path / "events.jsonl", source_lines(clock, 30))
+    for wanted in (False, True):
+        vault = build_vault(settings_factory(import_helper=wanted), now=clock)
+        try:
+            make_dataset(vault, f"h{int(wanted)}", exclusions={"apps": ["Signal"]})
+            summary = vault.imports.run(OPERATOR, f"h{int(wanted)}", source, ImportOptions(batch=5))
+            assert summary["verification"]["ok"] is True
+        finally:
+            vault.close()
+        assert len(started) == int(wanted)
+
+
+def test_one_lone_batch_is_redacted_in_process(
+    two: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write(tmp_path / "events.jsonl", source_lines(clock, 6))
+    sizes = spy_helpers(monkeypatch)
+    summary = two.imports.run(OPERATOR, "fast", source, ImportOptions(batch=BATCH))
+    assert summary["stored"] > 0
+    assert sizes == []  # no process forked for one batch
+
+
+def test_a_helper_that_dies_is_replaced_by_redacting_in_process(
+    two: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write(tmp_path / "events.jsonl", source_lines(clock, 60))
+    real = RedactionHelper.submit
+    taken: list[bool] = []
+
+    def submit(self: RedactionHelper, batch: list[dict[str, Any]]) -> bool:
+        if len(taken) == 2:  # the helper dies before the third batch
+            pid = self._process.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            self._process.join()
+        taken.append(real(self, batch))
+        return taken[-1]
+
+    monkeypatch.setattr(RedactionHelper, "submit", submit)
+    fast = two.imports.run(OPERATOR, "fast", source, ImportOptions(batch=BATCH))
+    assert taken == [True, True, False]  # not used again once dead
+    in_process(two, monkeypatch)
+    slow = two.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
+    assert_imports_agree(two, fast, slow)
+
+
+def test_a_batch_the_helper_cannot_redact_is_redacted_in_process(
+    two: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = redaction_helper.redact_body
+
+    def fussy(body: dict[str, Any], redactor: Redactor | None = None) -> Any:
+        if "note 20 " in str(body.get("data")):
+            raise RuntimeError("cannot")
+        return real(body, redactor)
+
+    monkeypatch.setattr(redaction_helper, "redact_body", fussy)  # (inherited by the fork)
+    source = write(tmp_path / "events.jsonl", source_lines(clock, 60))
+    fast = two.imports.run(OPERATOR, "fast", source, ImportOptions(batch=BATCH))
+    in_process(two, monkeypatch)
+    slow = two.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
+    assert_imports_agree(two, fast, slow)
+
+
+@pytest.mark.parametrize("inside", [True, False], ids=["in-transaction", "between-batches"])
+def test_an_interrupted_import_leaves_no_helper_and_resumes_exactly_once(
+    two: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inside: bool
+) -> None:
+    source = write(tmp_path / "events.jsonl", source_lines(clock, 60))
+    options = ImportOptions(batch=BATCH)
+    kill_after(two, monkeypatch, 3, inside=inside)
+    with pytest.raises(Killed):
+        two.imports.run(OPERATOR, "fast", source, options)
+    assert multiprocessing.active_children() == []
+    monkeypatch.undo()
+    resumed = two.imports.run(OPERATOR, "fast", source, options)
+    assert resumed["resumed_at_row"] > 0
+    in_process(two, monkeypatch)
+    whole = two.imports.run(OPERATOR, "slow", source, options)
+    left_out = {"import", "dataset", "this_run", "resumed_at_row"}
+    assert {k: v for k, v in resumed.items() if k not in left_out} == {
+        k: v for k, v in whole.items() if k not in left_out
+    }
+    assert bodies(two, "fast") == bodies(two, "slow")
+
+
+def stored_texts(vault: Vault, dataset: str) -> list[str]:
+    page = vault.reads.list_events(READER, dataset, "research", EventQuery(limit=50))
+    return sorted(e["data"]["text"] for e in page["events"])
+
+
+def test_ingest_uses_a_redaction_made_ahead_only_for_its_dataset_and_mode(
+    vault: Vault, clock: Clock
+) -> None:
+    make_dataset(vault, "ux")
+    make_dataset(vault, "pz", redaction={"replacement": "pseudonym"})
+    items = [event(clock, data={"text": f"mail jane{i}@example.com"}) for i in range(3)]
+    parsed = [TelemetryEvent.model_validate(i) for i in items]
+
+    def marked() -> list[Any]:
+        outcomes = [redact_event(e) for e in parsed]
+        for outcome in outcomes:
+            outcome.body["data"] = {"text": "made ahead"}
+        return outcomes
+
+    ids = {name: dataset_id(vault, name) for name in ("ux", "pz")}
+    # Another dataset's, another mode's, or not one per item: redacted anew.
+    for name, redacted in (
+        ("ux", Redacted(ids["pz"], "placeholder", marked())),
+        ("pz", Redacted(ids["pz"], "placeholder", marked())),
+        ("ux", Redacted(ids["ux"], "placeholder", marked()[:2])),
+    ):
+        vault.ingest.ingest(COLLECTOR, name, items, redacted=redacted)
+    assert stored_texts(vault, "ux") == ["mail [EMAIL]"] * 6
+    assert "made ahead" not in json.dumps(stored_texts(vault, "pz"))
+    # Its own: used as it is (the importer's helper made it with the same redactor).
+    vault.ingest.ingest(
+        COLLECTOR, "ux", items, redacted=Redacted(ids["ux"], "placeholder", marked())
+    )
+    assert stored_texts(vault, "ux").count("made ahead") == 3

@@ -1,0 +1,152 @@
+"""A helper process that redacts an import's next batch while the importer stores the current
+one (docs/import.md "Speed"; issue "Protect datasets...", item 8).
+
+Redaction is pure Python and takes about a third of an import's time; storing a batch (sealing,
+encoding, the database) takes most of the rest. With one helper process the two overlap on two
+cores. The helper is forked from the importing process, so it runs the very redactor the import
+uses (same code, same rules, same replacement mode and keys) and nothing is pickled but the
+events' stored forms going in and their redacted forms coming out, over a pipe: no file, no
+database, no network. The helper holds at most one batch; it ends when the import closes it,
+when its parent dies (the pipe's end), or on the import's interruption.
+
+What the helper answers is only a head start: the ingest service uses it for the events it
+decides to accept, exactly as :func:`redact_event` would have redacted them, and redacts
+anything else itself. Whenever the helper cannot answer (no ``fork`` on this platform, the
+process died, a batch it could not redact), the importer redacts in its own process instead,
+and a failure there is the import's error, as without a helper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing
+import os
+import pickle
+import signal
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from vault.domain.redaction import RedactionOutcome, Redactor, redact_body
+
+__all__ = ["RedactionHelper"]
+
+#: How long closing waits for the helper to end by itself before it is terminated.
+_JOIN_SECONDS = 5.0
+
+
+class RedactionHelper:
+    """One forked helper process and its pipe; one batch at a time (:meth:`submit`, then
+    :meth:`result`). Not thread-safe: one import uses it."""
+
+    def __init__(self, process: BaseProcess, conn: Connection) -> None:
+        self._process = process
+        self._conn = conn
+        self._pending: int | None = None  # events in the batch submitted, not yet answered
+        self.usable = True
+
+    @classmethod
+    def start(cls, redactor: Redactor) -> RedactionHelper | None:
+        """A helper redacting with ``redactor``; None where processes cannot be forked, or
+        where this process may run on one CPU only (the two would take turns: slower)."""
+        if "fork" not in multiprocessing.get_all_start_methods() or _cpus() < 2:
+            return None
+        context = multiprocessing.get_context("fork")
+        mine, theirs = context.Pipe(duplex=True)
+        process = context.Process(
+            target=_serve, args=(theirs, mine, redactor), name="tvault-redaction", daemon=True
+        )
+        try:
+            process.start()
+        except OSError:
+            mine.close()
+            theirs.close()
+            return None
+        theirs.close()  # (the helper's end: the helper sees EOF once this process's end closes)
+        return cls(process, mine)
+
+    def submit(self, bodies: list[dict[str, Any]]) -> bool:
+        """Send a batch of stored forms (:meth:`TelemetryEvent.stored_form`) to redact; False
+        if the helper cannot take it (then it is not used again)."""
+        if not self.usable or self._pending is not None:
+            return False
+        try:
+            self._conn.send_bytes(pickle.dumps(bodies, protocol=pickle.HIGHEST_PROTOCOL))
+        except (OSError, ValueError):
+            self._give_up()
+            return False
+        self._pending = len(bodies)
+        return True
+
+    def result(self) -> list[RedactionOutcome] | None:
+        """The outcomes of the batch submitted (:func:`redact_body` of each body, in order),
+        waiting for them; None if there are none (nothing submitted, or the helper failed)."""
+        expected, self._pending = self._pending, None
+        if expected is None or not self.usable:
+            return None
+        try:
+            answer = pickle.loads(self._conn.recv_bytes())  # noqa: S301 - our own child's
+        except (EOFError, OSError, pickle.UnpicklingError):
+            self._give_up()
+            return None
+        if not isinstance(answer, list) or len(answer) != expected:
+            return None  # a batch the helper could not redact: redacted here instead
+        return [RedactionOutcome(body=body, counts=counts) for body, counts in answer]
+
+    def _give_up(self) -> None:
+        self.usable = False
+        self.close()
+
+    def close(self) -> None:
+        """End the helper (idempotent): its pipe closed, then the process joined."""
+        self.usable = False
+        self._pending = None
+        self._conn.close()
+        self._process.join(_JOIN_SECONDS)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(_JOIN_SECONDS)
+
+    def __enter__(self) -> RedactionHelper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _cpus() -> int:
+    """How many CPUs this process may run on."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        return len(affinity(0))
+    return os.cpu_count() or 1
+
+
+def _serve(conn: Connection, parents: Connection, redactor: Redactor) -> None:
+    """The helper's loop: batches of stored forms in, ``(body, counts)`` lists out (None for a
+    batch that raised); ends at EOF. Runs in the forked child only."""
+    parents.close()  # only the parent holds its end: its exit is this loop's EOF
+    # An interrupt at the terminal reaches the whole process group: the parent handles it
+    # and closes the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent's objects are never garbage here: keep the collector off them (no pages
+    # copied for its bookkeeping).
+    gc.freeze()
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        answer: list[tuple[dict[str, Any], dict[str, int]]] | None
+        try:
+            bodies = pickle.loads(data)  # noqa: S301 - from our own parent
+            answer = []
+            for body in bodies:
+                outcome = redact_body(body, redactor)
+                answer.append((outcome.body, outcome.counts))
+            payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - the parent redacts this batch itself, and raises
+            payload = pickle.dumps(None)
+        with contextlib.suppress(OSError):
+            conn.send_bytes(payload)
