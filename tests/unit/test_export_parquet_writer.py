@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from vault.domain.events import TelemetryEvent
 from vault.services import export as export_module
-from vault.services.ingest import _JSON as SEALED_JSON  # the encoder ingest seals bodies with
+from vault.services.body_json import JSON as SEALED_JSON  # the encoder bodies are sealed with
 from vault.services.reads import OpenedPage
 
 TIME = "2026-11-24T10:00:00.123Z"

@@ -17,7 +17,8 @@ import vault.domain.collection as collection
 import vault.storage.record_insert as record_insert
 from vault.domain.collection import CollectionPolicy, decide_collection
 from vault.domain.events import _PLAIN_RFC3339, _RFC3339, TelemetryEvent, parse_time
-from vault.services.ingest import _JSON, _encode_body
+from vault.services.body_json import JSON as _JSON
+from vault.services.body_json import encode_text as _encode_body
 from vault.storage.database import _json_dumps
 from vault.storage.tables import records
 

@@ -23,6 +23,7 @@ from vault.domain.redaction import (
     redact_stream,
 )
 from vault.services import redaction_helper
+from vault.services.body_json import encode_text
 from vault.services.redaction_helper import RedactionHelper
 
 pytestmark = pytest.mark.skipif(
@@ -76,9 +77,17 @@ def test_the_helper_answers_what_redact_body_gives_here(mode: str) -> None:
         for _ in range(3):  # one batch at a time, many batches
             assert helper.submit(bodies)
             assert not helper.submit(bodies)  # (one in flight)
-            got = helper.result()
+            answer = helper.result()
+            assert answer is not None
+            got, plaintexts = answer
             assert got == expected
             assert got == [redact_event(e, redactor) for e in batch]
+            # The sealed form of each, but for key events (their bodies may still be masked).
+            assert plaintexts == [
+                None if o.body["kind"] == "key" else encode_text(o.body).encode("utf-8")
+                for o in expected
+            ]
+            assert plaintexts.count(None) == 10
         assert helper.result() is None  # nothing submitted
     assert sum(o.counts.get("AWS_ACCESS_KEY", 0) for o in expected) == 10
     assert bodies == [e.stored_form() for e in batch]  # what was sent is not changed here
@@ -143,7 +152,7 @@ def test_a_batch_the_helper_cannot_redact_is_answered_none(
         assert helper.submit(good)
         answer = helper.result()
         assert answer is not None
-        assert len(answer) == 6
+        assert len(answer[0]) == len(answer[1]) == 6
 
 
 def test_closing_ends_the_process_and_a_closed_helper_takes_nothing() -> None:

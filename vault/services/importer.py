@@ -46,7 +46,7 @@ from vault.domain.mapping import (
     parse_mapping,
 )
 from vault.domain.principal import Principal, Role
-from vault.domain.redaction import RedactionOutcome, redact_event
+from vault.domain.redaction import redact_event
 from vault.errors import BadRequest, Conflict, PayloadTooLarge
 from vault.services.base import Deps, ServiceBase
 from vault.services.import_sources import (
@@ -62,7 +62,7 @@ from vault.services.import_sources import (
 )
 from vault.services.ingest import IngestService, Redacted
 from vault.services.reads import ReadService
-from vault.services.redaction_helper import RedactionHelper
+from vault.services.redaction_helper import Answer, RedactionHelper
 from vault.services.redaction_modes import redactor_for
 from vault.storage.record_insert import copy_rows
 from vault.storage.tables import import_records, imports, records
@@ -659,7 +659,7 @@ class ImportService(ServiceBase):
         principal: Principal,
         run: _Run,
         chunk: _Chunk,
-        ahead: list[RedactionOutcome] | None = None,
+        ahead: Answer | None = None,
     ) -> None:
         """Store one chunk (``ahead``: its valid events' redaction, made by the helper); an
         event over the record size limit is retried row by row."""
@@ -681,7 +681,7 @@ class ImportService(ServiceBase):
         principal: Principal,
         run: _Run,
         chunk: _Chunk,
-        ahead: list[RedactionOutcome] | None = None,
+        ahead: Answer | None = None,
     ) -> None:
         expected = run.totals.position
         new = run.totals.copy()
@@ -713,7 +713,8 @@ class ImportService(ServiceBase):
         if chunk.valid:
             redacted = None
             if ahead is not None:
-                redacted = Redacted(run.ds.id, run.ds.replacement, ahead)
+                outcomes, plaintexts = ahead
+                redacted = Redacted(run.ds.id, run.ds.replacement, outcomes, plaintexts)
             self._ingest.ingest(
                 principal,
                 run.ds.name,
@@ -1104,13 +1105,13 @@ class _Pipeline:
             ahead = self._helper.result()
         self._flush_waiting(ahead)
 
-    def _flush_waiting(self, ahead: list[RedactionOutcome] | None) -> None:
+    def _flush_waiting(self, ahead: Answer | None) -> None:
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
             self._store(waiting, ahead)
 
-    def _store(self, chunk: _Chunk, ahead: list[RedactionOutcome] | None) -> None:
-        if ahead is not None and len(ahead) != len(chunk.valid):
+    def _store(self, chunk: _Chunk, ahead: Answer | None) -> None:
+        if ahead is not None and len(ahead[0]) != len(chunk.valid):
             ahead = None
         self._importer._store(self._principal, self._run, chunk, ahead)
 

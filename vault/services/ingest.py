@@ -6,7 +6,6 @@ per event. Everything that is stored, and the audit entry that records it, commi
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from sqlalchemy import Connection, Row, bindparam, select
 from vault.audit import AuditAction, Outcome
 from vault.crypto.envelope import MAX_PLAINTEXT, RecordSealer
 from vault.domain.collection import Accepted, CollectionPolicy, Decision, decide_collection
-from vault.domain.events import TelemetryEvent, epoch_of
+from vault.domain.events import EventKind, TelemetryEvent, epoch_of
 from vault.domain.principal import Principal, Role
 from vault.domain.redaction import (
     MASKED_KEY,
@@ -35,6 +34,7 @@ from vault.domain.redaction import (
 from vault.domain.redaction.keystrokes import target_key
 from vault.errors import DecryptionError, KeyDestroyed, PayloadTooLarge, ValidationFailed
 from vault.services.base import Deps, ServiceBase
+from vault.services.body_json import encode_text
 from vault.services.redaction_modes import RedactionSetup, redactor_for
 from vault.services.resealing import book_keys, lock_record, open_body, reseal
 from vault.services.validation import pydantic_details
@@ -46,45 +46,6 @@ __all__ = ["IngestService", "Redacted", "collection_policy", "consent_states"]
 _EVENT = TypeAdapter(TelemetryEvent)
 _EVENTS = TypeAdapter(list[TelemetryEvent])
 ConsentState = Literal["granted", "withdrawn"]
-# One encoder, built once: json.dumps with options builds a new one on every call.
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def _body_encoder() -> Callable[[Any], str]:
-    """What ``_JSON.encode`` does to a body, without the encoder it builds on every call.
-
-    ``JSONEncoder.encode`` makes a new C iterencoder per call, which costs about as much as
-    encoding a small body. This builds that iterencoder once, with the same settings but no
-    circular-reference markers (a body is parsed JSON: it cannot hold a cycle, and reused
-    markers could be left behind by an error). Anything unexpected (another Python, another
-    signature, another output on the samples) falls back to ``_JSON.encode`` itself.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return _JSON.encode
-    try:  # the arguments JSONEncoder.iterencode passes (markers, default, string encoder,
-        # indent, separators, sort_keys, skipkeys, allow_nan), markers aside
-        chunks = make(
-            None, _JSON.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
-        )
-    except TypeError:
-        return _JSON.encode
-
-    def encode(body: Any) -> str:
-        return "".join(chunks(body, 0))
-
-    samples: list[dict[str, Any]] = [
-        {"a": [1, 2.5, -0.0, 1e300, None, True], '\xe9\u2028"': {"x": "\n\x00"}},
-        {},
-    ]
-    try:
-        same = all(encode(sample) == _JSON.encode(sample) for sample in samples)
-    except (TypeError, ValueError):
-        same = False
-    return encode if same else _JSON.encode
-
-
-_encode_body = _body_encoder()
 
 # Statements built once (their compiled forms are cached): every batch runs them.
 # The dataset row (its KEK version) is read under a share lock inside the write transaction
@@ -198,6 +159,10 @@ class Redacted:
     dataset_id: str
     replacement: str
     outcomes: list[RedactionOutcome]
+    #: For each outcome, ``encode_text(outcome.body)`` in UTF-8, made with it; None where the
+    #: body may still change here (``key`` events: a secret typed across events is masked by
+    #: the stream redaction). Sealed as it is, for the events whose outcome is used.
+    plaintexts: list[bytes | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +176,8 @@ class _Plan:
     expected: list[int]
     stream: StreamResult
     rids: list[bytes]  # record ids (16 bytes each)
+    #: The sealed forms of ``stream.outcomes`` made ahead (:attr:`Redacted.plaintexts`).
+    plaintexts: list[bytes | None] | None = None
 
 
 class IngestService(ServiceBase):
@@ -368,7 +335,7 @@ class IngestService(ServiceBase):
                 target_key(ds.id, e): pseudonyms[e.subject] for e in events if e.kind == "key"
             }
         tails: dict[bytes, KeyTail] = {}
-        ahead = None
+        ahead = plaintexts = None
         if (
             redacted is not None
             and redacted.dataset_id == ds.id
@@ -376,6 +343,9 @@ class IngestService(ServiceBase):
             and len(redacted.outcomes) == len(events)
         ):
             ahead = redacted.outcomes
+            made = redacted.plaintexts
+            if made is not None and len(made) == len(events):
+                plaintexts = [made[i] for i in expected]
         try:
             if state is not None:
                 tails = state.take(
@@ -388,6 +358,7 @@ class IngestService(ServiceBase):
                 decisions,
                 expected,
                 *self._redact(redactor, ds, events, expected, tails, ahead=ahead),
+                plaintexts,
             )
             # PostgreSQL: the day partitions these events go to, made in a transaction of their
             # own. Times outside retention or in the future are refused below: no partition.
@@ -462,17 +433,22 @@ class IngestService(ServiceBase):
             else:
                 reasons[decision.reason] += 1
                 results.append({"index": index, "status": "refused", "reason": decision.reason})
-        stream, rids = plan.stream, plan.rids
+        stream, rids, made = plan.stream, plan.rids, plan.plaintexts
         if accepted != plan.expected:
             stream, rids = self._redact(plan.redactor, ds, events, accepted, plan.tails)
+            made = None
         if stream.remask:
             self._remask(conn, principal, ds, stream.remask)
         redactions: dict[str, int] = {}  # (Counter.update of a dict loops in Python, slower)
         groups: dict[tuple[str, int], list[Member]] = defaultdict(list)
-        for index, outcome, rid in zip(accepted, stream.outcomes, rids, strict=True):
+        for position, (index, outcome, rid) in enumerate(
+            zip(accepted, stream.outcomes, rids, strict=True)
+        ):
             event = events[index]
             subject = pseudonyms[event.subject]
-            plaintext = _encode_body(outcome.body).encode("utf-8")
+            plaintext = None if made is None or event.kind is EventKind.KEY else made[position]
+            if plaintext is None:
+                plaintext = encode_text(outcome.body).encode("utf-8")
             if len(plaintext) > MAX_PLAINTEXT:
                 raise PayloadTooLarge(f"event {index} is over the record size limit")
             for kind, count in outcome.counts.items():

@@ -28,9 +28,16 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from vault.domain.events import EventKind
 from vault.domain.redaction import RedactionOutcome, Redactor, redact_body
+from vault.services.body_json import encode_text
 
-__all__ = ["RedactionHelper"]
+__all__ = ["Answer", "RedactionHelper"]
+
+#: A batch's outcomes (:func:`redact_body` of each body, in order) and the sealed form of each
+#: (``encode_text`` of its redacted body, UTF-8), None for ``key`` events, whose bodies the
+#: stream redaction may still mask in the importing process.
+Answer = tuple[list[RedactionOutcome], list[bytes | None]]
 
 #: How long closing waits for the helper to end by itself before it is terminated.
 _JOIN_SECONDS = 5.0
@@ -79,9 +86,9 @@ class RedactionHelper:
         self._pending = len(bodies)
         return True
 
-    def result(self) -> list[RedactionOutcome] | None:
-        """The outcomes of the batch submitted (:func:`redact_body` of each body, in order),
-        waiting for them; None if there are none (nothing submitted, or the helper failed)."""
+    def result(self) -> Answer | None:
+        """The :data:`Answer` to the batch submitted, waiting for it; None if there is none
+        (nothing submitted, or the helper failed)."""
         expected, self._pending = self._pending, None
         if expected is None or not self.usable:
             return None
@@ -92,7 +99,8 @@ class RedactionHelper:
             return None
         if not isinstance(answer, list) or len(answer) != expected:
             return None  # a batch the helper could not redact: redacted here instead
-        return [RedactionOutcome(body=body, counts=counts) for body, counts in answer]
+        outcomes = [RedactionOutcome(body=body, counts=counts) for body, counts, _ in answer]
+        return outcomes, [plaintext for _, _, plaintext in answer]
 
     def _give_up(self) -> None:
         self.usable = False
@@ -124,8 +132,8 @@ def _cpus() -> int:
 
 
 def _serve(conn: Connection, parents: Connection, redactor: Redactor) -> None:
-    """The helper's loop: batches of stored forms in, ``(body, counts)`` lists out (None for a
-    batch that raised); ends at EOF. Runs in the forked child only."""
+    """The helper's loop: batches of stored forms in, ``(body, counts, sealed form)`` lists out
+    (None for a batch that raised); ends at EOF. Runs in the forked child only."""
     parents.close()  # only the parent holds its end: its exit is this loop's EOF
     # An interrupt at the terminal reaches the whole process group: the parent handles it
     # and closes the pipe.
@@ -138,13 +146,16 @@ def _serve(conn: Connection, parents: Connection, redactor: Redactor) -> None:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        answer: list[tuple[dict[str, Any], dict[str, int]]] | None
+        answer: list[tuple[dict[str, Any], dict[str, int], bytes | None]] | None
         try:
             bodies = pickle.loads(data)  # noqa: S301 - from our own parent
             answer = []
             for body in bodies:
                 outcome = redact_body(body, redactor)
-                answer.append((outcome.body, outcome.counts))
+                plaintext = None
+                if body.get("kind") != EventKind.KEY:
+                    plaintext = encode_text(outcome.body).encode("utf-8")
+                answer.append((outcome.body, outcome.counts, plaintext))
             payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # noqa: BLE001 - the parent redacts this batch itself, and raises
             payload = pickle.dumps(None)

@@ -18,16 +18,15 @@ from vault.crypto.envelope import MAX_PLAINTEXT, RecordContext, open_record, sea
 from vault.domain.events import format_time
 from vault.errors import DecryptionError, KeyDestroyed, KeyUsageExceeded, PayloadTooLarge
 from vault.keyring import Keyring, SubjectKey
+from vault.services.body_json import encode_text
 from vault.storage.tables import records
 
 __all__ = ["book_keys", "encode_body", "lock_record", "open_body", "reseal"]
 
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
 
 def encode_body(body: dict[str, Any]) -> bytes:
     """The sealed form of a body (the encoding ingest uses)."""
-    plaintext = _JSON.encode(body).encode("utf-8")
+    plaintext = encode_text(body).encode("utf-8")
     if len(plaintext) > MAX_PLAINTEXT:
         raise PayloadTooLarge("record over the size limit")
     return plaintext
