@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from vault.config import Settings
 from vault.domain.events import TelemetryEvent
 from vault.domain.redaction import Redactor, redact_event
 from vault.services import redaction_helper
-from vault.services.importer import ImportOptions
+from vault.services.importer import _READ_AHEAD, ImportOptions, _Pipeline
 from vault.services.ingest import Redacted
 from vault.services.reads import EventQuery
 from vault.services.redaction_helper import RedactionHelper
@@ -285,3 +286,37 @@ def test_ingest_seals_the_forms_made_ahead_but_for_key_events(vault: Vault, cloc
         sorted(e["data"]["text"] for e in page["events"] if "text" in e["data"]).count("note 0")
         == 1
     )
+
+
+def test_the_importer_reads_ahead_of_a_slow_helper_a_few_batches_at_most(
+    two: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = redaction_helper.redact_body
+
+    def slow(body: dict[str, Any], redactor: Redactor | None = None) -> Any:
+        time.sleep(0.002)
+        return real(body, redactor)
+
+    monkeypatch.setattr(redaction_helper, "redact_body", slow)  # (inherited by the fork)
+    put, stored = _Pipeline.put, _Pipeline._store
+    waiting = {"now": 0, "most": 0}
+
+    def counting_put(self: _Pipeline, chunk: Any, *, last: bool = False) -> None:
+        waiting["now"] += 1
+        put(self, chunk, last=last)
+        waiting["most"] = max(waiting["most"], waiting["now"])  # (read on after the put)
+
+    def counting_store(self: _Pipeline, chunk: Any, ahead: Any) -> None:
+        waiting["now"] -= 1
+        stored(self, chunk, ahead)
+
+    monkeypatch.setattr(_Pipeline, "put", counting_put)
+    monkeypatch.setattr(_Pipeline, "_store", counting_store)
+    source = write(tmp_path / "events.jsonl", source_lines(clock, 120))
+    fast = two.imports.run(OPERATOR, "fast", source, ImportOptions(batch=BATCH))
+    # Read ahead (the queue and the chunk with the helper), never more.
+    assert waiting == {"now": 0, "most": _READ_AHEAD + 1}
+    monkeypatch.undo()
+    in_process(two, monkeypatch)
+    slow_summary = two.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
+    assert_imports_agree(two, fast, slow_summary)

@@ -202,3 +202,23 @@ def test_no_helper_on_one_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     assert RedactionHelper.start(Redactor()) is None
     assert multiprocessing.active_children() == []
+
+
+def test_ready_says_whether_the_answer_is_there() -> None:
+    helper = RedactionHelper.start(Redactor())
+    assert helper is not None
+    with helper:
+        assert not helper.ready()  # nothing submitted
+        assert helper.submit([e.stored_form() for e in events()])
+        deadline = time.monotonic() + 30
+        while not helper.ready():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert helper.result() is not None
+        assert not helper.ready()
+        assert helper.submit([e.stored_form() for e in events()])
+        pid = helper._process.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        helper._process.join()
+        assert helper.ready()  # (ended: the answer is None, at once)

@@ -21,7 +21,7 @@ import json
 import random
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -1059,56 +1059,81 @@ def _reader(
     return general, source.rows(start, mapping.columns())
 
 
+#: Chunks read ahead of the helper at most, besides the one it is redacting: a few batches of
+#: memory whatever the source's size, enough that the importer reads on instead of waiting
+#: while the helper redacts the first batch or falls behind for a moment.
+_READ_AHEAD = 2
+
+
 class _Pipeline:
     """Stores an import's chunks in order, each chunk's redaction done by a helper process
-    (:class:`RedactionHelper`) while the chunk before it is stored and the next one read.
+    (:class:`RedactionHelper`) while the chunk before it is stored and the next ones read.
 
-    A chunk put is sent to the helper and stored once the next one is put (or at
-    :meth:`flush`), with what the helper made of it. A lone last chunk, and every chunk when
-    there is no helper (none wanted, no ``fork`` here, or it failed), is redacted where it is
-    stored, as ingest does. Nothing is stored out of order or twice: the position moves from
-    chunk to chunk, as without a helper."""
+    Chunks go to the helper one at a time, in the order they were read; a chunk whose
+    redaction came back is stored (after the next one went to the helper) as soon as the
+    importer is done reading a chunk, and waited for only once :data:`_READ_AHEAD` chunks wait
+    behind it, or at :meth:`flush`. A lone last chunk, and every chunk when there is no helper
+    (none wanted, no ``fork`` here, or it failed), is redacted where it is stored, as ingest
+    does. Nothing is stored out of order or twice: the position moves from chunk to chunk, as
+    without a helper."""
 
     def __init__(self, importer: ImportService, principal: Principal, run: _Run) -> None:
         self._importer = importer
         self._principal = principal
         self._run = run
-        self._waiting: _Chunk | None = None  # sent to the helper, not stored yet
+        self._queue: deque[_Chunk] = deque()  # read, not sent to the helper yet
+        self._sent: _Chunk | None = None  # with the helper
         self._helper: RedactionHelper | None = None
         self._tried = False
 
     def put(self, chunk: _Chunk, *, last: bool = False) -> None:
         """Hand a chunk on (``last``: no more follow)."""
-        if self._waiting is None and last:
+        if last and self._sent is None and not self._queue:
             self._store(chunk, None)
             return
         if not self._tried:
             self._tried = True
             self._helper = self._importer.start_helper(self._run)
-        helper = self._helper
-        ahead = None
-        if self._waiting is not None and helper is not None:
-            ahead = helper.result()
-        if helper is not None and helper.usable:
-            bodies = [event.stored_form() for _, event in chunk.valid]
-            if helper.submit(bodies):
-                self._flush_waiting(ahead)
-                self._waiting = chunk
-                return
-        self._flush_waiting(ahead)
-        self._store(chunk, None)
+        self._queue.append(chunk)
+        self._advance(final=False)
 
     def flush(self) -> None:
-        """Store the chunk still waiting for its redaction."""
-        ahead = None
-        if self._waiting is not None and self._helper is not None:
-            ahead = self._helper.result()
-        self._flush_waiting(ahead)
+        """Store every chunk still waiting (for its redaction, or for the helper)."""
+        self._advance(final=True)
 
-    def _flush_waiting(self, ahead: Answer | None) -> None:
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            self._store(waiting, ahead)
+    def _advance(self, *, final: bool) -> None:
+        while True:
+            helper = self._helper
+            if self._sent is not None:
+                assert helper is not None
+                if final or len(self._queue) > _READ_AHEAD or helper.ready():
+                    self._take(helper)
+                    continue
+                return
+            self._send()
+            if self._sent is not None:
+                continue
+            if not self._queue:
+                return
+            self._store(self._queue.popleft(), None)  # no helper to take it: redacted here
+
+    def _send(self) -> None:
+        """Give the helper the next chunk read, if there is a usable helper."""
+        helper = self._helper
+        if not self._queue or helper is None or not helper.usable:
+            return
+        chunk = self._queue[0]
+        if helper.submit([event.stored_form() for _, event in chunk.valid]):
+            self._sent = self._queue.popleft()
+
+    def _take(self, helper: RedactionHelper) -> None:
+        """Store the chunk with the helper, with its redaction (None if the helper failed),
+        once the next one has gone to the helper."""
+        chunk, self._sent = self._sent, None
+        assert chunk is not None
+        answer = helper.result()
+        self._send()
+        self._store(chunk, answer)
 
     def _store(self, chunk: _Chunk, ahead: Answer | None) -> None:
         if ahead is not None and len(ahead[0]) != len(chunk.valid):

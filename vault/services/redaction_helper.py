@@ -102,6 +102,16 @@ class RedactionHelper:
         outcomes = [RedactionOutcome(body=body, counts=counts) for body, counts, _ in answer]
         return outcomes, [plaintext for _, _, plaintext in answer]
 
+    def ready(self) -> bool:
+        """Whether the answer to the batch submitted can be had without waiting (or the helper
+        has ended: :meth:`result` then says None at once)."""
+        if self._pending is None or not self.usable:
+            return False
+        try:
+            return self._conn.poll(0)
+        except OSError:
+            return True
+
     def _give_up(self) -> None:
         self.usable = False
         self.close()
