@@ -27,7 +27,8 @@ from vault.services.body_json import encode_text
 from vault.services.redaction_helper import RedactionHelper
 
 pytestmark = pytest.mark.skipif(
-    "fork" not in multiprocessing.get_all_start_methods(), reason="needs fork (POSIX)"
+    "fork" not in multiprocessing.get_all_start_methods() or redaction_helper._cpus() < 2,
+    reason="needs fork (POSIX) and two CPUs",
 )
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -1059,9 +1059,10 @@ def _reader(
     return general, source.rows(start, mapping.columns())
 
 
-#: Chunks read ahead of the helper at most, besides the one it is redacting: a few batches of
-#: memory whatever the source's size, enough that the importer reads on instead of waiting
-#: while the helper redacts the first batch or falls behind for a moment.
+#: Chunks that wait for the helper, besides the one it is redacting, once a put returns (the
+#: importer waits for the helper when a third is read): a few batches of memory whatever the
+#: source's size, enough that the importer reads on instead of waiting while the helper
+#: redacts the first batch or falls behind for a moment.
 _READ_AHEAD = 2
 
 
@@ -1071,11 +1072,12 @@ class _Pipeline:
 
     Chunks go to the helper one at a time, in the order they were read; a chunk whose
     redaction came back is stored (after the next one went to the helper) as soon as the
-    importer is done reading a chunk, and waited for only once :data:`_READ_AHEAD` chunks wait
-    behind it, or at :meth:`flush`. A lone last chunk, and every chunk when there is no helper
-    (none wanted, no ``fork`` here, or it failed), is redacted where it is stored, as ingest
-    does. Nothing is stored out of order or twice: the position moves from chunk to chunk, as
-    without a helper."""
+    importer is done reading a chunk, and waited for only once more than :data:`_READ_AHEAD`
+    chunks wait behind it, or at :meth:`flush`. A lone last chunk, and every chunk when there
+    is no helper (none wanted, no ``fork`` here, or it failed), is redacted where it is
+    stored, as ingest does. Nothing is stored out of order or twice: the position moves from
+    chunk to chunk, as without a helper. An error stops the import: the chunks read but not
+    stored yet are read again when it is run again."""
 
     def __init__(self, importer: ImportService, principal: Principal, run: _Run) -> None:
         self._importer = importer

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Row, bindparam, select
 from vault.audit import AuditAction, Outcome
 from vault.crypto.envelope import MAX_PLAINTEXT, RecordSealer
 from vault.domain.collection import Accepted, CollectionPolicy, Decision, decide_collection
-from vault.domain.events import EventKind, TelemetryEvent, epoch_of
+from vault.domain.events import EventKind, TelemetryEvent, epoch_of, format_time
 from vault.domain.principal import Principal, Role
 from vault.domain.redaction import (
     MASKED_KEY,
@@ -340,7 +340,7 @@ class IngestService(ServiceBase):
             redacted is not None
             and redacted.dataset_id == ds.id
             and redacted.replacement == ds.replacement
-            and len(redacted.outcomes) == len(events)
+            and _made_for(redacted.outcomes, events)
         ):
             ahead = redacted.outcomes
             made = redacted.plaintexts
@@ -592,6 +592,20 @@ class IngestService(ServiceBase):
                 "redactions": dict(sorted(counts.items())),
             },
         )
+
+
+def _made_for(outcomes: list[RedactionOutcome], events: list[TelemetryEvent]) -> bool:
+    """Whether ``outcomes`` can be the redactions of ``events``, in order: as many, of the same
+    kinds, the first and the last of the same times (redaction changes neither). A cheap
+    guard against a batch's answer paired with another batch."""
+    if len(outcomes) != len(events):
+        return False
+    if not events:
+        return True
+    if any(o.body.get("kind") != e.kind for o, e in zip(outcomes, events, strict=True)):
+        return False
+    first, last = outcomes[0].body.get("time"), outcomes[-1].body.get("time")
+    return first == format_time(events[0].time) and last == format_time(events[-1].time)
 
 
 def consent_states(

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
+import math
 import multiprocessing
 import os
 import pickle
 import signal
+import time
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -41,6 +44,12 @@ Answer = tuple[list[RedactionOutcome], list[bytes | None]]
 
 #: How long closing waits for the helper to end by itself before it is terminated.
 _JOIN_SECONDS = 5.0
+#: How long an answer may take before the helper is given up (and the batch redacted in the
+#: importing process): far beyond any batch's redaction (≈ 40 µs an event here), so that only
+#: a helper that hangs meets it.
+_ANSWER_SECONDS = 60.0
+_ANSWER_SECONDS_PER_EVENT = 0.01
+_log = logging.getLogger(__name__)
 
 
 class RedactionHelper:
@@ -80,8 +89,8 @@ class RedactionHelper:
             return False
         try:
             self._conn.send_bytes(pickle.dumps(bodies, protocol=pickle.HIGHEST_PROTOCOL))
-        except (OSError, ValueError):
-            self._give_up()
+        except Exception as exc:  # noqa: BLE001 - any failure: the import redacts in process
+            self._give_up(exc)
             return False
         self._pending = len(bodies)
         return True
@@ -92,13 +101,18 @@ class RedactionHelper:
         expected, self._pending = self._pending, None
         if expected is None or not self.usable:
             return None
+        deadline = time.monotonic() + _ANSWER_SECONDS + _ANSWER_SECONDS_PER_EVENT * expected
         try:
+            while not self._conn.poll(1.0):
+                if not self._process.is_alive() or time.monotonic() > deadline:
+                    raise TimeoutError("the redaction helper ended or does not answer")
             answer = pickle.loads(self._conn.recv_bytes())  # noqa: S301 - our own child's
-        except (EOFError, OSError, pickle.UnpicklingError):
-            self._give_up()
+        except Exception as exc:  # noqa: BLE001 - any failure: the import redacts in process
+            self._give_up(exc)
             return None
         if not isinstance(answer, list) or len(answer) != expected:
-            return None  # a batch the helper could not redact: redacted here instead
+            _log.warning("the redaction helper could not redact a batch; redacting it here")
+            return None
         outcomes = [RedactionOutcome(body=body, counts=counts) for body, counts, _ in answer]
         return outcomes, [plaintext for _, _, plaintext in answer]
 
@@ -112,39 +126,55 @@ class RedactionHelper:
         except OSError:
             return True
 
-    def _give_up(self) -> None:
-        self.usable = False
-        self.close()
+    def _give_up(self, exc: BaseException) -> None:
+        _log.warning(
+            "the import's redaction helper failed (%s); redacting in this process",
+            type(exc).__name__,
+        )
+        self.close(at_once=True)
 
-    def close(self) -> None:
-        """End the helper (idempotent): its pipe closed, then the process joined."""
+    def close(self, *, at_once: bool = False) -> None:
+        """End the helper (idempotent): its pipe closed, then the process joined (``at_once``:
+        terminated first, as when the import is failing; no batch is waited for)."""
         self.usable = False
         self._pending = None
         self._conn.close()
+        if at_once and self._process.is_alive():
+            self._process.terminate()
         self._process.join(_JOIN_SECONDS)
         if self._process.is_alive():
-            self._process.terminate()
+            self._process.kill()
             self._process.join(_JOIN_SECONDS)
 
     def __enter__(self) -> RedactionHelper:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close(at_once=exc[0] is not None)
 
 
 def _cpus() -> int:
-    """How many CPUs this process may run on."""
+    """How many CPUs this process may run on: its affinity, bounded by a cgroup v2 CPU quota
+    (a container limited to one CPU has one, whatever the host has)."""
     affinity = getattr(os, "sched_getaffinity", None)
-    if affinity is not None:
-        return len(affinity(0))
-    return os.cpu_count() or 1
+    cpus = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as fh:
+            quota, period = fh.read().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 
 
 def _serve(conn: Connection, parents: Connection, redactor: Redactor) -> None:
     """The helper's loop: batches of stored forms in, ``(body, counts, sealed form)`` lists out
     (None for a batch that raised); ends at EOF. Runs in the forked child only."""
     parents.close()  # only the parent holds its end: its exit is this loop's EOF
+    # Nothing else the parent had open is the helper's: not its database connections or
+    # locks (which must end with the parent), not its source file, not its output.
+    _keep_only(conn.fileno())
     # An interrupt at the terminal reaches the whole process group: the parent handles it
     # and closes the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -171,3 +201,16 @@ def _serve(conn: Connection, parents: Connection, redactor: Redactor) -> None:
             payload = pickle.dumps(None)
         with contextlib.suppress(OSError):
             conn.send_bytes(payload)
+
+
+def _keep_only(fd: int) -> None:
+    """Close every file descriptor of this (forked) process but ``fd``; standard input and
+    output become /dev/null. Closing a copy never closes the parent's: its connections, files
+    and locks are untouched."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        if std != fd:
+            os.dup2(null, std)
+    limit = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536
+    os.closerange(3, fd)
+    os.closerange(fd + 1, max(limit, fd + 2))
