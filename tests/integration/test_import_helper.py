@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import COLLECTOR, OPERATOR, READER, Clock, event, make_dataset
 from tests.integration.test_import import Killed, kill_after
@@ -36,6 +37,8 @@ from vault.services.importer import _READ_AHEAD, ImportOptions, _Pipeline
 from vault.services.ingest import IngestService, Redacted
 from vault.services.reads import EventQuery
 from vault.services.redaction_helper import RedactionHelper
+from vault.services.redaction_modes import redactor_for
+from vault.storage.tables import datasets
 
 pytestmark = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods() or redaction_helper._cpus() < 2,
@@ -238,6 +241,11 @@ def test_an_interrupted_import_leaves_no_helper_and_resumes_exactly_once(
     assert bodies(two, "fast") == bodies(two, "slow")
 
 
+def dataset_row(vault: Vault, name: str) -> Any:
+    with vault.db.read() as conn:
+        return conn.execute(select(datasets).where(datasets.c.name == name)).one()
+
+
 def stored_texts(vault: Vault, dataset: str) -> list[str]:
     page = vault.reads.list_events(READER, dataset, "research", EventQuery(limit=50))
     return sorted(e["data"]["text"] for e in page["events"])
@@ -350,3 +358,34 @@ def test_the_importer_reads_ahead_of_a_slow_helper_a_few_batches_at_most(
     in_process(two, monkeypatch)
     slow_summary = two.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
     assert_imports_agree(two, fast, slow_summary)
+
+
+@pytest.mark.parametrize("helper", [True, False], ids=["helper", "in-process"])
+def test_a_pseudonym_dataset_imports_verified_with_its_own_redactor(
+    vault: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: bool
+) -> None:
+    make_dataset(
+        vault, "pz", redaction={"replacement": "pseudonym"}, exclusions={"apps": ["Signal"]}
+    )
+    if not helper:
+        in_process(vault, monkeypatch)
+    used = spy_ahead(monkeypatch)
+    source = write(tmp_path / "events.jsonl", source_lines(clock, 60))
+    summary = vault.imports.run(OPERATOR, "pz", source, ImportOptions(batch=BATCH))
+    # The sample is checked against the dataset's own redaction (pseudonyms, not [TYPE]).
+    assert summary["verification"]["ok"] is True
+    assert summary["verification"]["matched_source"] == summary["verification"]["decrypted"]
+    assert any(used) is helper
+    stored = bodies(vault, "pz")
+    texts = [b["data"]["text"] for b in stored.values() if b["kind"] == "key_run"]
+    assert any("[EMAIL:" in t for t in texts)
+    assert not any("@example.com" in t or AWS in t for t in texts)
+    lines = source.read_text("utf-8").splitlines()
+    row = dataset_row(vault, "pz")
+    redactor = redactor_for(vault.imports.keyring, row, None)
+    parsed = {n: TelemetryEvent.model_validate_json(lines[n - 1]) for n in stored}
+    for number, body in stored.items():
+        if body["kind"] == "key":
+            continue  # (keystrokes may be masked across events)
+        expected = json.loads(json.dumps(redact_event(parsed[number], redactor).body))
+        assert body == expected

@@ -46,7 +46,7 @@ from vault.domain.mapping import (
     parse_mapping,
 )
 from vault.domain.principal import Principal, Role
-from vault.domain.redaction import redact_event
+from vault.domain.redaction import Redactor, redact_event
 from vault.errors import BadRequest, Conflict, PayloadTooLarge
 from vault.services.base import Deps, ServiceBase
 from vault.services.import_sources import (
@@ -935,10 +935,12 @@ class ImportService(ServiceBase):
                 )
             )
         sources = dict(run.sample)
+        # The dataset's own redactor (its replacement mode, the name model), as ingest's.
+        redactor = redactor_for(self.keyring, run.ds, self._ingest.redaction.names)
         matched = sum(
             1
             for number, body in opened.items()
-            if number in sources and self._matches(run, sources[number], body)
+            if number in sources and self._matches(run, redactor, sources[number], body)
         )
         ok = (
             linked == run.totals.stored
@@ -955,11 +957,13 @@ class ImportService(ServiceBase):
             "matched_source": matched,
         }
 
-    def _matches(self, run: _Run, event: TelemetryEvent, body: dict[str, Any]) -> bool:
+    def _matches(
+        self, run: _Run, redactor: Redactor, event: TelemetryEvent, body: dict[str, Any]
+    ) -> bool:
         stored = {k: v for k, v in body.items() if k not in {"id", "subject"}}
         if body["subject"] != self.keyring.subject_pseudonym(run.ds.id, event.subject):
             return False
-        expected = json.loads(json.dumps(redact_event(event).body))
+        expected = json.loads(json.dumps(redact_event(event, redactor).body))
         if event.kind is EventKind.KEY:  # keystrokes may be masked across the batch
             return bool(stored["time"] == expected["time"] and stored["kind"] == "key")
         return bool(stored == expected)
