@@ -389,3 +389,20 @@ def test_a_pseudonym_dataset_imports_verified_with_its_own_redactor(
             continue  # (keystrokes may be masked across events)
         expected = json.loads(json.dumps(redact_event(parsed[number], redactor).body))
         assert body == expected
+
+
+def test_an_event_over_the_record_size_limit_is_refused_alike_with_the_helper(
+    two: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = source_lines(clock, 40)
+    big = {f"k{i}": "x" * 60_000 for i in range(20)}  # ≈ 1.2 MB sealed: over the limit
+    when = (clock() - timedelta(seconds=100)).isoformat()
+    lines[17] = json.dumps({"subject": "emp1", "time": when, "kind": "custom", "data": big})
+    source = write(tmp_path / "events.jsonl", lines)
+    used = spy_ahead(monkeypatch)
+    fast = two.imports.run(OPERATOR, "fast", source, ImportOptions(batch=BATCH))
+    assert fast["invalid_causes"].get("too_large") == 1
+    assert True in used  # (the other batches: the helper's)
+    in_process(two, monkeypatch)
+    slow = two.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
+    assert_imports_agree(two, fast, slow)
