@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from tests.conftest import make_dataset
 from vault.bootstrap import Vault
 from vault.domain.events import epoch_of
-from vault.storage.record_insert import insert_records
+from vault.storage.record_insert import insert_record_parts, insert_records
 from vault.storage.tables import datasets, records
 
 _PLUS_TWO = timezone(timedelta(hours=2))
@@ -199,3 +199,45 @@ def test_equal_values_keep_their_own_bytes(vault: Vault, clock: Any) -> None:
     assert len({copy for _, copy in pairs}) == 2
     for first, copy in pairs:
         assert first == copy
+
+
+def _parts(rows: list[dict[str, Any]], size: int, made: list[int]) -> Any:
+    """``rows`` in parts of ``size``, counting in ``made`` the parts handed out."""
+    for start in range(0, len(rows), size):
+        made.append(start)
+        yield rows[start : start + size]
+
+
+@pytest.mark.parametrize("count", [3, 250])  # a plain insert and a COPY on PostgreSQL
+def test_rows_made_part_by_part_are_the_same_rows(vault: Vault, clock: Any, count: int) -> None:
+    rows = _rows(_dataset(vault, clock()), count, clock())
+    made: list[int] = []
+    with vault.db.write() as conn:
+        insert_record_parts(conn, _parts(rows, 100, made), count)
+    assert len(made) == -(-count // 100)  # every part consumed
+    with vault.db.read() as conn:
+        stored = {
+            r.id: (r.event_time, bytes(r.envelope), r.redactions)
+            for r in conn.execute(select(records))
+        }
+    assert stored == {
+        r["id"]: (r["event_time"].astimezone(UTC), r["envelope"], r["redactions"]) for r in rows
+    }
+
+
+def test_a_part_that_fails_leaves_nothing(vault: Vault, clock: Any) -> None:
+    rows = _rows(_dataset(vault, clock()), 300, clock())
+
+    def parts() -> Any:
+        yield rows[:100]
+        yield rows[100:200]
+        raise RuntimeError("sealing failed")
+
+    with pytest.raises(RuntimeError, match="sealing failed"), vault.db.write() as conn:
+        insert_record_parts(conn, parts(), len(rows))
+    with vault.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(records)).scalar_one() == 0
+    with vault.db.write() as conn:  # (the connection is usable again)
+        insert_records(conn, rows[:10])
+    with vault.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(records)).scalar_one() == 10

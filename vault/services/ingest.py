@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
@@ -33,12 +33,13 @@ from vault.domain.redaction import (
 )
 from vault.domain.redaction.keystrokes import target_key
 from vault.errors import DecryptionError, KeyDestroyed, PayloadTooLarge, ValidationFailed
+from vault.keyring import SubjectKey
 from vault.services.base import Deps, ServiceBase
 from vault.services.body_json import encode_text
 from vault.services.redaction_modes import RedactionSetup, redactor_for
 from vault.services.resealing import book_keys, lock_record, open_body, reseal
 from vault.services.validation import pydantic_details
-from vault.storage.record_insert import insert_records
+from vault.storage.record_insert import insert_record_parts
 from vault.storage.tables import consents, datasets
 
 __all__ = ["IngestService", "Redacted", "collection_policy", "consent_states"]
@@ -99,6 +100,8 @@ _MUTABLE = frozenset({"kek_version", "shred_pending_since"})
 _FIXED = tuple(column.name for column in datasets.columns if column.name not in _MUTABLE)
 #: At most this many consent hints per dataset (then they are dropped and learned again).
 _MAX_HINTS = 65_536
+#: Records sealed before they go to the insert together (see IngestService._sealed).
+_PART = 100
 
 
 def _fixed(ds: Row[Any]) -> tuple[Any, ...]:
@@ -456,8 +459,15 @@ class IngestService(ServiceBase):
             groups[(subject, epoch_of(event.time))].append(
                 (index, event, plaintext, outcome.counts, rid)
             )
-        rows = self._seal_groups(conn, ds, kek_version, groups=groups, results=results, now=now)
-        insert_records(conn, rows)
+        keys = self.keyring.seks_for_write(
+            conn, ds.id, kek_version, {pair: len(members) for pair, members in groups.items()}
+        )
+        stored = len(accepted)
+        # Sealed part by part into the insert: on PostgreSQL the server inserts one part while
+        # the next is sealed.
+        insert_record_parts(
+            conn, self._sealed(ds, keys, groups=groups, results=results, now=now), stored
+        )
         self.record(
             conn,
             principal,
@@ -465,29 +475,27 @@ class IngestService(ServiceBase):
             dataset=ds.name,
             details={
                 "received": len(events),
-                "stored": len(rows),
+                "stored": stored,
                 "refused": dict(sorted(reasons.items())),
                 "redactions": dict(sorted(redactions.items())),
                 "rules_version": RULES_VERSION,
             },
         )
         results.sort(key=itemgetter("index"))
-        return len(rows), stream
+        return stored, stream
 
-    def _seal_groups(
-        self,
-        conn: Connection,
+    @staticmethod
+    def _sealed(
         ds: Row[Any],
-        kek_version: int,
+        keys: Mapping[tuple[str, int], SubjectKey],
         *,
         groups: dict[tuple[str, int], list[Member]],
         results: list[dict[str, Any]],
         now: datetime,
-    ) -> list[dict[str, Any]]:
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The records of ``groups``, sealed, in parts of at most :data:`_PART` rows (each
+        record's result added to ``results`` as it is sealed)."""
         rows: list[dict[str, Any]] = []
-        keys = self.keyring.seks_for_write(
-            conn, ds.id, kek_version, {pair: len(members) for pair, members in groups.items()}
-        )
         for (subject, epoch), members in groups.items():
             sek = keys[(subject, epoch)]
             sealer = RecordSealer(sek.key, ds.id, subject, epoch, sek.id)
@@ -513,7 +521,11 @@ class IngestService(ServiceBase):
                 if counts:
                     result["redactions"] = dict(sorted(counts.items()))
                 results.append(result)
-        return rows
+                if len(rows) == _PART:
+                    yield rows
+                    rows = []
+        if rows:
+            yield rows
 
     def _redact(
         self,

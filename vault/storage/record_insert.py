@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 
 from vault.storage.tables import UTCDateTime, records
 
-__all__ = ["copy_rows", "insert_records"]
+__all__ = ["copy_rows", "insert_record_parts", "insert_records"]
 
 _COLUMNS = tuple(column.name for column in records.columns)
 _COPY = f"COPY records ({', '.join(_COLUMNS)}) FROM STDIN"
@@ -64,27 +64,65 @@ _PLANS: WeakKeyDictionary[Dialect, _Plan] = WeakKeyDictionary()
 
 def insert_records(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (every column of ``records``) in the connection's transaction."""
-    if not rows:
-        return
+    insert_record_parts(conn, [rows], len(rows))
+
+
+def insert_record_parts(
+    conn: Connection, parts: Iterable[Sequence[dict[str, Any]]], count: int
+) -> None:
+    """:func:`insert_records` of ``count`` rows made part by part (``parts``, consumed
+    whole, whatever the path). On PostgreSQL each part goes into the COPY before the next one
+    is made, so the server inserts a part while the caller makes the next (a batch's sealing
+    and the server's work overlap); elsewhere the parts are written together."""
     dialect = conn.dialect
     fast = dialect.name == "sqlite" or (
-        dialect.name == "postgresql" and dialect.driver == "psycopg" and len(rows) >= _COPY_FROM
+        dialect.name == "postgresql" and dialect.driver == "psycopg" and count >= _COPY_FROM
     )
-    if not fast or not conn.in_transaction():
-        # (Outside a transaction, SQLAlchemy's own insert begins one as the engine's events say.)
-        conn.execute(insert(records), list(rows))
+    if not fast or not conn.in_transaction() or dialect.name == "sqlite":
+        rows = [row for part in parts for row in part]
+        if not rows:
+            return
+        if not fast or not conn.in_transaction():
+            # (Outside a transaction, SQLAlchemy's own insert begins one as the engine's
+            # events say.)
+            conn.execute(insert(records), rows)
+            return
+        _execute_sqlite(conn, rows)
         return
+    plan = _plan_of(dialect)
+    dbapi = dialect.loaded_dbapi
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    try:
+        with driver.cursor() as cursor, cursor.copy(plan.statement) as copy:
+            for part in parts:
+                if not part:
+                    continue
+                for values in _bound(plan, part, dbapi):
+                    copy.write_row(values)
+    except dbapi.Error as exc:  # the same exception types as the SQLAlchemy insert raises
+        raise DBAPIError.instance(plan.statement, None, exc, dbapi.Error) from exc
+
+
+def _plan_of(dialect: Dialect) -> _Plan:
     plan = _PLANS.get(dialect)
     if plan is None:
         plan = _PLANS[dialect] = _plan(dialect)
-    dbapi = dialect.loaded_dbapi
+    return plan
+
+
+def _bound(plan: _Plan, rows: Sequence[dict[str, Any]], dbapi: Any) -> list[tuple[Any, ...]]:
     try:
-        params = _bind_values(plan, rows)
+        return _bind_values(plan, rows)
     except Exception as exc:  # a value its type refuses: SQLAlchemy's StatementError, as its own
         raise DBAPIError.instance(plan.statement, None, exc, dbapi.Error) from exc
-    if dialect.name != "sqlite":
-        copy_rows(conn, plan.statement, params)
-        return
+
+
+def _execute_sqlite(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    dialect = conn.dialect
+    plan = _plan_of(dialect)
+    dbapi = dialect.loaded_dbapi
+    params = _bound(plan, rows, dbapi)
     # The driver connection under this SQLAlchemy connection: same session, same transaction.
     driver = conn.connection.driver_connection
     assert driver is not None
