@@ -28,22 +28,19 @@ from tests.integration.test_import_speedpaths import (
     dataset_id,
     write,
 )
+from tests.unit.test_redaction_helper import NEEDS_HELPER, before_each_redaction
 from vault.bootstrap import Vault, build_vault
 from vault.config import Settings
 from vault.domain.events import TelemetryEvent
 from vault.domain.redaction import Redactor, redact_event
-from vault.services import redaction_helper
-from vault.services.importer import _READ_AHEAD, ImportOptions, _Pipeline
+from vault.services.importer import _READ_AHEAD, ImportOptions, ImportService, _Pipeline
 from vault.services.ingest import IngestService, Redacted
 from vault.services.reads import EventQuery
 from vault.services.redaction_helper import RedactionHelper
 from vault.services.redaction_modes import redactor_for
 from vault.storage.tables import datasets
 
-pytestmark = pytest.mark.skipif(
-    "fork" not in multiprocessing.get_all_start_methods() or redaction_helper._cpus() < 2,
-    reason="needs fork (POSIX) and two CPUs",
-)
+pytestmark = NEEDS_HELPER
 
 AWS = "AKIAZ2345ABCDEFGHJK7"
 BATCH = 7
@@ -201,14 +198,11 @@ def test_a_helper_that_dies_is_replaced_by_redacting_in_process(
 def test_a_batch_the_helper_cannot_redact_is_redacted_in_process(
     two: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = redaction_helper.redact_body
-
-    def fussy(body: dict[str, Any], redactor: Redactor | None = None) -> Any:
+    def fussy(body: dict[str, Any]) -> None:
         if "note 20 " in str(body.get("data")):
             raise RuntimeError("cannot")
-        return real(body, redactor)
 
-    monkeypatch.setattr(redaction_helper, "redact_body", fussy)  # (inherited by the fork)
+    before_each_redaction(monkeypatch, fussy)
     source = write(tmp_path / "events.jsonl", source_lines(clock, 60))
     used = spy_ahead(monkeypatch)
     fast = two.imports.run(OPERATOR, "fast", source, ImportOptions(batch=BATCH))
@@ -328,14 +322,11 @@ def test_ingest_seals_the_forms_made_ahead_but_for_key_events(vault: Vault, cloc
 def test_the_importer_reads_ahead_of_a_slow_helper_a_few_batches_at_most(
     two: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = redaction_helper.redact_body
-
-    def slow(body: dict[str, Any], redactor: Redactor | None = None) -> Any:
+    def slow(body: dict[str, Any]) -> None:
         time.sleep(0.005)  # (a batch: 35 ms, several times what storing it takes)
-        return real(body, redactor)
 
-    monkeypatch.setattr(redaction_helper, "redact_body", slow)  # (inherited by the fork)
-    put, stored = _Pipeline.put, _Pipeline._store
+    before_each_redaction(monkeypatch, slow)
+    put, stored = _Pipeline.put, ImportService._store
     waiting = {"now": 0, "most": 0}
 
     def counting_put(self: _Pipeline, chunk: Any, *, last: bool = False) -> None:
@@ -343,12 +334,12 @@ def test_the_importer_reads_ahead_of_a_slow_helper_a_few_batches_at_most(
         put(self, chunk, last=last)
         waiting["most"] = max(waiting["most"], waiting["now"])  # (read on after the put)
 
-    def counting_store(self: _Pipeline, chunk: Any, ahead: Any) -> None:
+    def counting_store(self: ImportService, *args: Any) -> None:
         waiting["now"] -= 1
-        stored(self, chunk, ahead)
+        stored(self, *args)
 
     monkeypatch.setattr(_Pipeline, "put", counting_put)
-    monkeypatch.setattr(_Pipeline, "_store", counting_store)
+    monkeypatch.setattr(ImportService, "_store", counting_store)
     source = write(tmp_path / "events.jsonl", source_lines(clock, 120))
     fast = two.imports.run(OPERATOR, "fast", source, ImportOptions(batch=BATCH))
     # Read ahead (the queue and the chunk with the helper), never more.

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from tests.conftest import Clock
-from vault.services import redaction_helper
+from tests.unit.test_redaction_helper import NEEDS_HELPER
 from vault.storage.tables import import_records, imports, records
 
 ROWS = 6000
@@ -39,9 +39,8 @@ def gone(pid: int) -> bool:
     return "\nState:\tZ" in status
 
 
-@pytest.mark.skipif(
-    sys.platform != "linux" or redaction_helper._cpus() < 2, reason="reads /proc; a helper"
-)
+@NEEDS_HELPER
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_a_killed_import_process_leaves_no_helper_and_resumes_exactly_once(
     tmp_path: Path, database_url: str, clock: Clock
 ) -> None:

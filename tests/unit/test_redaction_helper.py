@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,10 +27,27 @@ from vault.services import redaction_helper
 from vault.services.body_json import encode_text
 from vault.services.redaction_helper import RedactionHelper
 
-pytestmark = pytest.mark.skipif(
+#: The tests that need a helper process (the import's other tests run without one).
+NEEDS_HELPER = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods() or redaction_helper._cpus() < 2,
     reason="needs fork (POSIX) and two CPUs",
 )
+pytestmark = NEEDS_HELPER
+
+
+def before_each_redaction(
+    monkeypatch: pytest.MonkeyPatch, before: Callable[[dict[str, Any]], None]
+) -> None:
+    """Make helpers started from now on call ``before(body)`` ahead of redacting each body
+    (patched in this process before the fork: the helper inherits it)."""
+    real = redaction_helper.redact_body
+
+    def patched(body: dict[str, Any], redactor: Redactor | None = None) -> Any:
+        before(body)
+        return real(body, redactor)
+
+    monkeypatch.setattr(redaction_helper, "redact_body", patched)
+
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 AWS = "AKIAZ2345ABCDEFGHJK7"
@@ -97,14 +115,11 @@ def test_the_helper_answers_what_redact_body_gives_here(mode: str) -> None:
 def test_a_helper_killed_at_work_answers_none_and_is_not_used_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = redaction_helper.redact_body
-
-    def stuck(body: dict[str, Any], redactor: Redactor | None = None) -> Any:
+    def stuck(body: dict[str, Any]) -> None:
         if body.get("app") == "Stuck":
             time.sleep(3600)  # (the helper is killed meanwhile)
-        return real(body, redactor)
 
-    monkeypatch.setattr(redaction_helper, "redact_body", stuck)  # (before the fork: inherited)
+    before_each_redaction(monkeypatch, stuck)
     helper = RedactionHelper.start(Redactor())
     assert helper is not None
     bodies = [e.stored_form() for e in events()]
@@ -135,14 +150,11 @@ def test_a_dead_helper_takes_no_batch() -> None:
 def test_a_batch_the_helper_cannot_redact_is_answered_none(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = redaction_helper.redact_body
-
-    def fussy(body: dict[str, Any], redactor: Redactor | None = None) -> Any:
+    def fussy(body: dict[str, Any]) -> None:
         if body.get("app") == "Boom":
             raise RuntimeError("cannot")
-        return real(body, redactor)
 
-    monkeypatch.setattr(redaction_helper, "redact_body", fussy)  # (before the fork: inherited)
+    before_each_redaction(monkeypatch, fussy)
     helper = RedactionHelper.start(Redactor())
     assert helper is not None
     with helper:

@@ -1095,7 +1095,7 @@ class _Pipeline:
     def put(self, chunk: _Chunk, *, last: bool = False) -> None:
         """Hand a chunk on (``last``: no more follow)."""
         if last and self._sent is None and not self._queue:
-            self._store(chunk, None)
+            self._importer._store(self._principal, self._run, chunk)
             return
         if not self._tried:
             self._tried = True
@@ -1121,7 +1121,8 @@ class _Pipeline:
                 continue
             if not self._queue:
                 return
-            self._store(self._queue.popleft(), None)  # no helper to take it: redacted here
+            # No helper to take it: redacted where it is stored.
+            self._importer._store(self._principal, self._run, self._queue.popleft())
 
     def _send(self) -> None:
         """Give the helper the next chunk read, if there is a usable helper."""
@@ -1137,21 +1138,16 @@ class _Pipeline:
         once the next one has gone to the helper."""
         chunk, self._sent = self._sent, None
         assert chunk is not None
-        answer = helper.result()
+        answer = helper.result()  # (one outcome per valid event, or None)
         self._send()
-        self._store(chunk, answer)
-
-    def _store(self, chunk: _Chunk, ahead: Answer | None) -> None:
-        if ahead is not None and len(ahead[0]) != len(chunk.valid):
-            ahead = None
-        self._importer._store(self._principal, self._run, chunk, ahead)
+        self._importer._store(self._principal, self._run, chunk, answer)
 
     def __enter__(self) -> _Pipeline:
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._helper is not None:
-            self._helper.close()
+            self._helper.close(at_once=exc[0] is not None)  # (a failing import: no waiting)
 
 
 def _rows_apart(chunk: _Chunk) -> Iterator[_Chunk]:

@@ -91,17 +91,9 @@ def insert_record_parts(
         return
     plan = _plan_of(dialect)
     dbapi = dialect.loaded_dbapi
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    try:
-        with driver.cursor() as cursor, cursor.copy(plan.statement) as copy:
-            for part in parts:
-                if not part:
-                    continue
-                for values in _bound(plan, part, dbapi):
-                    copy.write_row(values)
-    except dbapi.Error as exc:  # the same exception types as the SQLAlchemy insert raises
-        raise DBAPIError.instance(plan.statement, None, exc, dbapi.Error) from exc
+    # Each part bound as the COPY asks for its rows: made, converted and sent in turn.
+    bound = (values for part in parts if part for values in _bound(plan, part, dbapi))
+    copy_rows(conn, plan.statement, bound)
 
 
 def _plan_of(dialect: Dialect) -> _Plan:
