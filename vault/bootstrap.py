@@ -26,6 +26,7 @@ from vault.services.auth import AuthService
 from vault.services.base import Deps, Limits
 from vault.services.blobs import BlobService
 from vault.services.consent import ConsentService
+from vault.services.cpus import cpus
 from vault.services.datasets import DatasetService
 from vault.services.export import ExportService
 from vault.services.health import HealthService
@@ -78,7 +79,15 @@ class Vault:
     def close(self) -> None:
         """Stop background work and release database connections."""
         self.maintenance.stop()
+        self.exports.close()
         self.db.dispose()
+
+
+def _export_workers(settings: Settings) -> int:
+    """The export worker pool's size: as configured, else one less than the CPUs (at most 2)."""
+    if settings.export_workers is not None:
+        return settings.export_workers
+    return max(0, min(2, cpus() - 1))
 
 
 def _utcnow() -> datetime:
@@ -185,7 +194,7 @@ def build_vault(settings: Settings, *, now: Callable[[], datetime] = _utcnow) ->
         subjects=SubjectService(deps),
         lifecycle=lifecycle,
         blobs=BlobService(deps, max_bytes=settings.max_blob_bytes),
-        exports=ExportService(deps, reads),
+        exports=ExportService(deps, reads, workers=_export_workers(settings)),
         imports=ImportService(deps, ingest, reads, helper=settings.import_helper),
         retention=retention,
         restore=RestoreService(deps),

@@ -98,6 +98,16 @@ class Settings(BaseSettings):
         " one is stored (where fork exists); false: everything in the importing process",
     )
 
+    # -- export -------------------------------------------------------------------------------
+    export_workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="Worker processes that open and format pages of exports of three pages or"
+        " more beside the exporting process (shared by concurrent exports; one export uses at"
+        " most one); unset: one less than the CPUs this process may use, at most 2; 0: none",
+    )
+
     # -- operator (CLI) -----------------------------------------------------------------------
     operator: str = Field(default_factory=_default_operator)
 

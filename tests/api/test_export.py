@@ -21,7 +21,7 @@ from vault.domain.events import format_time
 from vault.errors import DecryptionError, KeyDestroyed
 from vault.services import export as export_module
 from vault.services.export import ExportQuery
-from vault.services.reads import _raw_time_text as raw_time_text
+from vault.services.export_pages import raw_time_text
 from vault.storage.tables import records
 
 URL = "/v1/datasets/ux/export"

@@ -20,6 +20,7 @@ from vault import cli
 from vault.domain.events import TelemetryEvent, format_time
 from vault.errors import DecryptionError
 from vault.services import export as export_module
+from vault.services import export_pages
 
 SECRET = "AKIAQ3EGRQW7PLK4ZT2M"
 
@@ -128,7 +129,7 @@ def test_nested_json_text_is_the_encoders(value) -> None:
     """The Parquet JSON columns' prebuilt encoder writes what json.JSONEncoder.encode writes."""
     value = json.loads(json.dumps(value))  # a parsed body's value
     encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-    assert export_module._DUMPS(value) == encoder.encode(value)
+    assert export_pages._DUMPS(value) == encoder.encode(value)
 
 
 _VARIED = [

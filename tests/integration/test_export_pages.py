@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 
 from tests.conftest import COLLECTOR, READER, event, make_dataset
 from vault.services import export as export_module
+from vault.services import export_pages
 from vault.services.export import ExportQuery
 from vault.storage.tables import datasets, records
 
@@ -120,7 +121,7 @@ def test_body_parsing_is_json_loads(value: Any, indent: int | None, pad: str) ->
     """Compact bodies (what the vault writes) and any other layout parse as json.loads does."""
     encoded = _COMPACT.encode(value) if indent is None else json.dumps(value, indent=indent)
     body = (pad + encoded + pad).encode("utf-8", "surrogatepass")
-    assert export_module._parse_body(body) == json.loads(body.decode("utf-8", "surrogatepass"))
+    assert export_pages._parse_body(body) == json.loads(body.decode("utf-8", "surrogatepass"))
 
 
 @pytest.mark.parametrize("body", [b"", b"{", b'{"a":1} x', b"nope", b'{"a":1}}'])
@@ -128,4 +129,4 @@ def test_body_parsing_fails_as_json_loads(body: bytes) -> None:
     with pytest.raises(json.JSONDecodeError):
         json.loads(body.decode())
     with pytest.raises(json.JSONDecodeError):
-        export_module._parse_body(body)
+        export_pages._parse_body(body)

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from vault.domain.events import TelemetryEvent
 from vault.services import export as export_module
+from vault.services import export_pages
 from vault.services.body_json import JSON as SEALED_JSON  # the encoder bodies are sealed with
-from vault.services.reads import OpenedPage
 
 TIME = "2026-11-24T10:00:00.123Z"
 # Any code point but surrogates: quotes, backslashes, control characters, non-ASCII, U+2028.
@@ -75,11 +75,11 @@ def _columns(found: dict[str, Any] | None) -> dict[str, list[Any]] | None:
 
 
 def _parsed(bodies: list[bytes]) -> dict[str, list[Any]] | None:
-    return _columns(export_module._parsed_columns(bodies))
+    return _columns(export_pages._parsed_columns(bodies))
 
 
 def _from_text(bodies: list[bytes]) -> dict[str, list[Any]] | None:
-    return _columns(export_module._stored_columns(bodies))
+    return _columns(export_pages._stored_columns(bodies))
 
 
 @settings(max_examples=400, deadline=None)
@@ -197,9 +197,9 @@ def test_bodies_that_are_not_json_fail_the_page(body: bytes) -> None:
 
 def _write(bodies: list[bytes]) -> bytes:
     writer = export_module._ParquetWriter()
-    page = OpenedPage(rows=[], bodies=bodies, times=[TIME] * len(bodies))
     ids = [f"{i:032x}" for i in range(len(bodies))]
-    return writer.page(page, ids, ["subject"] * len(bodies)) + writer.close()
+    part = writer.part(ids, ["subject"] * len(bodies), bodies, [TIME] * len(bodies))
+    return writer.write(part) + writer.close()
 
 
 @settings(max_examples=40, deadline=None)
@@ -207,7 +207,7 @@ def _write(bodies: list[bytes]) -> bytes:
 def test_the_file_is_the_parse_path_file(bodies: list[bytes]) -> None:
     """Byte for byte: the same values, types, encodings and settings."""
     from_text = _write(bodies)
-    with mock.patch.object(export_module, "_stored_columns", return_value=None):
+    with mock.patch.object(export_pages, "_stored_columns", return_value=None):
         parsed = _write(bodies)
     assert from_text == parsed
     rows = pq.read_table(io.BytesIO(from_text)).to_pylist()

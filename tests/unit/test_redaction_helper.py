@@ -25,11 +25,12 @@ from vault.domain.redaction import (
 )
 from vault.services import redaction_helper
 from vault.services.body_json import encode_text
+from vault.services.cpus import cpus
 from vault.services.redaction_helper import RedactionHelper
 
 #: The tests that need a helper process (the import's other tests run without one).
 NEEDS_HELPER = pytest.mark.skipif(
-    "fork" not in multiprocessing.get_all_start_methods() or redaction_helper._cpus() < 2,
+    "fork" not in multiprocessing.get_all_start_methods() or cpus() < 2,
     reason="needs fork (POSIX) and two CPUs",
 )
 pytestmark = NEEDS_HELPER

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import re
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, cast
@@ -36,136 +34,24 @@ from vault.domain.principal import Principal
 from vault.errors import BadRequest
 from vault.keyring import SubjectKey
 from vault.services.base import ServiceBase
-from vault.services.reads import FetchedPage, OpenedPage, ReadService, after
+from vault.services.export_pages import (
+    PARQUET_COLUMNS,
+    ndjson_chunk,
+    parquet_schema,
+    parquet_table,
+)
+from vault.services.export_worker import ExportWorker, Request, WorkerPool
+from vault.services.reads import FetchedPage, ReadService, after
 from vault.storage.tables import export_subjects, exports
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "PARQUET_COLUMNS", "ExportQuery", "ExportService"]
 
 PAGE = 1000
+#: Pages an export keeps on their way out at once (at most this many in a worker): flat memory.
+_AHEAD = 3
 _ID, _SUBJECT = itemgetter(0), itemgetter(1)  # of a page's raw rows
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def _json_text_encoder() -> Any:
-    """``_ENCODER.encode`` for the JSON values of a parsed body. JSONEncoder.encode builds the
-    C encoder again on every call (most of its cost on small values); this builds it once, with
-    the arguments JSONEncoder.iterencode gives it (no circular check: parsed JSON has no
-    cycles), so the text is the same. Falls back to ``_ENCODER.encode`` without the C module."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython has it
-        return _ENCODER.encode
-    iterencode = make(
-        None,
-        _ENCODER.default,
-        json.encoder.encode_basestring,
-        None,
-        _ENCODER.key_separator,
-        _ENCODER.item_separator,
-        False,
-        False,
-        True,
-    )
-    join = "".join
-
-    def encode(value: Any) -> str:
-        return join(iterencode(value, 0))
-
-    return encode
-
-
-_DUMPS = _json_text_encoder()
-_LOADS = json.JSONDecoder().decode
-#: json.loads' scanner: the JSON value at an index of a text, and where it ends.
-_SCAN_VALUE: Callable[[str, int], tuple[Any, int]]
-_SCAN_VALUE = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # no stubs
-#: json's string scanner: the string whose characters start at an index, and where it ends.
-_SCAN_STRING: Callable[[str, int], tuple[str, int]]
-_SCAN_STRING = json.decoder.scanstring  # type: ignore[attr-defined]  # no stubs
 FORMATS = frozenset({"ndjson", "parquet"})
 MEDIA_TYPES = {"ndjson": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
-#: The Parquet columns: (name, type); ``json`` columns hold JSON text.
-PARQUET_COLUMNS = (
-    ("id", "string"),
-    ("subject", "string"),
-    ("time", "timestamp"),
-    ("kind", "string"),
-    ("app", "string"),
-    ("window_title", "string"),
-    ("url", "string"),
-    ("jurisdiction", "string"),
-    ("private_window", "bool"),
-    ("device", "json"),
-    ("field", "json"),
-    ("data", "json"),
-)
-
-
-def _parse_body(body: bytes) -> Any:
-    """json.loads of a sealed body, by its scanner alone when the body is one JSON value and
-    nothing else (every body the vault writes is compact): no encoding detection (the vault
-    writes UTF-8) and no whitespace to skip. Any other is handed to json.loads (the same
-    value, or the same error)."""
-    text = body.decode("utf-8", "surrogatepass")
-    try:
-        value, end = _SCAN_VALUE(text, 0)
-    except StopIteration:
-        return _LOADS(text)
-    return value if end == len(text) else _LOADS(text)
-
-
-#: A JSON string's characters as the vault's encoder writes them (ensure_ascii off): any but the
-#: quote, the backslash and control characters as themselves, those as the one escape it writes
-#: for each: \" \\ \b \f \n \r \t, and \u00xx (lower-case hex) for the other controls. (A class
-#: of ranges and possessive loops run fastest in re; only a quote can follow, so the loops never
-#: need to give back what they took.)
-_CHAR = r"[ !#-\[\]-\U0010ffff]"
-_CHARS = rf'{_CHAR}*+(?:\\(?:["\\bfnrt]|u00(?:0[0-7bef]|1[0-9a-f])){_CHAR}*+)*+'
-#: The same in a text without backslashes and control characters (re's fastest loop).
-_PLAIN_CHARS = '[^"]*'
-_CONTROLS = bytes(range(0x20))
-#: An int as Python writes it (not ``-0``; digits bounded well below int()'s limit).
-_INT = "(?:0|-?[1-9][0-9]{0,17})"
-
-
-def _stored_body(chars: str) -> re.Pattern[str]:
-    """A sealed body as ingest writes it (``TelemetryEvent.stored_form`` through the compact
-    encoder), its strings' characters matched by ``chars``: the members in stored_form's order,
-    ``data`` last. A body that matches is valid JSON whose strings, ``device``, ``field`` and
-    common ``data`` (one text, a key, a click or a move, a scroll, nothing) are written as
-    :data:`_DUMPS` writes them again (fixed keys, no duplicates, ints only), so that text is
-    the export's. Groups: kind, device, jurisdiction, app, window_title, url, private_window,
-    field, then common ``data`` as written or any other as the text between ``"data":`` and the
-    body's end."""
-    string = f'"{chars}"'
-    data = "|".join(
-        [
-            rf'\{{"text":{string}\}}',
-            rf'\{{"key":{string},"modifiers":\[(?:{string}(?:,{string})*)?\]\}}',
-            rf'\{{"x":{_INT},"y":{_INT}(?:,"button":{string})?\}}',
-            rf'\{{"dx":{_INT},"dy":{_INT}\}}',
-            r"\{\}",
-        ]
-    )
-    return re.compile(
-        rf'\{{"time":{string},"kind":"({chars})"'
-        rf'(?:,"device":(\{{(?:"id":{string},)?"owner":{string}\}}))?'
-        rf'(?:,"jurisdiction":"({chars})")?'
-        rf'(?:,"app":"({chars})")?'
-        rf'(?:,"window_title":"({chars})")?'
-        rf'(?:,"url":"({chars})")?'
-        r'(?:,"private_window":(true|false))?'
-        rf'(?:,"field":(\{{"type":{string}(?:,"label":{string})?\}}))?'
-        rf',"data":(?:({data})|(.+))\}}',
-        re.DOTALL,
-    )
-
-
-_STORED_BODY = _stored_body(_CHARS)
-_PLAIN_BODY = _stored_body(_PLAIN_CHARS)
-#: The groups of a stored body that are string columns (kind, jurisdiction, app, title, url).
-_STRING_GROUPS = (0, 2, 3, 4, 5)
-_BOOLS = {"true": True, "false": False}
-_GROUPS = re.Match.groups
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,9 +76,10 @@ class _Manifest:
 class ExportService(ServiceBase):
     """Streams decrypted, redacted records to an allowed purpose."""
 
-    def __init__(self, deps: Any, reads: ReadService) -> None:
+    def __init__(self, deps: Any, reads: ReadService, *, workers: int = 0) -> None:
         super().__init__(deps)
         self._reads = reads
+        self._workers = WorkerPool(workers)
 
     def _conditions(self, ds_id: str, query: ExportQuery) -> list[Any]:
         if query.format not in FORMATS:
@@ -281,17 +168,30 @@ class ExportService(ServiceBase):
         complete = False
         writer: _Writer = _ParquetWriter() if fmt == "parquet" else _NdjsonWriter()
         linked: dict[str, str] = {}  # one keyed hash per person, not per record
+        waiting: deque[_Queued] = deque()
+        worker: ExportWorker | None = None
+        pages = self._fetched_pages(where)
         try:
-            for page in self._pages(ds, where):
-                ids = list(map(_ID, page.rows))
-                people = list(map(_SUBJECT, page.rows))
-                # The digest of the ids in order: one update per page hashes the same bytes.
-                manifest.ids.update("".join(ids).encode("ascii"))
-                manifest.people.update(people)
-                manifest.count += len(ids)
+            for number, fetched in enumerate(pages):
+                ids = list(map(_ID, fetched.rows))
+                people = list(map(_SUBJECT, fetched.rows))
                 for person in set(people).difference(linked):
                     linked[person] = self.keyring.linkage_pseudonym(salt, person)
-                chunk = writer.page(page, ids, [linked[person] for person in people])
+                subjects = [linked[person] for person in people]
+                if number == 1 and fetched.more:  # a worker only for exports of 3 pages or more
+                    worker = self._workers.take()
+                item = _Queued(fetched, ids, people, subjects, None)
+                waiting.append(self._place(ds, writer, worker, item))
+                while waiting and (
+                    waiting[0].done
+                    or len(waiting) > _AHEAD
+                    or (worker is not None and worker.answered_next())
+                ):
+                    chunk = self._written(ds, writer, worker, waiting.popleft(), manifest)
+                    if chunk:
+                        yield chunk
+            while waiting:
+                chunk = self._written(ds, writer, worker, waiting.popleft(), manifest)
                 if chunk:
                     yield chunk
             tail = writer.close()
@@ -299,18 +199,76 @@ class ExportService(ServiceBase):
                 yield tail
             complete = True
         finally:
+            pages.close()  # no page is read past here (nor while the manifest is written)
+            waiting.clear()
+            if worker is not None:
+                self._workers.give_back(worker)
             self._finish(principal, ds, purpose, export_id, manifest=manifest, complete=complete)
 
-    def _pages(self, ds: Any, where: list[Any]) -> Iterator[OpenedPage]:
-        """Opened pages in (time, id) order (keyset pagination: flat memory), each read in a
-        transaction of its own when the previous one was taken (so each checks its keys again)
-        and opened after it; the last is the first that says no record follows it."""
+    def _place(
+        self, ds: Any, writer: _Writer, worker: ExportWorker | None, item: _Queued
+    ) -> _Queued:
+        """Send the page to the worker when it can take one more, else open and format it
+        here (the first page always is: it opens before any response header leaves)."""
+        if worker is not None and worker.outstanding < _AHEAD:
+            fetched = item.fetched
+            keys = {sek_id: sek.key for sek_id, sek in fetched.keys.items()}
+            rows = list(map(tuple, fetched.rows))
+            if worker.submit(Request(writer.format, ds.id, keys, rows, item.subjects)):
+                return item
+        try:
+            item.part = self._local(ds, writer, item.fetched, item.ids, item.subjects)
+        except Exception as exc:  # noqa: BLE001 - raised in its turn, after the pages before it
+            item.failure = exc
+        return item
+
+    def _local(
+        self, ds: Any, writer: _Writer, fetched: FetchedPage, ids: list[str], subjects: list[str]
+    ) -> Any:
+        opened = self._reads.open_fetched(ds, fetched)
+        return writer.part(ids, subjects, opened.bodies, opened.times)
+
+    def _written(
+        self,
+        ds: Any,
+        writer: _Writer,
+        worker: ExportWorker | None,
+        item: _Queued,
+        manifest: _Manifest,
+    ) -> bytes:
+        """The bytes of a queued page, its records then counted in the manifest. The part is
+        the worker's when it made it, else made here (which raises the page's error, if it has
+        one, as an export without a worker does)."""
+        if item.failure is not None:
+            raise item.failure
+        part = item.part
+        if part is None:
+            payload = worker.result() if worker is not None else None
+            if payload is not None:
+                part = writer.decode(payload)
+            else:
+                part = self._local(ds, writer, item.fetched, item.ids, item.subjects)
+        chunk = writer.write(part)
+        # The digest of the ids in order: one update per page hashes the same bytes.
+        manifest.ids.update("".join(item.ids).encode("ascii"))
+        manifest.people.update(item.people)
+        manifest.count += len(item.ids)
+        return chunk
+
+    def _fetched_pages(self, where: list[Any]) -> Generator[FetchedPage]:
+        """Pages in (time, id) order (keyset pagination: flat memory), each read in a
+        transaction of its own (so each checks its keys again) when the stream wants it; the
+        last is the first that says no record follows it."""
         fetched = self._fetch(where, None, {})
         while fetched.last is not None:
-            yield self._reads.open_fetched(ds, fetched)
+            yield fetched
             if not fetched.more:
                 return
             fetched = self._fetch(where, fetched.last, fetched.keys)
+
+    def close(self) -> None:
+        """End the export workers (a running export finishes without them)."""
+        self._workers.close()
 
     def _fetch(
         self, where: list[Any], last: tuple[Any, str] | None, held: Mapping[bytes, SubjectKey]
@@ -375,11 +333,43 @@ def _primed(first: bytes | None, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-class _Writer:
-    """Turns opened pages into bytes of one export format."""
+@dataclass(slots=True)
+class _Queued:
+    """A page on its way out: its formatted part, or None while a worker makes it."""
 
-    def page(self, page: OpenedPage, ids: list[str], subjects: list[str]) -> bytes:
-        """The bytes of one page (may be empty): ``ids`` and export ``subjects`` per row."""
+    fetched: FetchedPage
+    ids: list[str]
+    #: Each record's subject as stored (for the manifest) and as exported.
+    people: list[str]
+    subjects: list[str]
+    part: Any
+    #: What opening or formatting the page here raised (raised again when its turn comes).
+    failure: Exception | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the page needs nothing more from a worker."""
+        return self.part is not None or self.failure is not None
+
+
+class _Writer:
+    """Turns formatted pages (parts) into bytes of one export format."""
+
+    format = ""
+
+    def part(
+        self, ids: list[str], subjects: list[str], bodies: list[bytes], times: list[str]
+    ) -> Any:
+        """One page formatted (as a worker formats it): ``ids`` and export ``subjects`` per
+        row, the opened ``bodies`` and their ``times``."""
+        raise NotImplementedError
+
+    def decode(self, payload: bytes) -> Any:
+        """A worker's bytes of a page, as :meth:`part` makes it."""
+        raise NotImplementedError
+
+    def write(self, part: Any) -> bytes:
+        """The bytes of one page (may be empty)."""
         raise NotImplementedError
 
     def close(self) -> bytes:
@@ -388,17 +378,21 @@ class _Writer:
 
 
 class _NdjsonWriter(_Writer):
-    """One event a line: ``{"id":...,"subject":...,`` then the sealed body's own JSON (compact,
-    as ingest wrote it), so nothing is parsed and serialized again."""
+    """One event a line (:func:`~vault.services.export_pages.ndjson_chunk`)."""
 
-    def page(self, page: OpenedPage, ids: list[str], subjects: list[str]) -> bytes:
-        # Ids are 32 hex digits (checked as they opened their record); subjects are hex.
-        return b"".join(
-            [
-                b'{"id":"%s","subject":"%s",%s\n' % (rid.encode(), subject.encode(), body[1:])
-                for rid, subject, body in zip(ids, subjects, page.bodies, strict=True)
-            ]
-        )
+    format = "ndjson"
+
+    def part(
+        self, ids: list[str], subjects: list[str], bodies: list[bytes], times: list[str]
+    ) -> Any:
+        del times  # an NDJSON line's time is the body's own
+        return ndjson_chunk(ids, subjects, bodies)
+
+    def decode(self, payload: bytes) -> Any:
+        return payload
+
+    def write(self, part: Any) -> bytes:
+        return cast("bytes", part)
 
 
 class _Sink(io.RawIOBase):
@@ -428,124 +422,38 @@ class _Sink(io.RawIOBase):
 
 
 class _ParquetWriter(_Writer):
-    """One row group per page, streamed through :class:`_Sink`.
+    """One row group per page (:func:`~vault.services.export_pages.parquet_table`), streamed
+    through :class:`_Sink`."""
 
-    A page whose bodies all are as ingest writes them (:data:`_STORED_BODY`) is built from the
-    bodies' own text, matched once each: the string columns are their characters (unescaped
-    where they hold an escape), ``device``, ``field`` and one-text ``data`` their JSON text as
-    written, which is what :data:`_DUMPS` would write again. Any other page is parsed and its
-    JSON columns serialized again, for the same values."""
+    format = "parquet"
 
     def __init__(self) -> None:
         import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
         import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
         self._pa = pa
-        types = {
-            "string": pa.string(),
-            "json": pa.string(),
-            "bool": pa.bool_(),
-            "timestamp": pa.timestamp("ms", tz="UTC"),
-        }
-        self._schema = pa.schema([(name, types[kind]) for name, kind in PARQUET_COLUMNS])
-        self._time = types["timestamp"]
         self._sink = _Sink()
         # Plain encoding: dictionaries cost a fifth of the writing, and over pages of 1000
         # records zstd shrinks the repeats as well (readers see the same values).
         self._writer = pq.ParquetWriter(
-            self._sink, self._schema, compression="zstd", use_dictionary=False
+            self._sink, parquet_schema(), compression="zstd", use_dictionary=False
         )
 
-    def page(self, page: OpenedPage, ids: list[str], subjects: list[str]) -> bytes:
-        columns = _stored_columns(page.bodies)
-        if columns is None:
-            columns = _parsed_columns(page.bodies)
-        columns["id"] = ids
-        columns["subject"] = subjects
-        # The time is the checked index time (equal to the sealed one).
-        columns["time"] = self._pa.array(page.times, self._pa.string()).cast(self._time)
-        self._writer.write_table(self._pa.table(columns, schema=self._schema))
+    def part(
+        self, ids: list[str], subjects: list[str], bodies: list[bytes], times: list[str]
+    ) -> Any:
+        return parquet_table(ids, subjects, bodies, times)
+
+    def decode(self, payload: bytes) -> Any:
+        table = self._pa.ipc.open_stream(payload).read_all()
+        if not table.schema.equals(parquet_schema()):
+            raise RuntimeError("an export worker answered with another schema")
+        return table
+
+    def write(self, part: Any) -> bytes:
+        self._writer.write_table(part)
         return self._sink.drain()
 
     def close(self) -> bytes:
         self._writer.close()
         return self._sink.drain()
-
-
-def _stored_columns(bodies: list[bytes]) -> dict[str, Any] | None:
-    """The body columns of a page whose bodies all match :data:`_STORED_BODY`, else None.
-
-    A body without backslashes is matched by :data:`_PLAIN_BODY` when the page holds no
-    control character (JSON text has none outside escapes: the plain pattern would take them
-    as characters of a string), in two thirds of the time."""
-    joined = b"".join(bodies)
-    strict = _STORED_BODY.fullmatch
-    clean = len(joined.translate(None, _CONTROLS)) == len(joined)
-    plain = _PLAIN_BODY.fullmatch if clean else strict
-    escaped = [i for i, body in enumerate(bodies) if b"\\" in body] if b"\\" in joined else []
-    if escaped:
-        found = [
-            (strict if b"\\" in body else plain)(body.decode("utf-8", "surrogatepass"))
-            for body in bodies
-        ]
-    else:
-        found = [plain(body.decode("utf-8", "surrogatepass")) for body in bodies]
-    if not found or not all(found):
-        return None
-    matches = cast("list[re.Match[str]]", found)
-    groups: list[Any] = list(zip(*map(_GROUPS, matches), strict=True))
-    if escaped:
-        for index in _STRING_GROUPS:
-            groups[index] = _unescaped(groups[index], escaped)
-    try:
-        data = [
-            text if text is not None else _written_again(other)
-            for text, other in zip(groups[8], groups[9], strict=True)
-        ]
-    except ValueError:  # not one JSON value between "data": and the body's end
-        return None
-    kind, device, jurisdiction, app, window_title, url, private_window, field = groups[:8]
-    return {
-        "kind": kind,
-        "app": app,
-        "window_title": window_title,
-        "url": url,
-        "jurisdiction": jurisdiction,
-        "private_window": list(map(_BOOLS.get, private_window)),
-        "device": device,
-        "field": field,
-        "data": data,
-    }
-
-
-def _unescaped(column: tuple[str | None, ...], rows: list[int]) -> Sequence[str | None]:
-    """A string column's values from their characters as written, of which only those in
-    ``rows`` may hold an escape."""
-    if "\\" not in "".join(filter(None, column)):
-        return column
-    values = list(column)
-    for row in rows:
-        chars = values[row]
-        if chars is not None and "\\" in chars:
-            values[row] = _SCAN_STRING(chars + '"', 0)[0]
-    return values
-
-
-def _written_again(text: str) -> str | None:
-    """The JSON column text of the value that ``text`` is (ValueError if not one value)."""
-    value = _LOADS(text)
-    return None if value is None else _DUMPS(value)
-
-
-def _parsed_columns(bodies: list[bytes]) -> dict[str, Any]:
-    """The body columns of any page: each body parsed, its JSON parts serialized again."""
-    events = [_parse_body(body) for body in bodies]
-    columns: dict[str, Any] = {}
-    for name, kind in PARQUET_COLUMNS:
-        if kind == "string" and name not in {"id", "subject"}:
-            columns[name] = [event.get(name) for event in events]
-        elif kind == "json":
-            values = [event.get(name) for event in events]
-            columns[name] = [None if value is None else _DUMPS(value) for value in values]
-    columns["private_window"] = [event.get("private_window") for event in events]
-    return columns

@@ -40,6 +40,7 @@ from vault.errors import (
 )
 from vault.keyring import SubjectKey
 from vault.services.base import OBJECT_ID, ServiceBase
+from vault.services.export_pages import check_index_values, open_page
 from vault.storage.tables import records
 
 __all__ = ["EventQuery", "FetchedPage", "OpenedPage", "ReadService"]
@@ -105,17 +106,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 def _check_index(row: Row[Any], time: str, body: dict[str, Any]) -> None:
     """The clear-text index columns must agree with the sealed body, so editing them in the
     database (to slip a record past a filter) is detected like any other tampering."""
-    _check_index_values(row.kind, time, body)
-
-
-def _check_index_values(kind: Any, time: str, body: dict[str, Any]) -> None:
-    if body.get("kind") != kind or body.get("time") != time:
-        raise DecryptionError("decryption failed")
+    check_index_values(row.kind, time, body)
 
 
 #: The columns a page of an export is opened from, as the driver returns them: no per-row
 #: type processing (the time arrives as SQLite's text or PostgreSQL's naive datetime, which
-#: :func:`_raw_time_text` reads; LargeBinary's copy is not needed either).
+#: :func:`~vault.services.export_pages.raw_time_text` reads; LargeBinary's copy is not needed
+#: either).
 RAW_COLUMNS = tuple(
     type_coerce(column, NullType()).label(column.name)
     for column in (
@@ -128,25 +125,7 @@ RAW_COLUMNS = tuple(
         records.c.envelope,
     )
 )
-_KINDS = frozenset(kind.value for kind in EventKind)
-_SUBMILLI = frozenset(f"{n:03d}" for n in range(1000))
 _BINARY_RESULTS = "tvault_binary_results"
-_ID_HEX = 32
-
-
-def _raw_time_text(raw: object) -> str | None:
-    """:func:`format_time` of a raw ``event_time`` without building an aware datetime, for the
-    two forms the supported drivers return; None for anything else (the caller then converts
-    it as the column type does). SQLite holds ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLAlchemy's
-    storage format: the text is the instant, milliseconds truncated as format_time does);
-    psycopg returns a naive datetime that the column type would mark as UTC."""
-    if type(raw) is str:
-        if len(raw) == 26 and raw[10] == " " and raw[23:] in _SUBMILLI:
-            return raw[:10] + "T" + raw[11:23] + "Z"
-        return None
-    if type(raw) is datetime and raw.tzinfo is None:
-        return raw.isoformat(timespec="milliseconds") + "Z"
-    return None
 
 
 def _binary_results(*event_args: Any) -> None:
@@ -293,29 +272,8 @@ class ReadService(ServiceBase):
         with the export's costs cut: the time compared as text and the JSON body compared by
         its leading time and kind instead of parsed (every body the vault writes starts with
         them; any other is parsed and checked in full)."""
-        to_datetime, keys = page.to_datetime, page.keys
-        openers: dict[tuple[bytes, str, int], RecordOpener] = {}
-        bodies: list[bytes] = []
-        times: list[str] = []
-        kinds, time_text, fromhex = _KINDS, _raw_time_text, bytes.fromhex
-        for rid, subject, epoch, raw_time, kind, sek_id, envelope in page.rows:
-            group = (sek_id, subject, epoch)
-            opener = openers.get(group) or self._opener(ds, keys, openers, group)
-            if len(rid) != _ID_HEX:  # fromhex skips whitespace: the id must be the hex alone
-                raise DecryptionError("decryption failed")
-            plain = opener.open(fromhex(rid), envelope)
-            time = time_text(raw_time)
-            # Known kinds and these times hold no quote or backslash, so the prefix is exactly
-            # the body's first two members (a body the vault wrote has no duplicate keys).
-            if (
-                time is None
-                or kind not in kinds
-                or not plain.startswith(f'{{"time":"{time}","kind":"{kind}",'.encode())
-            ):
-                time = format_time(to_datetime(raw_time))
-                _check_index_values(kind, time, json.loads(plain))
-            bodies.append(plain)
-            times.append(time)
+        keys = {sek_id: sek.key for sek_id, sek in page.keys.items()}
+        bodies, times = open_page(ds.id, keys, page.rows, page.to_datetime)
         return OpenedPage(page.rows, bodies, times)
 
     def _plaintexts(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import math
 import multiprocessing
 import os
 import pickle
@@ -34,6 +33,7 @@ from typing import Any
 from vault.domain.events import EventKind
 from vault.domain.redaction import RedactionOutcome, Redactor, redact_body
 from vault.services.body_json import encode_text
+from vault.services.cpus import cpus
 
 __all__ = ["Answer", "RedactionHelper"]
 
@@ -66,7 +66,7 @@ class RedactionHelper:
     def start(cls, redactor: Redactor) -> RedactionHelper | None:
         """A helper redacting with ``redactor``; None where processes cannot be forked, or
         where this process may run on one CPU only (the two would take turns: slower)."""
-        if "fork" not in multiprocessing.get_all_start_methods() or _cpus() < 2:
+        if "fork" not in multiprocessing.get_all_start_methods() or cpus() < 2:
             return None
         context = multiprocessing.get_context("fork")
         mine, theirs = context.Pipe(duplex=True)
@@ -151,21 +151,6 @@ class RedactionHelper:
 
     def __exit__(self, *exc: object) -> None:
         self.close(at_once=exc[0] is not None)
-
-
-def _cpus() -> int:
-    """How many CPUs this process may run on: its affinity, bounded by a cgroup v2 CPU quota
-    (a container limited to one CPU has one, whatever the host has)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    cpus = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
-    try:
-        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as fh:
-            quota, period = fh.read().split()[:2]
-    except (OSError, ValueError):
-        return cpus
-    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
-        return cpus
-    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 
 
 def _serve(conn: Connection, parents: Connection, redactor: Redactor) -> None:
