@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -52,13 +53,7 @@ def two(
 
 def warm(pool: WorkerPool) -> None:
     """Start the pool's worker and wait until it is ready (as on a running service)."""
-    worker = pool.take()
-    assert worker is not None
-    deadline = time.monotonic() + 30
-    while not worker.ready():
-        assert time.monotonic() < deadline, "the export worker did not start"
-        time.sleep(0.01)
-    pool.give_back(worker)
+    assert pool.prestart(wait_seconds=30) == 1, "the export worker did not start"
 
 
 def answered(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -173,23 +168,149 @@ def test_a_tampered_record_fails_as_without_a_worker(
     assert [(row.records, row.finished_at) for row in rows] == [(before, None), (before, None)]
 
 
-def test_an_abandoned_export_does_not_keep_a_busy_worker(two) -> None:
+def test_an_abandoned_export_does_not_keep_a_busy_worker(two, monkeypatch) -> None:
+    """A client that leaves mid-stream: the worker still owes pages, so it is ended (not kept
+    for the next export with answers in its pipe) and the manifest says interrupted."""
     with_worker, _ = two
     pool = with_worker.exports._workers
+    (worker,) = pool._idle
+    monkeypatch.setattr(ExportWorker, "answered_next", lambda self: False)
     _, chunks = with_worker.exports.start(READER, "ux", "research", ExportQuery())
     next(chunks)
-    next(chunks)
+    next(chunks)  # page 1, taken from the worker once pages 2 to 4 were sent too
+    assert worker.outstanding > 0
     chunks.close()  # type: ignore[attr-defined]  # a generator
-    # Either it owed nothing and is kept, or it was ended; never kept while it owes pages.
-    assert all(worker.outstanding == 0 and worker.usable for worker in pool._idle)
-    assert pool._live == len(pool._idle)
+    assert worker._process.poll() is not None
+    assert pool._idle == []
+    assert pool._live == 0
+    with with_worker.db.read() as conn:
+        row = conn.execute(text("SELECT records, finished_at FROM exports")).one()
+    assert (row.records, row.finished_at) == (14, None)
+
+
+def test_concurrent_exports_share_one_worker(two) -> None:
+    """Two exports at once with a pool of one: one gets the worker, the other runs in
+    process; both are whole, and the pool ends with its one worker idle."""
+    with_worker, without = two
+    expected = export(without, "ndjson")
+    results: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            for _ in range(3):
+                results.append(export(with_worker, "ndjson"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    assert results == [expected] * 9
+    pool = with_worker.exports._workers
+    assert pool._live == len(pool._idle) == 1
+
+
+def test_pages_before_a_read_failure_still_go_out(two, monkeypatch) -> None:
+    """A database error reading page 6: pages 0 to 5 are sent first, with or without a
+    worker (some of them may still be in the worker when the error comes)."""
+    calls: list[int] = []
+    fetch = export_module.ExportService._fetch
+
+    def failing(self: Any, *args: Any) -> Any:
+        calls.append(1)
+        if len(calls) % 7 == 0:  # the 7th page of each export
+            raise RuntimeError("the database went away")
+        return fetch(self, *args)
+
+    monkeypatch.setattr(export_module.ExportService, "_fetch", failing)
+    monkeypatch.setattr(ExportWorker, "answered_next", lambda self: False)
+    sent = []
+    for vault in two:
+        _, chunks = vault.exports.start(READER, "ux", "research", ExportQuery())
+        got: list[bytes] = []
+        with pytest.raises(RuntimeError, match="went away"):
+            got.extend(chunks)
+        sent.append(b"".join(got))
+    assert [len(part.splitlines()) for part in sent] == [42, 42]
+    assert sent[0] == sent[1]
+
+
+def test_an_answer_that_does_not_decode_is_done_in_process(two, monkeypatch) -> None:
+    with_worker, without = two
+    monkeypatch.setattr(ExportWorker, "result", lambda self: b"not arrow")
+    assert export(with_worker, "parquet") == export(without, "parquet")
+
+
+def test_a_worker_that_stops_reading_is_given_up_on_send(two, monkeypatch) -> None:
+    """A stalled worker with its pipe full: the send gives up at the patience, never hangs."""
+    with_worker, _ = two
+    request, _ = page_request(with_worker)
+    filler = [os.urandom(256 * 1024).hex() for _ in range(16)]  # 8 MB that pickle cannot share
+    big = Request(request.fmt, request.dataset_id, request.keys, request.rows, filler)
+    worker = started()
+    try:
+        os.kill(worker._process.pid, signal.SIGSTOP)
+        monkeypatch.setattr(export_worker, "PATIENCE_SECONDS", 0.5)
+        began = time.monotonic()
+        sent = [worker.submit(big) for _ in range(3)]
+        assert time.monotonic() - began < 10
+        assert sent[-1] is False
+        assert not worker.usable
+        assert worker._process.poll() is not None
+    finally:
+        worker.close()
+
+
+def test_no_worker_when_its_pipes_cannot_be_made(settings_factory, clock, monkeypatch) -> None:
+    def no_pipes() -> tuple[int, int]:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(export_worker.os, "pipe", no_pipes)
+    pool = WorkerPool(1)
+    assert pool.take() is None
+    assert pool._live == 0
+
+
+def test_the_worker_gets_no_secrets_in_its_environment(two, monkeypatch) -> None:
+    monkeypatch.setenv("TVAULT_MASTER_PASSPHRASE", "never-in-a-worker")
+    monkeypatch.setenv("PYTHONPATH", "/nonexistent-python-path")
+    worker = started()
+    try:
+        with open(f"/proc/{worker._process.pid}/environ", "rb") as fh:
+            environ = fh.read()
+        assert b"never-in-a-worker" not in environ
+        assert b"TVAULT_" not in environ
+        assert b"PYTHONPATH" not in environ
+        with open(f"/proc/{worker._process.pid}/status", encoding="ascii") as fh:
+            status = fh.read()
+        assert "\nCoreDumping:\t0" in status or "CoreDumping" not in status
+    finally:
+        worker.close()
+
+
+def test_a_worker_running_other_code_is_not_used(two, monkeypatch) -> None:
+    """A worker started after the code changed on disk says another fingerprint."""
+    monkeypatch.setattr(export_worker, "_FINGERPRINT", [b"0" * 64])
+    worker = ExportWorker.start()
+    assert worker is not None
+    deadline = time.monotonic() + 30
+    while worker.usable and not worker.ready() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not worker.usable
+    assert worker._process.poll() is not None
 
 
 def test_closing_the_vault_ends_its_workers(settings_factory, clock) -> None:
     vault = build_vault(settings_factory(export_workers=1), now=clock)
-    warm(vault.exports._workers)
-    (worker,) = vault.exports._workers._idle
-    vault.close()
+    try:
+        warm(vault.exports._workers)
+        (worker,) = vault.exports._workers._idle
+    finally:
+        vault.close()
     assert worker._process.poll() is not None
     assert vault.exports._workers.take() is None
 
@@ -204,6 +325,7 @@ def test_no_worker_when_none_is_configured(settings_factory, clock, monkeypatch)
         batch = [event(clock, "emp-1") for _ in range(30)]
         assert vault.ingest.ingest(COLLECTOR, "ux", batch)["accepted"] == 30
         assert len(export(vault, "ndjson").splitlines()) == 30
+        assert vault.exports.prestart_workers(wait_seconds=1) == 0
     finally:
         vault.close()
     assert started == []
@@ -282,11 +404,12 @@ def test_the_worker_protocol(two) -> None:
         assert worker.result() == expected
         assert worker.usable
         assert worker.answered == 2
-        worker._out.send_bytes(b"not a pickle")
+        worker._send(export_worker._LENGTH.pack(12) + b"not a pickle")
         worker.outstanding += 1
         assert worker.result() is None
         assert worker.usable
-        worker._out.close()  # its input closes: it ends by itself
+        os.close(worker._out)  # its input closes: it ends by itself
+        worker._out = -1
         assert worker._process.wait(timeout=10) == 0
     finally:
         worker.close()

@@ -171,39 +171,68 @@ class ExportService(ServiceBase):
         waiting: deque[_Queued] = deque()
         worker: ExportWorker | None = None
         pages = self._fetched_pages(where)
+        number = 0
         try:
-            for number, fetched in enumerate(pages):
-                ids = list(map(_ID, fetched.rows))
-                people = list(map(_SUBJECT, fetched.rows))
-                for person in set(people).difference(linked):
-                    linked[person] = self.keyring.linkage_pseudonym(salt, person)
-                subjects = [linked[person] for person in people]
-                if number == 1 and fetched.more:  # a worker only for exports of 3 pages or more
-                    worker = self._workers.take()
-                item = _Queued(fetched, ids, people, subjects, None)
-                waiting.append(self._place(ds, writer, worker, item))
+            while True:
+                try:
+                    fetched = next(pages, None)
+                    if fetched is None:
+                        break
+                    if number == 1 and fetched.more:  # a worker for exports of 3 pages or more
+                        worker = self._workers.take()
+                    item = self._prepared(
+                        ds, writer, worker, salt=salt, linked=linked, fetched=fetched
+                    )
+                except Exception:
+                    # The pages before one that cannot be read still go out first, as they
+                    # would have without a worker; then the failure is raised.
+                    while waiting:
+                        yield from _nonempty(
+                            self._written(ds, writer, worker, waiting.popleft(), manifest)
+                        )
+                    raise
+                number += 1
+                waiting.append(item)
                 while waiting and (
                     waiting[0].done
                     or len(waiting) > _AHEAD
                     or (worker is not None and worker.answered_next())
                 ):
-                    chunk = self._written(ds, writer, worker, waiting.popleft(), manifest)
-                    if chunk:
-                        yield chunk
+                    yield from _nonempty(
+                        self._written(ds, writer, worker, waiting.popleft(), manifest)
+                    )
             while waiting:
-                chunk = self._written(ds, writer, worker, waiting.popleft(), manifest)
-                if chunk:
-                    yield chunk
-            tail = writer.close()
-            if tail:
-                yield tail
+                yield from _nonempty(self._written(ds, writer, worker, waiting.popleft(), manifest))
+            yield from _nonempty(writer.close())
             complete = True
         finally:
             pages.close()  # no page is read past here (nor while the manifest is written)
             waiting.clear()
-            if worker is not None:
-                self._workers.give_back(worker)
-            self._finish(principal, ds, purpose, export_id, manifest=manifest, complete=complete)
+            try:
+                self._finish(
+                    principal, ds, purpose, export_id, manifest=manifest, complete=complete
+                )
+            finally:
+                if worker is not None:
+                    self._workers.give_back(worker)
+
+    def _prepared(
+        self,
+        ds: Any,
+        writer: _Writer,
+        worker: ExportWorker | None,
+        *,
+        salt: str,
+        linked: dict[str, str],
+        fetched: FetchedPage,
+    ) -> _Queued:
+        """A fetched page with its export pseudonyms, placed (:meth:`_place`)."""
+        ids = list(map(_ID, fetched.rows))
+        people = list(map(_SUBJECT, fetched.rows))
+        for person in set(people).difference(linked):
+            linked[person] = self.keyring.linkage_pseudonym(salt, person)
+        subjects = [linked[person] for person in people]
+        return self._place(ds, writer, worker, _Queued(fetched, ids, people, subjects, None))
 
     def _place(
         self, ds: Any, writer: _Writer, worker: ExportWorker | None, item: _Queued
@@ -242,12 +271,15 @@ class ExportService(ServiceBase):
         if item.failure is not None:
             raise item.failure
         part = item.part
-        if part is None:
-            payload = worker.result() if worker is not None else None
+        if part is None and worker is not None:
+            payload = worker.result()
             if payload is not None:
-                part = writer.decode(payload)
-            else:
-                part = self._local(ds, writer, item.fetched, item.ids, item.subjects)
+                try:
+                    part = writer.decode(payload)
+                except Exception:  # noqa: BLE001 - a worker that answers nonsense is not used
+                    worker.close()
+        if part is None:
+            part = self._local(ds, writer, item.fetched, item.ids, item.subjects)
         chunk = writer.write(part)
         # The digest of the ids in order: one update per page hashes the same bytes.
         manifest.ids.update("".join(item.ids).encode("ascii"))
@@ -265,6 +297,12 @@ class ExportService(ServiceBase):
             if not fetched.more:
                 return
             fetched = self._fetch(where, fetched.last, fetched.keys)
+
+    def prestart_workers(self, wait_seconds: float = 0.0) -> int:
+        """Start the export workers before the first long export needs them (they are
+        otherwise started by it, and help from when they are ready); how many are ready
+        within ``wait_seconds``."""
+        return self._workers.prestart(wait_seconds)
 
     def close(self) -> None:
         """End the export workers (a running export finishes without them)."""
@@ -323,6 +361,12 @@ class ExportService(ServiceBase):
                     "ids_sha256": digest,
                 },
             )
+
+
+def _nonempty(chunk: bytes) -> Iterator[bytes]:
+    """``chunk`` unless it is empty (a stream sends no empty chunk)."""
+    if chunk:
+        yield chunk
 
 
 def _primed(first: bytes | None, rest: Iterator[bytes]) -> Iterator[bytes]:

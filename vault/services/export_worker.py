@@ -9,9 +9,11 @@ else: access, the audit entries, the order of the pages, the manifest and the ps
 
 Protocol (one request, one answer, in order, over two anonymous pipes):
 
-- the worker starts as a fresh interpreter running :func:`main` (never a fork of a threaded server;
-  it inherits no descriptor but its two pipes, so it holds no database connection or lock) and
-  says ``ready`` once its imports are done;
+- the worker starts as a fresh interpreter in isolated mode running :func:`main` (never a fork of
+  a threaded server). It inherits no descriptor but its two pipes, so it holds no database
+  connection or lock, and an environment without the vault's settings, so no passphrase or
+  database URL. It says ``ready`` and the :func:`fingerprint` of its code once its imports are
+  done;
 - each request is a pickled :class:`Request`: a page's raw rows, the export's subject pseudonyms
   for them, and the key material of the page's subject-epoch keys (key material leaves the
   exporting process only through this pipe; the worker keeps it for the page and never writes
@@ -21,18 +23,22 @@ Protocol (one request, one answer, in order, over two anonymous pipes):
   open, a destroyed key, a body in an unusual form). The exporting process then does that page
   itself, so every error is raised there exactly as without a worker.
 
-A worker that dies, fails to start or stays silent past its patience is closed and its pages
-are done in process: a worker only ever makes an export faster, never different. Workers exit
-when their input pipe closes, so none outlives the exporting process.
+A worker that dies, fails to start, runs other code, answers nonsense or stays silent past its
+patience (reading a page, answering one, or getting ready) is closed and its pages are done in
+process: a worker makes an export faster, never different. Workers exit when their input pipe
+closes, so none outlives the exporting process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pickle
 import queue
+import select
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -54,11 +60,13 @@ PATIENCE_SECONDS = 60.0
 _READY = b"ready"
 _PIPE_BYTES = 1 << 20
 _DONE, _FAILED = b"+", b"-"
-#: What the worker's interpreter runs: ``-c _BOOT ROOT IN OUT``.
+#: What the worker's interpreter runs: ``-I -c _BOOT ROOT IN OUT``.
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from vault.services.export_worker import main; sys.exit(main(sys.argv[2:]))"
 )
+_LENGTH = struct.Struct("!i")  # multiprocessing.connection's frame header
+_PR_SET_DUMPABLE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +115,7 @@ def serve(requests: Connection, answers: Connection) -> None:
             waiting.put(None)
 
     threading.Thread(target=read, name="tvault-export-requests", daemon=True).start()
-    answers.send_bytes(_READY)
+    answers.send_bytes(_READY + fingerprint())
     while (message := waiting.get()) is not None:
         try:
             request = pickle.loads(message)  # noqa: S301 - from the process that started us
@@ -116,21 +124,50 @@ def serve(requests: Connection, answers: Connection) -> None:
             reply = _DONE + answer(request)
         except Exception:  # noqa: BLE001 - the exporting process does the page itself
             reply = _FAILED
-        del message
+        # Nothing of the page (keys, rows, plaintext) stays referenced while idle (its memory
+        # is freed, not wiped: the process is not dumpable and writes nothing anywhere).
+        request = message = None
         try:
             answers.send_bytes(reply)
         except OSError:
             return
+        reply = b""
 
 
 def _harden() -> None:
-    """No core file can hold the keys or plaintext this process sees; Ctrl-C in a terminal
-    reaches the exporting process, which closes its workers."""
+    """No core file can hold the keys or plaintext this process sees, and (Linux) the process
+    is not dumpable: no core through a dump helper, no ptrace or /proc/<pid>/mem reads by other
+    processes of the same user. Ctrl-C in a terminal reaches the exporting process, which
+    closes its workers."""
     with contextlib.suppress(ImportError, ValueError, OSError):  # not on every platform
         import resource
 
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    with contextlib.suppress(OSError, AttributeError, TypeError):  # Linux only
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def fingerprint() -> bytes:
+    """A digest of the code a worker runs (this module, the page code, the record envelope),
+    as this process loaded it: a worker started after the files changed on disk (an upgrade
+    in place) says another one and is not used."""
+    if not _FINGERPRINT:
+        from vault.crypto import envelope
+        from vault.services import export_pages
+
+        digest = hashlib.sha256()
+        for module in (sys.modules[__name__], export_pages, envelope):
+            digest.update(Path(str(module.__file__)).read_bytes())
+        _FINGERPRINT.append(digest.hexdigest().encode("ascii"))
+    return _FINGERPRINT[0]
+
+
+_FINGERPRINT: list[bytes] = []
 
 
 def main(argv: list[str]) -> int:
@@ -154,14 +191,25 @@ def _widen(fd: int) -> None:
             fcntl.fcntl(fd, size, _PIPE_BYTES)
 
 
+def _environment() -> dict[str, str]:
+    """The worker's environment: what an interpreter may need to start, nothing else (the
+    exporting process's environment may hold the master passphrase or a database password)."""
+    inherited = os.environ  # noqa: TID251 - not settings: the few variables a child needs
+    return {name: inherited[name] for name in _ENVIRONMENT if name in inherited}
+
+
+_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH", "SYSTEMROOT", "TMPDIR")
+
+
 class ExportWorker:
     """The exporting process's end of one worker: requests out, answers back, in order."""
 
-    def __init__(self, process: subprocess.Popen[bytes], out: Connection, back: Connection):
+    def __init__(self, process: subprocess.Popen[bytes], out: int, back: Connection):
         self._process = process
-        self._out = out
+        self._out = out  # non-blocking: a send waits at most PATIENCE_SECONDS
         self._back = back
         self._ready = False
+        self._started = time.monotonic()
         self.usable = True
         #: Requests sent and not answered yet.
         self.outstanding = 0
@@ -171,57 +219,77 @@ class ExportWorker:
     @classmethod
     def start(cls) -> ExportWorker | None:
         """A new worker process (not ready yet: see :meth:`ready`), or None if none starts."""
-        requests_r, requests_w = os.pipe()
-        answers_r, answers_w = os.pipe()
-        for fd in (requests_w, answers_w):
-            _widen(fd)
-        # The same vault package as ours, first on the path, whatever the working directory.
-        root = str(Path(__file__).resolve().parents[2])
-        command = [sys.executable, "-c", _BOOT, root]
+        fds: list[int] = []
         try:
+            requests_r, requests_w = os.pipe()
+            fds += [requests_r, requests_w]
+            answers_r, answers_w = os.pipe()
+            fds += [answers_r, answers_w]
+            for fd in (requests_w, answers_w):
+                _widen(fd)
+            os.set_blocking(requests_w, False)
+            # Isolated mode (no PYTHON* variables, no user site, not the working directory on
+            # the path), then the same vault package as ours first on the path.
+            root = str(Path(__file__).resolve().parents[2])
             process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [*command, str(requests_r), str(answers_w)],
+                [sys.executable, "-I", "-c", _BOOT, root, str(requests_r), str(answers_w)],
                 pass_fds=(requests_r, answers_w),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,  # nothing a page holds may reach a log
+                env=_environment(),
             )
-        except OSError:
-            for fd in (requests_r, requests_w, answers_r, answers_w):
-                os.close(fd)
+        except Exception:  # noqa: BLE001 - no worker: the export runs in process
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             return None
         os.close(requests_r)
         os.close(answers_w)
-        return cls(
-            process,
-            Connection(requests_w, readable=False),
-            Connection(answers_r, writable=False),
-        )
+        return cls(process, requests_w, Connection(answers_r, writable=False))
 
     def ready(self) -> bool:
-        """Whether the worker has said it is ready (never waits)."""
+        """Whether the worker has said it is ready, running our code (never waits); a worker
+        that has not said so within PATIENCE_SECONDS, or says another code, is closed."""
         if self._ready or not self.usable:
             return self._ready and self.usable
         try:
             if self._back.poll(0):
-                self._ready = self._back.recv_bytes() == _READY
+                self._ready = self._back.recv_bytes() == _READY + fingerprint()
                 if not self._ready:
                     self.close()
+            elif time.monotonic() - self._started > PATIENCE_SECONDS:
+                self.close()
         except (EOFError, OSError):
             self.close()
         return self._ready and self.usable
 
     def submit(self, request: Request) -> bool:
-        """Send one page; False if the worker cannot take it (it is then closed)."""
+        """Send one page; False if the worker cannot take it within PATIENCE_SECONDS (it is
+        then closed, and the page is done in process)."""
         if not self.ready():
             return False
         try:
-            self._out.send_bytes(pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL))
+            payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+            self._send(_LENGTH.pack(len(payload)) + payload)
         except Exception:  # noqa: BLE001 - any failure: the page is done in process
             self.close()
             return False
         self.outstanding += 1
         return True
+
+    def _send(self, message: bytes) -> None:
+        """Write ``message`` (framed as Connection.send_bytes frames it) within the patience."""
+        view = memoryview(message)
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while view:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._process.poll() is not None:
+                raise TimeoutError("the export worker takes no more")
+            _, writable, _ = select.select([], [self._out], [], min(left, 1.0))
+            if writable:
+                with contextlib.suppress(BlockingIOError):
+                    view = view[os.write(self._out, view[:_PIPE_BYTES]) :]
 
     def answered_next(self) -> bool:
         """Whether the answer to the oldest outstanding request has arrived (never waits)."""
@@ -256,10 +324,15 @@ class ExportWorker:
 
     def close(self) -> None:
         """End the worker now (its pages still outstanding are done in process)."""
+        if not self.usable and self._out < 0:
+            return
         self.usable = False
-        for conn in (self._out, self._back):
-            with contextlib.suppress(OSError):  # already closed
-                conn.close()
+        if self._out >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._out)
+            self._out = -1
+        with contextlib.suppress(OSError):  # already closed
+            self._back.close()
         if self._process.poll() is None:
             self._process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):  # killed processes end
@@ -290,10 +363,13 @@ class WorkerPool:
             if self._live >= self.size:
                 return None
             self._live += 1
-        worker = ExportWorker.start()
-        if worker is None:
-            with self._lock:
-                self._live -= 1
+        worker = None
+        try:
+            worker = ExportWorker.start()
+        finally:
+            if worker is None:
+                with self._lock:
+                    self._live -= 1
         return worker
 
     def give_back(self, worker: ExportWorker) -> None:
@@ -307,6 +383,22 @@ class WorkerPool:
                 self._live -= 1
         if not keep:
             worker.close()
+
+    def prestart(self, wait_seconds: float) -> int:
+        """Start the pool's workers now (not at the first long export), waiting up to
+        ``wait_seconds`` for them to be ready; how many are ready."""
+        taken: list[ExportWorker] = []
+        while (worker := self.take()) is not None:
+            taken.append(worker)
+        deadline = time.monotonic() + wait_seconds
+        while not all(worker.ready() or not worker.usable for worker in taken):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+        ready = sum(worker.ready() for worker in taken)
+        for worker in taken:
+            self.give_back(worker)
+        return ready
 
     def close(self) -> None:
         """Close the idle workers; those in use are closed when given back."""
