@@ -193,6 +193,7 @@ class ExportService(ServiceBase):
                     raise
                 number += 1
                 waiting.append(item)
+                del item, fetched  # held by the queue alone (flat memory)
                 while waiting and (
                     waiting[0].done
                     or len(waiting) > _AHEAD
