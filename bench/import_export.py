@@ -221,7 +221,7 @@ class ExportTrial:
         self.bytes = 0
         self._consume()  # warm-up: fills the key cache, as a running service has it
         # ... and its export workers started (vault/services/export_worker.py; a CLI export
-        # starts its worker at its second page and uses it once it is ready).
+        # starts its worker at its first page and uses it once it is ready).
         self.vault.exports.prestart_workers(wait_seconds=30)
         if any(entry["case"] == key for entry in MEMORY):
             return

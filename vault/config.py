@@ -103,7 +103,7 @@ class Settings(BaseSettings):
         default=None,
         ge=0,
         le=64,
-        description="Worker processes that open and format pages of exports of three pages or"
+        description="Worker processes that open and format pages of exports of two pages or"
         " more beside the exporting process (shared by concurrent exports; one export uses at"
         " most one); unset: one less than the CPUs this process may use, at most 2; 0: none",
     )

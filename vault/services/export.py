@@ -178,14 +178,15 @@ class ExportService(ServiceBase):
                     fetched = next(pages, None)
                     if fetched is None:
                         break
-                    if number == 1 and fetched.more:  # a worker for exports of 3 pages or more
+                    if number == 0 and fetched.more:  # a worker for exports of 2 pages or more
                         worker = self._workers.take()
                     item = self._prepared(
                         ds, writer, worker, salt=salt, linked=linked, fetched=fetched
                     )
                 except Exception:
-                    # The pages before one that cannot be read still go out first, as they
-                    # would have without a worker; then the failure is raised.
+                    # The pages before one that cannot be read or opened here still go out
+                    # first (some may still be in the worker), as they would have without a
+                    # worker; then the failure is raised.
                     while waiting:
                         yield from _nonempty(
                             self._written(ds, writer, worker, waiting.popleft(), manifest)
@@ -195,7 +196,7 @@ class ExportService(ServiceBase):
                 waiting.append(item)
                 del item, fetched  # held by the queue alone (flat memory)
                 while waiting and (
-                    waiting[0].done
+                    waiting[0].part is not None
                     or len(waiting) > _AHEAD
                     or (worker is not None and worker.answered_next())
                 ):
@@ -239,17 +240,15 @@ class ExportService(ServiceBase):
         self, ds: Any, writer: _Writer, worker: ExportWorker | None, item: _Queued
     ) -> _Queued:
         """Send the page to the worker when it can take one more, else open and format it
-        here (the first page always is: it opens before any response header leaves)."""
+        here. Either way the first page is opened before any response header leaves: start()
+        waits for the first chunk, and a page the worker cannot open is opened here."""
         if worker is not None and worker.outstanding < _AHEAD:
             fetched = item.fetched
             keys = {sek_id: sek.key for sek_id, sek in fetched.keys.items()}
             rows = list(map(tuple, fetched.rows))
             if worker.submit(Request(writer.format, ds.id, keys, rows, item.subjects)):
                 return item
-        try:
-            item.part = self._local(ds, writer, item.fetched, item.ids, item.subjects)
-        except Exception as exc:  # noqa: BLE001 - raised in its turn, after the pages before it
-            item.failure = exc
+        item.part = self._local(ds, writer, item.fetched, item.ids, item.subjects)
         return item
 
     def _local(
@@ -269,8 +268,6 @@ class ExportService(ServiceBase):
         """The bytes of a queued page, its records then counted in the manifest. The part is
         the worker's when it made it, else made here (which raises the page's error, if it has
         one, as an export without a worker does)."""
-        if item.failure is not None:
-            raise item.failure
         part = item.part
         if part is None and worker is not None:
             payload = worker.result()
@@ -388,13 +385,6 @@ class _Queued:
     people: list[str]
     subjects: list[str]
     part: Any
-    #: What opening or formatting the page here raised (raised again when its turn comes).
-    failure: Exception | None = None
-
-    @property
-    def done(self) -> bool:
-        """Whether the page needs nothing more from a worker."""
-        return self.part is not None or self.failure is not None
 
 
 class _Writer:
