@@ -219,10 +219,11 @@ class ExportTrial:
         self.format = fmt
         self.key = key
         self.bytes = 0
-        self._consume()  # warm-up: fills the key cache, as a running service has it
-        # ... and its export workers started (vault/services/export_worker.py; a CLI export
-        # starts its worker at its first page and uses it once it is ready).
+        # Warm-up, as a running service has it: its export workers started (a CLI export starts
+        # its worker at its first page and uses it once it is ready), then one export that
+        # fills the key cache and has both processes' code paths run once.
         self.vault.exports.prestart_workers(wait_seconds=30)
+        self._consume()
         if any(entry["case"] == key for entry in MEMORY):
             return
         tracemalloc.start()
