@@ -154,20 +154,19 @@ def _harden() -> None:
 
 def fingerprint() -> bytes:
     """A digest of the code a worker runs (this module, the page code, the record envelope),
-    as this process loaded it: a worker started after the files changed on disk (an upgrade
-    in place) says another one and is not used."""
-    if not _FINGERPRINT:
-        from vault.crypto import envelope
-        from vault.services import export_pages
-
-        digest = hashlib.sha256()
-        for module in (sys.modules[__name__], export_pages, envelope):
-            digest.update(Path(str(module.__file__)).read_bytes())
-        _FINGERPRINT.append(digest.hexdigest().encode("ascii"))
+    read when this module was imported, so as this process loaded it: a worker started after
+    the files changed on disk (an upgrade in place) says another one and is not used."""
     return _FINGERPRINT[0]
 
 
-_FINGERPRINT: list[bytes] = []
+def _digest() -> bytes:
+    from vault.crypto import envelope
+    from vault.services import export_pages
+
+    digest = hashlib.sha256()
+    for module in (sys.modules[__name__], export_pages, envelope):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest().encode("ascii")
 
 
 def main(argv: list[str]) -> int:
@@ -426,3 +425,6 @@ class WorkerPool:
             self._live -= len(idle)
         for worker in idle:
             worker.close()
+
+
+_FINGERPRINT = [_digest()]  # a list, so that a test can put another one in
