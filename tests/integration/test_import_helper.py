@@ -105,6 +105,12 @@ def in_process(vault: Vault, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vault.imports, "_helper", False)
 
 
+def import_in_process(vault: Vault, monkeypatch: pytest.MonkeyPatch, source: Path) -> Any:
+    """The same source imported again into ``slow``, without a helper (the reference)."""
+    in_process(vault, monkeypatch)
+    return vault.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
+
+
 def test_the_helper_redacts_as_the_importing_process_does(
     two: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,8 +126,7 @@ def test_the_helper_redacts_as_the_importing_process_does(
     assert used[len(sizes) :] in ([], [False])
     assert multiprocessing.active_children() == []  # ended with the import
     submitted = len(sizes)
-    in_process(two, monkeypatch)
-    slow = two.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
+    slow = import_in_process(two, monkeypatch, source)
     assert len(sizes) == submitted  # (no helper for the second)
     assert_imports_agree(two, fast, slow)
     assert fast["refused"] == {"excluded_app": 6}
@@ -190,8 +195,7 @@ def test_a_helper_that_dies_is_replaced_by_redacting_in_process(
     monkeypatch.setattr(RedactionHelper, "submit", submit)
     fast = two.imports.run(OPERATOR, "fast", source, ImportOptions(batch=BATCH))
     assert taken == [True, True, False]  # not used again once dead
-    in_process(two, monkeypatch)
-    slow = two.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
+    slow = import_in_process(two, monkeypatch, source)
     assert_imports_agree(two, fast, slow)
 
 
@@ -208,8 +212,7 @@ def test_a_batch_the_helper_cannot_redact_is_redacted_in_process(
     fast = two.imports.run(OPERATOR, "fast", source, ImportOptions(batch=BATCH))
     assert used[:-1].count(False) == 1  # that batch only (and perhaps a lone last one)
     assert used.count(True) >= 5
-    in_process(two, monkeypatch)
-    slow = two.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
+    slow = import_in_process(two, monkeypatch, source)
     assert_imports_agree(two, fast, slow)
 
 
@@ -346,9 +349,7 @@ def test_the_importer_reads_ahead_of_a_slow_helper_a_few_batches_at_most(
     assert waiting["now"] == 0
     assert 2 <= waiting["most"] <= _READ_AHEAD + 1
     monkeypatch.undo()
-    in_process(two, monkeypatch)
-    slow_summary = two.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
-    assert_imports_agree(two, fast, slow_summary)
+    assert_imports_agree(two, fast, import_in_process(two, monkeypatch, source))
 
 
 @pytest.mark.parametrize("helper", [True, False], ids=["helper", "in-process"])
@@ -394,6 +395,5 @@ def test_an_event_over_the_record_size_limit_is_refused_alike_with_the_helper(
     fast = two.imports.run(OPERATOR, "fast", source, ImportOptions(batch=BATCH))
     assert fast["invalid_causes"].get("too_large") == 1
     assert True in used  # (the other batches: the helper's)
-    in_process(two, monkeypatch)
-    slow = two.imports.run(OPERATOR, "slow", source, ImportOptions(batch=BATCH))
+    slow = import_in_process(two, monkeypatch, source)
     assert_imports_agree(two, fast, slow)

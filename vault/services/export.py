@@ -244,9 +244,9 @@ class ExportService(ServiceBase):
         waits for the first chunk, and a page the worker cannot open is opened here."""
         if worker is not None and worker.outstanding < _AHEAD:
             fetched = item.fetched
-            keys = {sek_id: sek.key for sek_id, sek in fetched.keys.items()}
             rows = list(map(tuple, fetched.rows))
-            if worker.submit(Request(writer.format, ds.id, keys, rows, item.subjects)):
+            request = Request(writer.format, ds.id, fetched.key_material(), rows, item.subjects)
+            if worker.submit(request):
                 return item
         item.part = self._local(ds, writer, item.fetched, item.ids, item.subjects)
         return item

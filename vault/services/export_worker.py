@@ -11,7 +11,7 @@ Protocol (one request, one answer, in order, over two anonymous pipes):
 
 - the worker starts as a fresh interpreter in isolated mode running :func:`main` (never a fork of
   a threaded server). It inherits no descriptor but its two pipes, so it holds no database
-  connection or lock, and an environment without the vault's settings, so no passphrase or
+  connection or lock, and an empty environment, so no passphrase or
   database URL. It says ``ready`` and the :func:`fingerprint` of its code once its imports are
   done;
 - each request is a pickled :class:`Request`: a page's raw rows, the export's subject pseudonyms
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import pickle
 import queue
@@ -54,6 +55,8 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["ExportWorker", "Request", "WorkerPool", "serve"]
+
+_LOG = logging.getLogger(__name__)
 
 #: How long a page may take in a worker before it is given up (the machine may be loaded).
 PATIENCE_SECONDS = 60.0
@@ -208,16 +211,6 @@ def _widen(fd: int) -> None:
             fcntl.fcntl(fd, size, _PIPE_BYTES)
 
 
-def _environment() -> dict[str, str]:
-    """The worker's environment: what an interpreter may need to start, nothing else (the
-    exporting process's environment may hold the master passphrase or a database password)."""
-    inherited = os.environ  # noqa: TID251 - not settings: the few variables a child needs
-    return {name: inherited[name] for name in _ENVIRONMENT if name in inherited}
-
-
-_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH", "SYSTEMROOT", "TMPDIR")
-
-
 class ExportWorker:
     """The exporting process's end of one worker: requests out, answers back, in order."""
 
@@ -254,7 +247,7 @@ class ExportWorker:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,  # nothing a page holds may reach a log
-                env=_environment(),
+                env={},  # nothing of ours: no passphrase, no database URL
             )
         except Exception:  # noqa: BLE001 - no worker: the export runs in process
             for fd in fds:
@@ -274,12 +267,16 @@ class ExportWorker:
             if self._back.poll(0):
                 self._ready = self._back.recv_bytes() == _READY + fingerprint()
                 if not self._ready:
-                    self.close()
+                    self._give_up("it runs other code")
             elif time.monotonic() - self._started > PATIENCE_SECONDS:
-                self.close()
+                self._give_up("it was not ready in time")
         except (EOFError, OSError):
-            self.close()
+            self._give_up("it ended before it was ready")
         return self._ready and self.usable
+
+    def _give_up(self, why: str) -> None:
+        _LOG.warning("export worker not used (%s); exports run in process", why)
+        self.close()
 
     def submit(self, request: Request) -> bool:
         """Send one page; False if the worker cannot take it within PATIENCE_SECONDS (it is

@@ -153,6 +153,10 @@ class FetchedPage:
     #: The ``event_time`` column type's conversion of a raw time (the driver's).
     to_datetime: Callable[[Any], datetime]
 
+    def key_material(self) -> dict[bytes, bytes]:
+        """The page's keys as :func:`~vault.services.export_pages.open_page` takes them."""
+        return {sek_id: sek.key for sek_id, sek in self.keys.items()}
+
     @property
     def last(self) -> tuple[datetime, str] | None:
         """Where the next page starts (the keyset), or None when the page is empty."""
@@ -272,8 +276,7 @@ class ReadService(ServiceBase):
         with the export's costs cut: the time compared as text and the JSON body compared by
         its leading time and kind instead of parsed (every body the vault writes starts with
         them; any other is parsed and checked in full)."""
-        keys = {sek_id: sek.key for sek_id, sek in page.keys.items()}
-        bodies, times = open_page(ds.id, keys, page.rows, page.to_datetime)
+        bodies, times = open_page(ds.id, page.key_material(), page.rows, page.to_datetime)
         return OpenedPage(page.rows, bodies, times)
 
     def _plaintexts(
