@@ -388,6 +388,40 @@ def _loadavg() -> list[float] | None:
         return None
 
 
+def _cpu_probe() -> float:
+    """Milliseconds a fixed pure-Python loop (10^6 additions) takes, best of 5: how fast this
+    machine runs the interpreter now. It scales every absolute goal (the export's 100,000
+    records/s), which no peer in the same run corrects; ratios to peers hardly move with it
+    (bench/README.md "Machine speed")."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for number in range(1_000_000):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
+def _cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (Linux /proc/stat: user ... steal), or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return [int(x) for x in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+
+
+def _steal_share(start: list[int] | None, end: list[int] | None) -> float | None:
+    """The share of the CPU time between two readings that the hypervisor gave to others
+    (steal): time the run waited for a CPU it was not shown as losing in the load average."""
+    if start is None or end is None or len(start) < 8 or len(end) < 8:
+        return None
+    spent = [b - a for a, b in zip(start, end, strict=True)]
+    total = sum(spent)
+    return round(spent[7] / total, 3) if total > 0 else None
+
+
 def _meta(mode: Mode, repeats: int) -> dict[str, Any]:
     return {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -398,6 +432,7 @@ def _meta(mode: Mode, repeats: int) -> dict[str, Any]:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "loadavg_at_start": _loadavg(),
+        "cpu_probe_ms_at_start": _cpu_probe(),
         "git": _git(),
         "versions": _versions(),
     }
@@ -466,6 +501,7 @@ def run(
             " the machine will lower and scatter the figures (ratios suffer less: interleaved)"
         )
     started = time.perf_counter()
+    cpu_before = _cpu_times()
     for index, name in enumerate(backends):
         with open_backend(name, pg_url=pg_url) as backend:
             entry: dict[str, Any] = {"backend": {"backend": name}, "suites": []}
@@ -491,11 +527,17 @@ def run(
             report["runs"].append(entry)
     report["meta"]["wall_seconds"] = round(time.perf_counter() - started, 1)
     report["meta"]["loadavg_at_end"] = _loadavg()
+    report["meta"]["steal_share"] = _steal_share(cpu_before, _cpu_times())
+    report["meta"]["cpu_probe_ms_at_end"] = _cpu_probe()
     print(format_table(report))
     meta = report["meta"]
+    steal = meta["steal_share"]
     print(
         f"\nwall time {meta['wall_seconds']} s, mode {mode.name}, load average"
-        f" {meta['loadavg_at_start']} at start, {meta['loadavg_at_end']} at end"
+        f" {meta['loadavg_at_start']} at start, {meta['loadavg_at_end']} at end;"
+        f" CPU probe {meta['cpu_probe_ms_at_start']} ms at start,"
+        f" {meta['cpu_probe_ms_at_end']} at end;"
+        f" CPU steal {'n/a' if steal is None else f'{steal:.1%}'}"
     )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

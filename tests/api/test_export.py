@@ -22,6 +22,7 @@ from vault.errors import DecryptionError, KeyDestroyed
 from vault.services import export as export_module
 from vault.services.export import ExportQuery
 from vault.services.export_pages import raw_time_text
+from vault.services.reads import text_time
 from vault.storage.tables import records
 
 URL = "/v1/datasets/ux/export"
@@ -201,8 +202,9 @@ def test_a_key_destroyed_mid_export_stops_it(filled) -> None:
     )
 )
 def test_raw_times_read_as_the_column_type_reads_them(when: datetime) -> None:
-    """The export's text reading of a raw event_time (SQLite's text, psycopg's naive datetime)
-    is format_time of what the column type returns, or None (then the type is used)."""
+    """The export's text reading of a raw event_time (SQLite's text, which PostgreSQL also
+    writes for an export, or a naive datetime) is format_time of what the column type returns,
+    or None (then the type is used); PostgreSQL's text is read back as the column reads it."""
     aware = when.replace(tzinfo=UTC)
     stored = (  # SQLAlchemy's SQLite DATETIME storage format
         f"{when.year:04d}-{when.month:02d}-{when.day:02d} "
@@ -212,6 +214,7 @@ def test_raw_times_read_as_the_column_type_reads_them(when: datetime) -> None:
         process = records.c.event_time.type.dialect_impl(dialect).result_processor(dialect, None)
         assert process(raw) == aware
         assert raw_time_text(raw) == format_time(aware)
+    assert text_time(stored) == aware
     assert raw_time_text(stored.replace(" ", "T")) is None
     assert raw_time_text(stored[:-1] + "x") is None
     assert raw_time_text(aware) is None

@@ -4,18 +4,22 @@ and the Parquet writer's body parsing is json.loads'."""
 from __future__ import annotations
 
 import json
+import random
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, select, text, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, text
 
-from tests.conftest import COLLECTOR, READER, event, make_dataset
+from tests.conftest import COLLECTOR, PG_ADMIN_URL, READER, event, make_dataset
+from vault.domain.events import format_time
 from vault.services import export as export_module
 from vault.services import export_pages
 from vault.services.export import ExportQuery
+from vault.services.reads import PG_TIME_TEXT, text_time
 from vault.storage.tables import datasets, records
 
 
@@ -130,3 +134,62 @@ def test_body_parsing_fails_as_json_loads(body: bytes) -> None:
         json.loads(body.decode())
     with pytest.raises(json.JSONDecodeError):
         export_pages._parse_body(body)
+
+
+def test_pages_end_inside_a_millisecond(vault, clock, monkeypatch) -> None:
+    """Stored times that share a millisecond and differ in microseconds (or not at all) across
+    page ends: every record once, in (time, id) order, the time in the export the millisecond.
+    On PostgreSQL the next page's keyset is read back from the server's text of the time.
+    (Ingest stores milliseconds; the microseconds are set in the database, within the
+    millisecond the sealed body holds, so every record still opens.)"""
+    monkeypatch.setattr(export_module, "PAGE", 3)
+    make_dataset(vault, "ux")
+    base = clock().replace(microsecond=123000)
+    offsets = [0, 1, 1, 1, 2, 999, 999, 0, 500, 2, 1, 998]  # microseconds past base
+    batch = [event(clock, f"emp-{i % 2}", time=base.isoformat()) for i in range(len(offsets))]
+    assert vault.ingest.ingest(COLLECTOR, "ux", batch)["accepted"] == len(batch)
+    with vault.db.write() as conn:
+        ids = conn.execute(select(records.c.id).order_by(records.c.id)).scalars().all()
+        for rid, micros in zip(ids, offsets, strict=True):
+            conn.execute(
+                update(records)
+                .where(records.c.id == rid)
+                .values(event_time=base + timedelta(microseconds=micros))
+            )
+    with vault.db.read() as conn:
+        stored = conn.execute(
+            select(records.c.id, records.c.event_time).order_by(records.c.event_time, records.c.id)
+        ).all()
+    assert len({row.event_time for row in stored}) == len(set(offsets))
+    lines = export_lines(vault)
+    assert [line["id"] for line in lines] == [row.id for row in stored]
+    assert {line["time"] for line in lines} == {format_time(base)}
+
+
+def test_the_server_writes_times_as_sqlite_stores_them() -> None:
+    """PostgreSQL's text of a time (PG_TIME_TEXT) is SQLite's stored form of it, read back by
+    text_time as the column reads it, from year 1 to 9999 (the real server)."""
+    rng = random.Random(5)
+    start, span = datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999) - datetime(1, 1, 1)
+    whens = [start, start + span, datetime(2024, 2, 29, 12, 0, 0, 1), datetime(999, 1, 1)]
+    whens += [start + span * rng.random() for _ in range(2000)]
+    engine = create_engine(PG_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            texts = (
+                conn.execute(
+                    text(
+                        "SELECT to_char(t, :fmt) FROM unnest(CAST(:whens AS timestamp[]))"
+                        " WITH ORDINALITY AS u(t, n) ORDER BY n"
+                    ),
+                    {"fmt": PG_TIME_TEXT, "whens": whens},
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+    for when, written in zip(whens, texts, strict=True):
+        assert written == when.isoformat(sep=" ", timespec="microseconds")
+        assert text_time(written) == when.replace(tzinfo=UTC)
+        assert export_pages.raw_time_text(written) == format_time(when.replace(tzinfo=UTC))

@@ -24,6 +24,7 @@ from bench import (
     redaction,
     sizes,
 )
+from bench import runner as runner_module
 from bench.backends import Backend, TrialPlace, open_backend
 from bench.fill import READER, create_dataset, fill, new_vault, redacted_bodies, spread
 from bench.ingest import make_workload
@@ -101,9 +102,25 @@ def test_runner_measures_custom_and_once_suites(tmp_path: Path, capsys: Any) -> 
     assert [s["suite"] for s in report["runs"][0]["suites"]] == ["plain", "custom"]
     assert json.loads(out.read_text())["runs"][0]["suites"][0]["goals"][0]["status"] == "INFO"
     assert report["runs"][0]["suites"][0]["results"][0]["key"] == "c[n=3]"
-    assert "(ratio)  INFO" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "(ratio)  INFO" in printed
+    meta = report["meta"]
+    assert meta["cpu_probe_ms_at_start"] > 0
+    assert meta["cpu_probe_ms_at_end"] > 0
+    assert f"CPU probe {meta['cpu_probe_ms_at_start']} ms at start" in printed
+    assert meta["steal_share"] is None or 0 <= meta["steal_share"] <= 1
     with pytest.raises(RuntimeError):
         shared_place(TrialPlace(tmp_path, None, None))
+
+
+def test_steal_share_of_cpu_time_between_readings() -> None:
+    """user nice system idle iowait irq softirq steal: steal's part of what was spent."""
+    before = [100, 0, 50, 800, 0, 0, 0, 50]
+    after = [160, 0, 70, 900, 0, 0, 0, 70]  # 200 spent, 20 of it stolen
+    assert runner_module._steal_share(before, after) == 0.1
+    assert runner_module._steal_share(None, after) is None
+    assert runner_module._steal_share(before, before) is None  # nothing spent
+    assert runner_module._steal_share(before[:4], after[:4]) is None  # no steal column
 
 
 class _TakesTemplate:

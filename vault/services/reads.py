@@ -12,7 +12,7 @@ import binascii
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Row,
     event,
+    func,
     literal,
     select,
     tuple_,
@@ -109,30 +110,40 @@ def _check_index(row: Row[Any], time: str, body: dict[str, Any]) -> None:
     check_index_values(row.kind, time, body)
 
 
-#: The columns a page of an export is opened from, as the driver returns them: no per-row
-#: type processing (the time arrives as SQLite's text or PostgreSQL's naive datetime, which
-#: :func:`~vault.services.export_pages.raw_time_text` reads; LargeBinary's copy is not needed
-#: either).
-RAW_COLUMNS = tuple(
-    type_coerce(column, NullType()).label(column.name)
-    for column in (
-        records.c.id,
-        records.c.subject,
-        records.c.epoch,
-        records.c.event_time,
-        records.c.kind,
-        records.c.sek_id,
-        records.c.envelope,
+def _raw_columns(time: ColumnElement[Any]) -> tuple[ColumnElement[Any], ...]:
+    """The columns a page of an export is opened from, as the driver returns them (no per-row
+    type processing; LargeBinary's copy is not needed either), the time as ``time``."""
+    return tuple(
+        type_coerce(column, NullType()).label(name)
+        for name, column in (
+            ("id", records.c.id),
+            ("subject", records.c.subject),
+            ("epoch", records.c.epoch),
+            ("event_time", time),
+            ("kind", records.c.kind),
+            ("sek_id", records.c.sek_id),
+            ("envelope", records.c.envelope),
+        )
     )
-)
+
+
+#: :func:`_raw_columns` on SQLite: the time as stored, ``YYYY-MM-DD HH:MM:SS.ffffff`` text
+#: (naive UTC), which :func:`~vault.services.export_pages.raw_time_text` reads.
+RAW_COLUMNS = _raw_columns(records.c.event_time)
+#: On PostgreSQL the server writes the time as that same text (the column is naive UTC, so no
+#: time zone applies): that costs it less than the client would spend building, pickling and
+#: formatting a datetime per record (docs/export.md "Speed"). The next page's keyset is parsed
+#: back from the text, to the microsecond.
+PG_TIME_TEXT = "YYYY-MM-DD HH24:MI:SS.US"
+PG_RAW_COLUMNS = _raw_columns(func.to_char(records.c.event_time, PG_TIME_TEXT))
 _BINARY_RESULTS = "tvault_binary_results"
 
 
 def _binary_results(*event_args: Any) -> None:
     """``before_cursor_execute`` (conn, cursor, statement, parameters, context, executemany) on
-    psycopg: results in the binary format for the statements that ask for it, so bytea and
-    timestamps arrive as stored, with no hex or text to parse (a page's fetch costs a third).
-    The Python values are the same as in the text format (str, int, bytes, datetime)."""
+    psycopg: results in the binary format for the statements that ask for it, so bytea
+    arrives as stored, with no hex to parse (a page's fetch cost a third before). The Python
+    values are the same as in the text format (str, int, bytes, datetime)."""
     cursor, context = event_args[1], event_args[4]
     if context is not None and context.execution_options.get(_BINARY_RESULTS):
         from psycopg import pq
@@ -175,6 +186,13 @@ class OpenedPage:
     bodies: list[bytes]
     #: Each record's time as :func:`format_time` writes it (equal to the body's).
     times: list[str]
+
+
+def text_time(raw: Any) -> datetime:
+    """A time read as ``YYYY-MM-DD HH:MM:SS.ffffff`` (:data:`PG_RAW_COLUMNS`), aware UTC."""
+    if type(raw) is not str:
+        raise TypeError("event_time was not read as text")
+    return datetime.fromisoformat(raw).replace(tzinfo=UTC)
 
 
 def _time_processor(dialect: Dialect) -> Callable[[Any], datetime]:
@@ -249,13 +267,14 @@ class ReadService(ServiceBase):
         previous page's) whose row still exists are used again, the others unwrapped as
         :meth:`open_row` does; a key without a row (destroyed since) is left out, so that
         :meth:`open_fetched` raises KeyDestroyed at its first record."""
+        postgres = conn.dialect.name == "postgresql"
         stmt = (
-            select(*RAW_COLUMNS)
+            select(*(PG_RAW_COLUMNS if postgres else RAW_COLUMNS))
             .where(*where)
             .order_by(records.c.event_time, records.c.id)
             .limit(limit + 1)
         )
-        if conn.dialect.name == "postgresql":
+        if postgres:
             # Keyset pages must follow the (dataset, time, id) index, stopping at the limit: on a
             # partition without statistics yet (a new day's), the planner would otherwise read
             # and sort every row after the page start, for every page. This transaction only.
@@ -268,7 +287,9 @@ class ReadService(ServiceBase):
         more = len(rows) > limit
         del rows[limit:]
         keys = self.keyring.seks_for_read(conn, {bytes(row[5]) for row in rows}, held)
-        return FetchedPage(rows, keys, more, _time_processor(conn.dialect))
+        return FetchedPage(
+            rows, keys, more, text_time if postgres else _time_processor(conn.dialect)
+        )
 
     def open_fetched(self, ds: Row[Any], page: FetchedPage) -> OpenedPage:
         """The records of ``page`` (of ``ds``) opened and checked against their index columns
