@@ -167,10 +167,11 @@ class NeedsConversion(Exception):
 
 def raw_time_text(raw: object) -> str | None:
     """:func:`format_time` of a raw ``event_time`` without building an aware datetime, for the
-    two forms the supported drivers return; None for anything else (the caller then converts
-    it as the column type does). SQLite holds ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLAlchemy's
-    storage format: the text is the instant, milliseconds truncated as format_time does);
-    psycopg returns a naive datetime that the column type would mark as UTC."""
+    two forms a page's time may take; None for anything else (the caller then converts it as
+    the column type does). SQLite holds ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLAlchemy's storage
+    format: the text is the instant, milliseconds truncated as format_time does), and
+    PostgreSQL writes the same text for an export's page (``reads.PG_RAW_COLUMNS``); the column
+    read as such is a naive datetime that the column type would mark as UTC."""
     if type(raw) is str:
         if len(raw) == 26 and raw[10] == " " and raw[23:] in _SUBMILLI:
             return raw[:10] + "T" + raw[11:23] + "Z"
