@@ -16,6 +16,7 @@ from sqlalchemy import event as sa_event
 
 from tests.conftest import COLLECTOR, PG_ADMIN_URL, READER, event, make_dataset
 from vault.domain.events import format_time
+from vault.errors import DecryptionError
 from vault.services import export as export_module
 from vault.services import export_pages
 from vault.services.export import ExportQuery
@@ -170,11 +171,50 @@ def test_pages_end_inside_a_millisecond(vault, clock, monkeypatch) -> None:
         return fetch(*args, **kwargs)
 
     monkeypatch.setattr(vault.exports._reads, "fetch_page", bounded)
-    lines = export_lines(vault)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    sa_event.listen(vault.db.engine, "before_cursor_execute", seen)
+    try:
+        lines = export_lines(vault)
+    finally:
+        sa_event.remove(vault.db.engine, "before_cursor_execute", seen)
+    # Ordered by the column (its index), not by the text read in its place.
+    pages = [s for s in statements if "FROM records" in s and "envelope" in s]
+    assert pages
+    assert all("ORDER BY records.event_time, records.id" in s for s in pages)
     assert [line["id"] for line in lines] == [row.id for row in stored]
     assert {line["time"] for line in lines} == {format_time(base)}
 
 
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+@pytest.mark.parametrize(
+    "edited",
+    [
+        "event_time - interval '4051 years'",  # the same text in 2026 BC: the era is dropped
+        "'infinity'::timestamp",
+        "event_time + interval '8000 years'",  # year 10026
+    ],
+)
+def test_a_time_the_text_cannot_hold_is_tampering(vault, clock, edited: str) -> None:
+    """A time before year 1, infinite, or past 9999 (only a database edit makes one) fails the
+    export as tampering, as an edited time does, on the first page (an error status)."""
+    fill(vault, clock, 5)
+    with vault.db.write() as conn:
+        # Day partitions hold no such time: the edit needs a partition of its own too.
+        ds_id = conn.execute(select(datasets.c.id)).scalar_one()
+        conn.execute(text(f'CREATE TABLE "edited" PARTITION OF "records_{ds_id}" DEFAULT'))
+        rid = conn.execute(select(records.c.id).order_by(records.c.id).limit(1)).scalar_one()
+        conn.execute(text(f"UPDATE records SET event_time = {edited} WHERE id = :id"), {"id": rid})
+    with pytest.raises(DecryptionError):
+        export_lines(vault)
+
+
+@pytest.mark.postgres
 def test_the_server_writes_times_as_sqlite_stores_them() -> None:
     """PostgreSQL's text of a time (PG_TIME_TEXT) is SQLite's stored form of it, read back by
     text_time as the column reads it, from year 1 to 9999 (the real server)."""

@@ -18,7 +18,10 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    DateTime,
     Row,
+    and_,
+    case,
     event,
     func,
     literal,
@@ -133,9 +136,22 @@ RAW_COLUMNS = _raw_columns(records.c.event_time)
 #: On PostgreSQL the server writes the time as that same text (the column is naive UTC, so no
 #: time zone applies): that costs it less than the client would spend building, pickling and
 #: formatting a datetime per record (docs/export.md "Speed"). The next page's keyset is parsed
-#: back from the text, to the microsecond.
+#: back from the text, to the microsecond. A time before year 1 (the text drops the era) or
+#: infinite, which only an edit in the database makes, is written as NULL: tampering
+#: (:func:`text_time`), as the driver refused to read such a time before.
 PG_TIME_TEXT = "YYYY-MM-DD HH24:MI:SS.US"
-PG_RAW_COLUMNS = _raw_columns(func.to_char(records.c.event_time, PG_TIME_TEXT))
+PG_RAW_COLUMNS = _raw_columns(
+    case(
+        (
+            and_(
+                records.c.event_time >= literal(datetime(1, 1, 1), DateTime()),
+                func.isfinite(records.c.event_time),
+            ),
+            func.to_char(records.c.event_time, PG_TIME_TEXT),
+        )
+    )
+)
+_TIME_TEXT_LENGTH = len("YYYY-MM-DD HH:MM:SS.ffffff")
 _BINARY_RESULTS = "tvault_binary_results"
 
 
@@ -161,7 +177,8 @@ class FetchedPage:
     keys: dict[bytes, SubjectKey]
     #: Whether records follow this page (one more row matched than the page holds).
     more: bool
-    #: The ``event_time`` column type's conversion of a raw time (the driver's).
+    #: The reading of a raw time as the ``event_time`` column type reads it, aware UTC: the
+    #: type's own conversion on SQLite, :func:`text_time` on PostgreSQL.
     to_datetime: Callable[[Any], datetime]
 
     def key_material(self) -> dict[bytes, bytes]:
@@ -189,10 +206,16 @@ class OpenedPage:
 
 
 def text_time(raw: Any) -> datetime:
-    """A time read as ``YYYY-MM-DD HH:MM:SS.ffffff`` (:data:`PG_RAW_COLUMNS`), aware UTC."""
-    if type(raw) is not str:
-        raise TypeError("event_time was not read as text")
-    return datetime.fromisoformat(raw).replace(tzinfo=UTC)
+    """A time read as ``YYYY-MM-DD HH:MM:SS.ffffff`` (:data:`PG_RAW_COLUMNS`), aware UTC. Any
+    other (NULL for a time before year 1 or infinite, a year past 9999) was edited in the
+    database, since the vault writes none: DecryptionError, as for an index column that
+    disagrees with its sealed body."""
+    if type(raw) is str and len(raw) == _TIME_TEXT_LENGTH:
+        try:
+            return datetime.fromisoformat(raw).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    raise DecryptionError("decryption failed")
 
 
 def _time_processor(dialect: Dialect) -> Callable[[Any], datetime]:
