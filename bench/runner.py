@@ -412,6 +412,26 @@ def _cpu_times() -> list[int] | None:
         return None
 
 
+def _busy_share(start: list[int] | None, end: list[int] | None) -> float | None:
+    """The share of all CPUs' time between two readings that was not idle (nor waiting for
+    I/O)."""
+    if start is None or end is None or len(start) < 8 or len(end) < 8:
+        return None
+    spent = [b - a for a, b in zip(start, end, strict=True)]
+    total = sum(spent)
+    return round((total - spent[3] - spent[4]) / total, 3) if total > 0 else None
+
+
+def _busy_at_rest(seconds: float = 2.0) -> float | None:
+    """:func:`_busy_share` over ``seconds`` while the run does nothing: what other processes
+    and the kernel's own threads take of the CPUs (on the 2-vCPU machines here a kernel
+    memory-reclaim thread took a fifth to a quarter of one CPU at rest, which a run that keeps
+    both CPUs busy loses and the CPU probe, on one CPU, does not see)."""
+    start = _cpu_times()
+    time.sleep(seconds)
+    return _busy_share(start, _cpu_times())
+
+
 def _steal_share(start: list[int] | None, end: list[int] | None) -> float | None:
     """The share of the CPU time between two readings that the hypervisor gave to others
     (steal): time the run waited for a CPU it was not shown as losing in the load average."""
@@ -433,9 +453,14 @@ def _meta(mode: Mode, repeats: int) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "loadavg_at_start": _loadavg(),
         "cpu_probe_ms_at_start": _cpu_probe(),
+        "busy_at_rest_at_start": _busy_at_rest(),
         "git": _git(),
         "versions": _versions(),
     }
+
+
+def _share_text(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.1%}"
 
 
 def _fmt_rate(value: float) -> str:
@@ -529,15 +554,16 @@ def run(
     report["meta"]["loadavg_at_end"] = _loadavg()
     report["meta"]["steal_share"] = _steal_share(cpu_before, _cpu_times())
     report["meta"]["cpu_probe_ms_at_end"] = _cpu_probe()
+    report["meta"]["busy_at_rest_at_end"] = _busy_at_rest()
     print(format_table(report))
     meta = report["meta"]
-    steal = meta["steal_share"]
+    at_rest = (_share_text(meta["busy_at_rest_at_start"]), _share_text(meta["busy_at_rest_at_end"]))
     print(
         f"\nwall time {meta['wall_seconds']} s, mode {mode.name}, load average"
         f" {meta['loadavg_at_start']} at start, {meta['loadavg_at_end']} at end;"
         f" CPU probe {meta['cpu_probe_ms_at_start']} ms at start,"
-        f" {meta['cpu_probe_ms_at_end']} at end;"
-        f" CPU steal {'n/a' if steal is None else f'{steal:.1%}'}"
+        f" {meta['cpu_probe_ms_at_end']} at end; CPU steal {_share_text(meta['steal_share'])};"
+        f" CPUs busy at rest {at_rest[0]} at start, {at_rest[1]} at end"
     )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -109,6 +109,8 @@ def test_runner_measures_custom_and_once_suites(tmp_path: Path, capsys: Any) -> 
     assert meta["cpu_probe_ms_at_end"] > 0
     assert f"CPU probe {meta['cpu_probe_ms_at_start']} ms at start" in printed
     assert meta["steal_share"] is None or 0 <= meta["steal_share"] <= 1
+    for at_rest in (meta["busy_at_rest_at_start"], meta["busy_at_rest_at_end"]):
+        assert at_rest is None or 0 <= at_rest <= 1
     with pytest.raises(RuntimeError):
         shared_place(TrialPlace(tmp_path, None, None))
 
@@ -121,6 +123,7 @@ def test_steal_share_of_cpu_time_between_readings() -> None:
     assert runner_module._steal_share(None, after) is None
     assert runner_module._steal_share(before, before) is None  # nothing spent
     assert runner_module._steal_share(before[:4], after[:4]) is None  # no steal column
+    assert runner_module._busy_share(before, after) == 0.5  # 200 spent, 100 of it idle
 
 
 class _TakesTemplate:
