@@ -7,15 +7,16 @@ codes in one place (``EXIT_CODES``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -342,26 +343,44 @@ def export(
         query = ExportQuery(since, until, tuple(kind or ()), tuple(subject or ()), linkage, fmt)
         if out is None and fmt == "parquet" and sys.stdout.isatty():
             raise e.BadRequest("a Parquet export is binary: write it to a file with --out")
-        with _vault(home, database_url) as vault:
-            export_id, chunks = vault.exports.start(
-                _operator(vault.settings), dataset, purpose, query
-            )
-            if out is None:
-                for chunk in chunks:
-                    sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
-            else:  # written beside, renamed when whole: an interrupted export leaves no file
-                part = out.with_name(out.name + ".part")
-                fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                try:
-                    with os.fdopen(fd, "wb") as fh:
+        # The file is opened before the export starts: a path that cannot be written is bad
+        # input (exit 2), with no export audited as sent. It is written beside and renamed
+        # when whole, so an interrupted export leaves no file.
+        target: tuple[Path, Path] | None = None  # (the file, the part written beside it)
+        fd = -1
+        if out is not None:
+            if out.is_dir():
+                raise e.BadRequest(f"--out {out} is a directory: name a file")
+            target = (out, out.with_name(out.name + ".part"))
+            try:
+                fd = os.open(target[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            except OSError as exc:
+                raise e.BadRequest(f"--out {out} cannot be written: {exc.strerror}") from exc
+        try:
+            with _vault(home, database_url) as vault:
+                export_id, chunks = vault.exports.start(
+                    _operator(vault.settings), dataset, purpose, query
+                )
+                # A write that fails ends the stream here, so that its manifest is stored
+                # and its end audited as interrupted while the vault is open.
+                with contextlib.closing(cast("Generator[bytes, None, None]", chunks)):
+                    if target is None:
                         for chunk in chunks:
-                            fh.write(chunk)
-                    os.replace(part, out)
-                except BaseException:
-                    part.unlink(missing_ok=True)
-                    raise
-            typer.echo(f"export {export_id} written", err=True)
+                            sys.stdout.buffer.write(chunk)
+                        sys.stdout.flush()
+                    else:
+                        with os.fdopen(fd, "wb") as fh:
+                            fd = -1  # closed with fh
+                            for chunk in chunks:
+                                fh.write(chunk)
+                        os.replace(target[1], target[0])
+                typer.echo(f"export {export_id} written", err=True)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            if target is not None:
+                target[1].unlink(missing_ok=True)
+            raise
 
     _run(body)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given, settings
@@ -133,6 +136,63 @@ def test_cli_export_writes_a_private_file(filled, tmp_path: Path, database_url: 
         cli.app, ["export", "ux", "--purpose", "disciplinary"], env=env, catch_exceptions=False
     )
     assert refused.exit_code == 4
+
+
+def test_cli_export_to_a_path_it_cannot_write(filled, tmp_path: Path, database_url: str) -> None:
+    """A directory, or a file in a folder that does not exist: exit 2 with a clear message,
+    before anything is exported (no export audited as sent); a refused purpose leaves no part
+    file behind; a write that fails mid-stream is audited as interrupted."""
+    env = {
+        "TVAULT_HOME": str(filled.settings.home),
+        "TVAULT_DATABASE_URL": database_url,
+        "TVAULT_SCRYPT_N": str(2**14),
+    }
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(cli.app, ["export", "ux", *args], env=env)
+
+    outs = tmp_path / "outs"
+    (outs / "adir").mkdir(parents=True)
+    for out, message in (
+        (outs / "adir", "is a directory"),
+        (outs / "missing" / "x.ndjson", "cannot be written"),
+    ):
+        result = run("--purpose", "research", "--out", str(out))
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+    refused = run("--purpose", "disciplinary", "--out", str(outs / "r.ndjson"))
+    assert refused.exit_code == 4
+    assert sorted(p.name for p in outs.iterdir()) == ["adir"]
+    with filled.db.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM exports")).scalar_one() == 0
+
+    class Full(io.RawIOBase):
+        """A file on a full disk."""
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, _data: Any) -> int:
+            raise OSError(28, "No space left on device")
+
+    def full_file(fd: int, _mode: str) -> Full:
+        os.close(fd)
+        return Full()
+
+    with patch("vault.cli.os.fdopen", full_file):
+        failed = run("--purpose", "research", "--out", str(outs / "full.ndjson"))
+    assert failed.exit_code != 0
+    assert sorted(p.name for p in outs.iterdir()) == ["adir"]
+    with filled.db.read() as conn:
+        done = conn.execute(text("SELECT finished_at FROM exports")).one()
+        reasons = [
+            r
+            for (r,) in conn.execute(
+                text("SELECT reason FROM audit_log WHERE action = 'export:finish'")
+            )
+        ]
+    assert done.finished_at is None
+    assert reasons == ["export interrupted"]
 
 
 def test_export_lines_are_the_listing_events(filled, client, auth) -> None:

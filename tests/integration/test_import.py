@@ -388,3 +388,49 @@ def test_cli_import(tmp_path: Path, database_url: str, clock: Clock) -> None:
     bad = run("import", "ux", str(source), "--map", "subject")
     assert bad.exit_code == 2
     assert "field=column" in bad.stderr
+
+
+CSV_HEAD = "subject,time,kind,data.text\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # A quote never closed would swallow every later row into one field.
+        (
+            'emp-1,{t},key_run,ok\nemp-2,{t},key_run,"open\nemp-3,{t},key_run,x\n',
+            r"CSV row 2 cannot be parsed \(unexpected end of data\)",
+        ),
+        ('emp-1,{t},key_run,"closed"then-more\n', "CSV row 1 cannot be parsed"),
+    ],
+)
+def test_csv_bad_quoting_stops_the_import_and_keeps_the_source(
+    ux: Vault, clock: Clock, tmp_path: Path, body: str, message: str
+) -> None:
+    """Bad quoting stops the import with the row number (docs/import.md); the source is not
+    retired, and nothing after the bad row is stored as text of another row."""
+    source = tmp_path / "bad.csv"
+    source.write_text(CSV_HEAD + body.format(t=clock().isoformat()), encoding="utf-8")
+    with pytest.raises(BadRequest, match=message):
+        ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
+    assert source.exists()
+    assert all("emp-3" not in json.dumps(e) for e in read_back(ux))
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [(0, "not UTF-8 text \\(in or near its header\\)"), (300, "line 302 of the file")],
+)
+def test_csv_that_is_not_utf8_is_a_clear_error(
+    ux: Vault, clock: Clock, tmp_path: Path, where: int, message: str
+) -> None:
+    """A byte that is not UTF-8, in the header's first chunk or far into the file: a clear
+    error (never a traceback), naming a row it comes after (text is decoded ahead of the
+    parser, so not the row itself)."""
+    when = clock().isoformat()
+    rows = [f"emp-1,{when},key_run,row {i}".encode() for i in range(1, 401)]
+    rows[where] = rows[where] + b"\xff"
+    source = tmp_path / "bytes.csv"
+    source.write_bytes(CSV_HEAD.encode() + b"\n".join(rows) + b"\n")
+    with pytest.raises(BadRequest, match=message):
+        ux.imports.run(OPERATOR, "ux", source, ImportOptions(batch=1000))

@@ -14,6 +14,7 @@ transaction where the database offers one.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import decimal
@@ -250,7 +251,7 @@ class FileSource:
     def columns(self) -> list[str]:
         if self.format == "csv":
             with self.path.open("rb") as fh, _text(fh) as text_:
-                header = next(csv.reader(text_), None)
+                header = _csv_header(_csv_reader(text_))
             if header is None:
                 raise BadRequest("the CSV source is empty (no header)")
             if len(set(header)) != len(header):
@@ -279,13 +280,14 @@ class FileSource:
         fh = self.path.open("rb")
         text_ = _text(fh)
         try:
-            reader = csv.reader(text_)
-            header = next(reader, None) or []
+            reader = _csv_reader(text_)
+            header = _csv_header(reader) or []
         except BaseException:
             text_.close()
             raise
         self._fh = fh
-        return header, _closing(text_, _after(start, _csv_values(reader, len(header))))
+        values = _csv_values(reader, len(header), self.path)
+        return header, _closing(text_, _after(start, values))
 
     def lines(self, start: int) -> Iterator[Line]:
         """A JSONL file's lines after ``start``, undecoded: what :meth:`rows` gives, with each
@@ -309,27 +311,33 @@ def _after(start: int, numbered: Iterator[Any]) -> Iterator[Any]:
 
 def _csv_rows(fh: IO[bytes]) -> Iterator[Row]:
     with _text(fh) as text_:
-        reader = csv.reader(text_)
-        header = next(reader, None) or []
-        for number, values, problem in _csv_values(reader, len(header)):
+        reader = _csv_reader(text_)
+        header = _csv_header(reader) or []
+        for number, values, problem in _csv_values(reader, len(header), Path(fh.name)):
             # (zip's keyword costs more than the dict per row; the lengths were checked)
             row = None if values is None else dict(zip(header, values))  # noqa: B905
             yield number, row, problem
 
 
-def _csv_values(reader: Iterator[list[str]], width: int) -> Iterator[Values]:
-    """The CSV rows after the header, numbered from 1: each row's values (``width`` of them),
-    or None and the problem (``blank``, ``malformed``)."""
+def _csv_values(reader: Iterator[list[str]], width: int, path: Path) -> Iterator[Values]:
+    """The CSV rows after the header (of the file at ``path``), numbered from 1: each row's
+    values (``width`` of them), or None and the problem (``blank``, ``malformed``)."""
     number = 0
     while True:
         try:
             values = next(reader)
         except StopIteration:
             return
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             # The reader's state is unknown after this: stop rather than guess.
             raise BadRequest(
-                f"CSV row {number + 1} cannot be parsed; fix the file and run again"
+                f"CSV row {number + 1} cannot be parsed ({exc}); fix the file and run again"
+            ) from exc
+        except UnicodeDecodeError as exc:
+            # Text is decoded ahead of the parser, so the row is not known: the line is.
+            raise BadRequest(
+                f"the CSV file is not UTF-8 text (line {_first_non_utf8_line(path)} of the file,"
+                f" after row {number}); fix the file and run again"
             ) from exc
         number += 1
         if not any(values):
@@ -338,6 +346,40 @@ def _csv_values(reader: Iterator[list[str]], width: int) -> Iterator[Values]:
             yield number, None, "malformed"
         else:
             yield number, values, None
+
+
+def _first_non_utf8_line(path: Path) -> str:
+    """The number of the file's first line that is not UTF-8 (found again on error only), or
+    ``?`` if it cannot be read now."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as fh:
+            for number, line in enumerate(fh, 1):
+                try:
+                    decoder.decode(line)
+                except UnicodeDecodeError:
+                    return str(number)
+    except OSError:
+        pass
+    return "?"
+
+
+def _csv_reader(text_: IO[str]) -> Iterator[list[str]]:
+    """A strict CSV reader: a quoted field still open at the end of the file (which a lenient
+    reader returns as one field holding every row after it) or text after a closing quote is
+    an error (csv.Error), not a row."""
+    return csv.reader(text_, strict=True)
+
+
+def _csv_header(reader: Iterator[list[str]]) -> list[str] | None:
+    """The first row of a CSV source (None when the file is empty); BadRequest if it cannot be
+    read."""
+    try:
+        return next(reader, None)
+    except csv.Error as exc:
+        raise BadRequest(f"the CSV header cannot be parsed ({exc}); fix the file") from exc
+    except UnicodeDecodeError as exc:
+        raise BadRequest("the CSV file is not UTF-8 text (in or near its header)") from exc
 
 
 def _closing(resource: IO[str], items: Iterator[Values]) -> Generator[Values, None, None]:
