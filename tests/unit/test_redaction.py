@@ -16,6 +16,7 @@ from vault.domain.redaction import (
     RULES_VERSION,
     RedactionOutcome,
     is_password_field,
+    redact_body,
     redact_event,
     redact_text,
 )
@@ -41,7 +42,7 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\n" + PEM_BODY + "-----END RSA PRIVATE KEY
 
 
 def test_rules_version_and_placeholder_types() -> None:
-    assert RULES_VERSION == "5"
+    assert RULES_VERSION == "6"
     assert {
         "EMAIL",
         "AWS_ACCESS_KEY",
@@ -553,3 +554,33 @@ def test_redact_event_does_not_touch_the_event() -> None:
     event = make_event(data={"text": "x@example.com"})
     redact_event(event)
     assert event.data == {"text": "x@example.com"}
+
+
+def test_short_identifying_fields_are_redacted_as_text() -> None:
+    """Rules v6: the app, the device id, the field type and a screenshot's blob id are text
+    too (an app named after its account, a device after its owner); the vault's own ids and
+    the usual values are left as they are."""
+    leak = "quinn.leak@megacorp.io"
+    event = make_event(
+        app=f"Mail - {leak}",
+        device={"id": leak, "owner": "corporate"},
+        field={"type": leak, "label": "To"},
+    )
+    outcome = redact_event(event)
+    assert outcome.body["app"] == "Mail - [EMAIL]"
+    assert outcome.body["device"] == {"id": "[EMAIL]", "owner": "corporate"}
+    assert outcome.body["field"] == {"type": "[EMAIL]", "label": "To"}
+    assert outcome.counts == {"EMAIL": 3}
+    shot = make_event(
+        kind="screenshot",
+        field=None,
+        data={"blob_id": leak, "regions": []},
+    )
+    assert redact_event(shot).body["data"]["blob_id"] == "[EMAIL]"
+    plain = make_event()
+    assert redact_event(plain).body == plain.stored_form()
+    own = make_event(kind="screenshot", field=None, data={"blob_id": "9f" * 16, "regions": []})
+    assert redact_event(own).body["data"]["blob_id"] == "9f" * 16
+    again = redact_body(outcome.body)  # idempotent, as every rule is
+    assert again.body == outcome.body
+    assert again.counts == {}

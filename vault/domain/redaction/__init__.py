@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a rule changes what gets redacted; stored with each event.
-RULES_VERSION: str = "5"
+RULES_VERSION: str = "6"
 
 #: Every placeholder type ``redact_text`` and ``redact_event`` can report by default
 #: (``PERSON`` too when a name detector is plugged in).

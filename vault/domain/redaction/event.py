@@ -325,9 +325,10 @@ def redact_body(body: dict[str, Any], redactor: Redactor | None = None) -> Redac
     The same function serves ingest and the re-redaction of stored records, so a stored body
     redacted again under the same rules is unchanged (placeholders and pseudonyms match no rule).
 
-    Detectors run on ``window_title``, ``url`` (by parts, see :func:`redact_url`),
-    ``field.label``, ``data.text`` (key runs, clipboard), screenshot regions' ``reason`` and
-    every value of ``custom`` data at any depth. In a password field (see
+    Detectors run on ``window_title``, ``app``, ``device.id``, ``url`` (by parts, see
+    :func:`redact_url`), ``field.label``, ``field.type``, ``data.text`` (key runs, clipboard),
+    screenshot regions' ``reason`` and ``blob_id``, and every value of ``custom`` data at any
+    depth. In a password field (see
     ``is_password_field``) a ``key`` event's data becomes ``{"key": "[MASKED]"}`` (modifiers
     dropped), a ``key_run``/``clipboard`` text becomes ``[PASSWORD]`` and every string of
     ``custom`` data becomes ``[PASSWORD]``; each counts as one ``PASSWORD_FIELD``.
@@ -356,11 +357,19 @@ def redact_body(body: dict[str, Any], redactor: Redactor | None = None) -> Redac
     elif kind == EventKind.SCREENSHOT:
         for region in data.get("regions", []):
             _redact_key(region, "reason", redactor, counts)
+        _redact_key(data, "blob_id", redactor, counts)
 
     _redact_key(body, "window_title", redactor, counts)
+    # Short identifying fields are text too (since rules v6): an app named after its account
+    # ("Mail - jane@corp.example"), a device named after its owner, an odd field type.
+    _redact_key(body, "app", redactor, counts)
+    device = body.get("device")
+    if isinstance(device, dict):
+        _redact_key(device, "id", redactor, counts)
     url = body.get("url")
     if isinstance(url, str):
         body["url"] = redact_url(url, redactor, counts)
     if isinstance(field, dict):
         _redact_key(field, "label", redactor, counts)
+        _redact_key(field, "type", redactor, counts)
     return RedactionOutcome(body=body, counts=counts)
