@@ -434,3 +434,21 @@ def test_csv_that_is_not_utf8_is_a_clear_error(
     source.write_bytes(CSV_HEAD.encode() + b"\n".join(rows) + b"\n")
     with pytest.raises(BadRequest, match=message):
         ux.imports.run(OPERATOR, "ux", source, ImportOptions(batch=1000))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_text_source_in_utf16_or_utf32_is_a_clear_error(
+    ux: Vault, clock: Clock, tmp_path: Path, encoding: str
+) -> None:
+    """Lines cannot be split at newline bytes in UTF-16 or -32: refused whole, nothing stored
+    (not some lines read as malformed and others stored)."""
+    when = clock().isoformat()
+    text_ = "".join(
+        f'{{"subject":"emp-1","time":"{when}","kind":"focus","app":"a{i}"}}\n' for i in range(5)
+    )
+    for name in ("events.jsonl", "events.csv"):
+        source = tmp_path / name
+        source.write_bytes(text_.encode(encoding))
+        with pytest.raises(BadRequest, match="not UTF-8 text"):
+            ux.imports.run(OPERATOR, "ux", source, ImportOptions())
+    assert count_records(ux) == 0

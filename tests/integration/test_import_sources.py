@@ -476,3 +476,35 @@ def test_cli_sql_import_drop(tmp_path: Path, database_url: str, source_url: str)
     assert summary["stored"] == 7
     assert summary["retired"]["action"] == "dropped"
     assert source_url.rpartition("/")[2] not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("field", "path"),
+    [
+        ("data.x", "pos.nope"),  # no such field in the struct
+        ("data.x", "pos.x.deeper"),  # an int holds no fields
+        ("data.x", "at.x"),  # a timestamp holds no fields
+    ],
+)
+def test_a_mapped_path_the_parquet_struct_lacks_is_a_clear_error(
+    ux: Vault, clock: Clock, tmp_path: Path, field: str, path: str
+) -> None:
+    """A path into a struct column is checked against the struct's fields before anything is
+    stored, as a missing column is (not every row invalid)."""
+    table = pa.table(
+        {
+            "who": ["emp-1", "emp-2"],
+            "at": pa.array([clock(), clock()], pa.timestamp("ms", tz="UTC")),
+            "pos": pa.array([{"x": 1, "y": 2}, {"x": 3, "y": 4}]),
+        }
+    )
+    source = tmp_path / "moves.parquet"
+    pq.write_table(table, source)
+    move = {"fields": {"subject": "who", "time": "at"}, "defaults": {"kind": "mouse_move"}}
+    options = ImportOptions(map=(f"{field}={path}",), mapping=move)
+    with pytest.raises(BadRequest, match=f"no column {path}"):
+        ux.imports.run(OPERATOR, "ux", source, options)
+    assert count_records(ux) == 0
+    good = ImportOptions(map=("data.x=pos.x", "data.y=pos.y"), mapping=move)
+    summary = ux.imports.run(OPERATOR, "ux", source, good)
+    assert summary["stored"] == 2, (summary["invalid_causes"], summary["refused"])

@@ -237,6 +237,7 @@ class FileSource:
         self.path = path
         self.format = fmt
         self.size = path.stat().st_size
+        _check_utf8_start(path)
         self.fingerprint = source_fingerprint(path)
         self.text_values = fmt == "csv"
         self._fh: IO[bytes] | None = None
@@ -392,6 +393,20 @@ def _text(fh: IO[bytes]) -> io.TextIOWrapper:
     return io.TextIOWrapper(fh, encoding="utf-8-sig", newline="", errors="strict")
 
 
+#: Byte order marks of the encodings a text file may be in other than UTF-8.
+_OTHER_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _check_utf8_start(path: Path) -> None:
+    """BadRequest for a text source that starts as UTF-16 or UTF-32 (a byte order mark, or a
+    NUL among its first bytes): its lines cannot be split at newline bytes, so rows would be
+    read wrongly rather than refused."""
+    with path.open("rb") as fh:
+        start = fh.read(4)
+    if start.startswith(_OTHER_BOMS) or b"\x00" in start[:2]:
+        raise BadRequest("the source is not UTF-8 text (UTF-16 or UTF-32?): convert it to UTF-8")
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -484,6 +499,26 @@ class ParquetSource:
 
     def columns(self) -> list[str]:
         return list(self._file.schema_arrow.names)
+
+    def missing_paths(self, paths: Iterable[str]) -> list[str]:
+        """The dotted ``paths`` (``data.x``) that name no field inside a struct column: a
+        column of another type holds no fields to descend into (a path that is itself a
+        column's name, dots and all, is that column)."""
+        import pyarrow.types as pa_types  # type: ignore[import-untyped]  # no stubs
+
+        schema = self._file.schema_arrow
+        missing = []
+        for path in paths:
+            head, _, rest = path.partition(".")
+            if not rest or path in schema.names or head not in schema.names:
+                continue  # not a path, a column, or missing as a column (reported as such)
+            kind = schema.field(head).type
+            for name in rest.split("."):
+                if not pa_types.is_struct(kind) or kind.get_field_index(name) < 0:
+                    missing.append(path)
+                    break
+                kind = kind.field(name).type
+        return missing
 
     def first_row(self) -> dict[str, Any] | None:
         for _, row, problem in self._rows(0, set(self.columns()), FIRST_ROWS):

@@ -392,6 +392,8 @@ class ImportService(ServiceBase):
                 )
         elif source.format != "jsonl":
             missing = mapping.missing_columns(columns)
+            if isinstance(source, ParquetSource):
+                missing += source.missing_paths(mapping.columns())
         else:  # JSON rows vary: only the required fields must be in the first row
             needed = [mapping.fields[t] for t in ("subject", "time", "kind") if t in mapping.fields]
             missing = sorted(
