@@ -584,3 +584,23 @@ def test_short_identifying_fields_are_redacted_as_text() -> None:
     again = redact_body(outcome.body)  # idempotent, as every rule is
     assert again.body == outcome.body
     assert again.counts == {}
+
+
+def test_redact_short_remembers_only_clean_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A short value found clean costs a lookup the next time; one that held a finding is
+    redacted each time and never kept (no plaintext kept in memory); the memory is bounded."""
+    from vault.domain.redaction import redactor as redactor_module
+
+    r = redactor_module.Redactor()
+    assert r.redact_short("Google Chrome") == ("Google Chrome", {})
+    assert r._clean == {"Google Chrome"}
+    leak = "Mail - jane.doe@corp.example"
+    assert r.redact_short(leak) == ("Mail - [EMAIL]", {"EMAIL": 1})
+    assert r.redact_short(leak) == ("Mail - [EMAIL]", {"EMAIL": 1})
+    assert leak not in r._clean
+    assert r.redact_short("x" * 65) == ("x" * 65, {})  # too long to keep
+    assert "x" * 65 not in r._clean
+    monkeypatch.setattr(redactor_module, "_CLEAN_TEXTS", 2)
+    for name in ("a", "b", "c"):
+        r.redact_short(name)
+    assert len(r._clean) <= 2

@@ -59,6 +59,11 @@ class _Span:
     fixed: str | None = None  # a pseudonym token found in the input: kept verbatim
 
 
+#: :meth:`Redactor.redact_short`'s memory: texts of at most this many characters, this many.
+_CLEAN_CHARS = 64
+_CLEAN_TEXTS = 4096
+
+
 class Redactor:
     """Applies a rule set (and an optional name detector) to text.
 
@@ -79,6 +84,8 @@ class Redactor:
         self.names = names
         self.replacer = replacer
         self.trust_tokens = trust_tokens
+        #: Short texts found clean (nothing to redact): see :meth:`redact_short`.
+        self._clean: set[str] = set()
 
     def trusting(self) -> Redactor:
         """The same redactor, keeping pseudonym tokens already in a text (re-redaction)."""
@@ -107,6 +114,20 @@ class Redactor:
             if 0 <= start < end <= len(text):
                 spans.append(Finding(start, end, "PERSON", "person-name", 0.5))
         return spans
+
+    def redact_short(self, text: str) -> tuple[str, dict[str, int]]:
+        """:meth:`redact_text` of a short identifying value (an app name, a device id), which
+        repeats across events: a value found clean is remembered, so the next event with it
+        costs a lookup. Only values with nothing to redact are kept (by this redactor's own
+        rules), never one that held a finding; at most :data:`_CLEAN_TEXTS` of them."""
+        if text in self._clean:
+            return text, {}
+        redacted, found = self.redact_text(text)
+        if not found and redacted == text and len(text) <= _CLEAN_CHARS:
+            if len(self._clean) >= _CLEAN_TEXTS:
+                self._clean.clear()
+            self._clean.add(text)
+        return redacted, found
 
     def redact_text(self, text: str) -> tuple[str, dict[str, int]]:
         """Replace every finding in ``text`` by ``[TYPE]``; return it and counts per type."""
