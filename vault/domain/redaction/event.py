@@ -299,22 +299,19 @@ def _redact_tree(
 
 
 def _redact_key(
-    mapping: dict[str, Any], key: str, redactor: Redactor, counts: dict[str, int]
+    mapping: dict[str, Any],
+    key: str,
+    redactor: Redactor,
+    counts: dict[str, int],
+    *,
+    short: bool = False,
 ) -> None:
+    """Redact ``mapping[key]`` when it is text; ``short``: a short identifying value that
+    repeats across events (Redactor.redact_short)."""
     value = mapping.get(key)
     if isinstance(value, str):
-        mapping[key], found = redactor.redact_text(value)
-        if found:
-            _add(counts, found)
-
-
-def _redact_short(
-    mapping: dict[str, Any], key: str, redactor: Redactor, counts: dict[str, int]
-) -> None:
-    """:func:`_redact_key` of a short value that repeats across events (Redactor.redact_short)."""
-    value = mapping.get(key)
-    if isinstance(value, str):
-        mapping[key], found = redactor.redact_short(value)
+        redact = redactor.redact_short if short else redactor.redact_text
+        mapping[key], found = redact(value)
         if found:
             _add(counts, found)
 
@@ -373,14 +370,14 @@ def redact_body(body: dict[str, Any], redactor: Redactor | None = None) -> Redac
     _redact_key(body, "window_title", redactor, counts)
     # Short identifying fields are text too (since rules v6): an app named after its account
     # ("Mail - jane@corp.example"), a device named after its owner, an odd field type.
-    _redact_short(body, "app", redactor, counts)
+    _redact_key(body, "app", redactor, counts, short=True)
     device = body.get("device")
     if isinstance(device, dict):
-        _redact_short(device, "id", redactor, counts)
+        _redact_key(device, "id", redactor, counts, short=True)
     url = body.get("url")
     if isinstance(url, str):
         body["url"] = redact_url(url, redactor, counts)
     if isinstance(field, dict):
         _redact_key(field, "label", redactor, counts)
-        _redact_short(field, "type", redactor, counts)
+        _redact_key(field, "type", redactor, counts, short=True)
     return RedactionOutcome(body=body, counts=counts)
