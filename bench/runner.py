@@ -412,14 +412,20 @@ def _cpu_times() -> list[int] | None:
         return None
 
 
-def _busy_share(start: list[int] | None, end: list[int] | None) -> float | None:
-    """The share of all CPUs' time between two readings that was not idle (nor waiting for
-    I/O)."""
+def _spent(start: list[int] | None, end: list[int] | None) -> list[int] | None:
+    """The CPU time counters spent between two readings (:func:`_cpu_times`), or None when
+    either is missing or nothing was spent."""
     if start is None or end is None or len(start) < 8 or len(end) < 8:
         return None
     spent = [b - a for a, b in zip(start, end, strict=True)]
-    total = sum(spent)
-    return round((total - spent[3] - spent[4]) / total, 3) if total > 0 else None
+    return spent if sum(spent) > 0 else None
+
+
+def _busy_share(start: list[int] | None, end: list[int] | None) -> float | None:
+    """The share of all CPUs' time between two readings that was not idle (nor waiting for
+    I/O)."""
+    spent = _spent(start, end)
+    return None if spent is None else round(1 - (spent[3] + spent[4]) / sum(spent), 3)
 
 
 def _busy_at_rest(seconds: float = 2.0) -> float | None:
@@ -435,11 +441,8 @@ def _busy_at_rest(seconds: float = 2.0) -> float | None:
 def _steal_share(start: list[int] | None, end: list[int] | None) -> float | None:
     """The share of the CPU time between two readings that the hypervisor gave to others
     (steal): time the run waited for a CPU it was not shown as losing in the load average."""
-    if start is None or end is None or len(start) < 8 or len(end) < 8:
-        return None
-    spent = [b - a for a, b in zip(start, end, strict=True)]
-    total = sum(spent)
-    return round(spent[7] / total, 3) if total > 0 else None
+    spent = _spent(start, end)
+    return None if spent is None else round(spent[7] / sum(spent), 3)
 
 
 def _meta(mode: Mode, repeats: int) -> dict[str, Any]:

@@ -13,10 +13,10 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 
@@ -363,7 +363,7 @@ def export(
                 )
                 # A write that fails ends the stream here, so that its manifest is stored
                 # and its end audited as interrupted while the vault is open.
-                with contextlib.closing(cast("Generator[bytes, None, None]", chunks)):
+                with contextlib.closing(chunks):
                     if target is None:
                         for chunk in chunks:
                             sys.stdout.buffer.write(chunk)

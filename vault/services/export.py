@@ -98,7 +98,7 @@ class ExportService(ServiceBase):
 
     def start(
         self, principal: Principal, dataset: str, purpose: str | None, query: ExportQuery
-    ) -> tuple[str, Iterator[bytes]]:
+    ) -> tuple[str, Generator[bytes, None, None]]:
         """Check access, audit the start, open the first page, and return (export id, the
         export's byte chunks)."""
         action = AuditAction.EXPORT_START
@@ -171,28 +171,23 @@ class ExportService(ServiceBase):
         waiting: deque[_Queued] = deque()
         worker: ExportWorker | None = None
         pages = self._fetched_pages(where)
-        number = 0
+        failure: Exception | None = None
+        first = True
         try:
             while True:
                 try:
                     fetched = next(pages, None)
                     if fetched is None:
                         break
-                    if number == 0 and fetched.more:  # a worker for exports of 2 pages or more
+                    if first and fetched.more:  # a worker for exports of 2 pages or more
                         worker = self._workers.take()
+                    first = False
                     item = self._prepared(
                         ds, writer, worker, salt=salt, linked=linked, fetched=fetched
                     )
-                except Exception:
-                    # The pages before one that cannot be read or opened here still go out
-                    # first (some may still be in the worker), as they would have without a
-                    # worker; then the failure is raised.
-                    while waiting:
-                        yield from _nonempty(
-                            self._written(ds, writer, worker, waiting.popleft(), manifest)
-                        )
-                    raise
-                number += 1
+                except Exception as exc:  # noqa: BLE001 - raised below, after the pages before
+                    failure = exc
+                    break
                 waiting.append(item)
                 del item, fetched  # held by the queue alone (flat memory)
                 while waiting and (
@@ -200,11 +195,14 @@ class ExportService(ServiceBase):
                     or len(waiting) > _AHEAD
                     or (worker is not None and worker.answered_next())
                 ):
-                    yield from _nonempty(
-                        self._written(ds, writer, worker, waiting.popleft(), manifest)
-                    )
+                    yield from self._out(ds, writer, worker, waiting, manifest)
+            # The pages before one that cannot be read or opened here still go out first (some
+            # may still be in the worker), as they would have without a worker; then the
+            # failure is raised.
             while waiting:
-                yield from _nonempty(self._written(ds, writer, worker, waiting.popleft(), manifest))
+                yield from self._out(ds, writer, worker, waiting, manifest)
+            if failure is not None:
+                raise failure
             yield from _nonempty(writer.close())
             complete = True
         finally:
@@ -217,6 +215,17 @@ class ExportService(ServiceBase):
             finally:
                 if worker is not None:
                     self._workers.give_back(worker)
+
+    def _out(
+        self,
+        ds: Any,
+        writer: _Writer,
+        worker: ExportWorker | None,
+        waiting: deque[_Queued],
+        manifest: _Manifest,
+    ) -> Iterator[bytes]:
+        """The bytes of the oldest queued page (:meth:`_written`), unless empty."""
+        yield from _nonempty(self._written(ds, writer, worker, waiting.popleft(), manifest))
 
     def _prepared(
         self,
@@ -367,7 +376,7 @@ def _nonempty(chunk: bytes) -> Iterator[bytes]:
         yield chunk
 
 
-def _primed(first: bytes | None, rest: Iterator[bytes]) -> Iterator[bytes]:
+def _primed(first: bytes | None, rest: Iterator[bytes]) -> Generator[bytes, None, None]:
     """``first`` (already taken from ``rest``), then the rest."""
     if first is not None:
         yield first

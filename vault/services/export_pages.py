@@ -8,6 +8,7 @@ make the same output from the same page.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ __all__ = [
     "PARQUET_COLUMNS",
     "NeedsConversion",
     "check_index_values",
+    "group_opener",
     "ndjson_chunk",
     "open_page",
     "parquet_schema",
@@ -188,6 +190,24 @@ def check_index_values(kind: Any, time: str, body: dict[str, Any]) -> None:
         raise DecryptionError("decryption failed")
 
 
+def group_opener(
+    openers: dict[tuple[bytes, str, int], RecordOpener],
+    keys: Mapping[bytes, bytes],
+    dataset_id: str,
+    group: tuple[bytes, str, int],
+) -> RecordOpener:
+    """The opener of one (SEK id, subject, epoch) of a page, made once into ``openers``
+    (callers look there first). One per group: a row whose subject or epoch was edited gets its
+    own, whose context then fails as open_record's would. A SEK id not in ``keys`` (the key
+    material read in the page's snapshot) was destroyed: KeyDestroyed."""
+    sek_id, subject, epoch = group
+    key = keys.get(bytes(sek_id))
+    if key is None:
+        raise KeyDestroyed("subject-epoch key destroyed")
+    opener = openers[group] = RecordOpener(key, dataset_id, subject, epoch, bytes(sek_id))
+    return opener
+
+
 def open_page(
     dataset_id: str,
     keys: Mapping[bytes, bytes],
@@ -213,10 +233,7 @@ def open_page(
         group = (sek_id, subject, epoch)
         opener = openers.get(group)
         if opener is None:
-            key = keys.get(bytes(sek_id))
-            if key is None:
-                raise KeyDestroyed("subject-epoch key destroyed")
-            opener = openers[group] = RecordOpener(key, dataset_id, subject, epoch, bytes(sek_id))
+            opener = group_opener(openers, keys, dataset_id, group)
         if len(rid) != _ID_HEX:  # fromhex skips whitespace: the id must be the hex alone
             raise DecryptionError("decryption failed")
         plain = opener.open(fromhex(rid), envelope)
@@ -252,22 +269,19 @@ def ndjson_chunk(ids: list[str], subjects: list[str], bodies: list[bytes]) -> by
     )
 
 
-_SCHEMA: list[Any] = []  # the Arrow schema, made on first use (pyarrow loads only for Parquet)
-
-
+@functools.cache
 def parquet_schema() -> Any:
-    """The Arrow schema of :data:`PARQUET_COLUMNS` (``json`` columns are strings of JSON)."""
-    if not _SCHEMA:
-        import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
+    """The Arrow schema of :data:`PARQUET_COLUMNS` (``json`` columns are strings of JSON), made
+    on first use (pyarrow loads only for Parquet)."""
+    import pyarrow as pa  # type: ignore[import-untyped]  # no stubs
 
-        types = {
-            "string": pa.string(),
-            "json": pa.string(),
-            "bool": pa.bool_(),
-            "timestamp": pa.timestamp("ms", tz="UTC"),
-        }
-        _SCHEMA.append(pa.schema([(name, types[kind]) for name, kind in PARQUET_COLUMNS]))
-    return _SCHEMA[0]
+    types = {
+        "string": pa.string(),
+        "json": pa.string(),
+        "bool": pa.bool_(),
+        "timestamp": pa.timestamp("ms", tz="UTC"),
+    }
+    return pa.schema([(name, types[kind]) for name, kind in PARQUET_COLUMNS])
 
 
 def parquet_table(

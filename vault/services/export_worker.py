@@ -220,11 +220,15 @@ class ExportWorker:
         self._back = back
         self._ready = False
         self._started = time.monotonic()
-        self.usable = True
         #: Requests sent and not answered yet.
         self.outstanding = 0
-        #: Pages answered (for tests and the benchmark's own checks).
+        #: Pages answered (for tests).
         self.answered = 0
+
+    @property
+    def usable(self) -> bool:
+        """Whether the worker may still be used (not closed)."""
+        return self._out >= 0
 
     @classmethod
     def start(cls) -> ExportWorker | None:
@@ -338,13 +342,11 @@ class ExportWorker:
 
     def close(self) -> None:
         """End the worker now (its pages still outstanding are done in process)."""
-        if not self.usable and self._out < 0:
+        if self._out < 0:
             return
-        self.usable = False
-        if self._out >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._out)
-            self._out = -1
+        with contextlib.suppress(OSError):
+            os.close(self._out)
+        self._out = -1
         with contextlib.suppress(OSError):  # already closed
             self._back.close()
         if self._process.poll() is None:

@@ -252,7 +252,7 @@ class FileSource:
     def columns(self) -> list[str]:
         if self.format == "csv":
             with self.path.open("rb") as fh, _text(fh) as text_:
-                header = _csv_header(_csv_reader(text_))
+                _, header = _csv_start(text_)
             if header is None:
                 raise BadRequest("the CSV source is empty (no header)")
             if len(set(header)) != len(header):
@@ -270,7 +270,8 @@ class FileSource:
     def rows(self, start: int, wanted: set[str]) -> Iterator[Row]:  # noqa: ARG002 - rows are whole
         with self.path.open("rb") as fh:
             self._fh = fh
-            yield from _after(start, _csv_rows(fh) if self.format == "csv" else _jsonl_rows(fh))
+            rows = _csv_rows(fh, self.path) if self.format == "csv" else _jsonl_rows(fh)
+            yield from _after(start, rows)
 
     def values(self, start: int) -> tuple[list[str], Generator[Values, None, None]]:
         """A CSV file's header, and its rows after ``start`` as :meth:`rows` gives them with
@@ -281,14 +282,13 @@ class FileSource:
         fh = self.path.open("rb")
         text_ = _text(fh)
         try:
-            reader = _csv_reader(text_)
-            header = _csv_header(reader) or []
+            reader, header = _csv_start(text_)
         except BaseException:
             text_.close()
             raise
         self._fh = fh
-        values = _csv_values(reader, len(header), self.path)
-        return header, _closing(text_, _after(start, values))
+        values = _csv_values(reader, len(header or ()), self.path)
+        return header or [], _closing(text_, _after(start, values))
 
     def lines(self, start: int) -> Iterator[Line]:
         """A JSONL file's lines after ``start``, undecoded: what :meth:`rows` gives, with each
@@ -310,11 +310,11 @@ def _after(start: int, numbered: Iterator[Any]) -> Iterator[Any]:
     yield from numbered  # (no loop of ours per row)
 
 
-def _csv_rows(fh: IO[bytes]) -> Iterator[Row]:
+def _csv_rows(fh: IO[bytes], path: Path) -> Iterator[Row]:
     with _text(fh) as text_:
-        reader = _csv_reader(text_)
-        header = _csv_header(reader) or []
-        for number, values, problem in _csv_values(reader, len(header), Path(fh.name)):
+        reader, header = _csv_start(text_)
+        header = header or []
+        for number, values, problem in _csv_values(reader, len(header), path):
             # (zip's keyword costs more than the dict per row; the lengths were checked)
             row = None if values is None else dict(zip(header, values))  # noqa: B905
             yield number, row, problem
@@ -365,18 +365,14 @@ def _first_non_utf8_line(path: Path) -> str:
     return "?"
 
 
-def _csv_reader(text_: IO[str]) -> Iterator[list[str]]:
-    """A strict CSV reader: a quoted field still open at the end of the file (which a lenient
-    reader returns as one field holding every row after it) or text after a closing quote is
-    an error (csv.Error), not a row."""
-    return csv.reader(text_, strict=True)
-
-
-def _csv_header(reader: Iterator[list[str]]) -> list[str] | None:
-    """The first row of a CSV source (None when the file is empty); BadRequest if it cannot be
-    read."""
+def _csv_start(text_: IO[str]) -> tuple[Iterator[list[str]], list[str] | None]:
+    """A strict CSV reader of ``text_`` and its first row, the header (None when the file is
+    empty); BadRequest if the header cannot be read. Strict: a quoted field still open at the
+    end of the file (which a lenient reader returns as one field holding every row after it)
+    or text after a closing quote is an error (csv.Error), not a row."""
+    reader = csv.reader(text_, strict=True)
     try:
-        return next(reader, None)
+        return reader, next(reader, None)
     except csv.Error as exc:
         raise BadRequest(f"the CSV header cannot be parsed ({exc}); fix the file") from exc
     except UnicodeDecodeError as exc:

@@ -44,7 +44,7 @@ from vault.errors import (
 )
 from vault.keyring import SubjectKey
 from vault.services.base import OBJECT_ID, ServiceBase
-from vault.services.export_pages import check_index_values, open_page
+from vault.services.export_pages import check_index_values, group_opener, open_page
 from vault.storage.tables import records
 
 __all__ = ["EventQuery", "FetchedPage", "OpenedPage", "ReadService"]
@@ -105,12 +105,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         return parse_time_utc(when), rid
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidCursor("invalid cursor") from exc
-
-
-def _check_index(row: Row[Any], time: str, body: dict[str, Any]) -> None:
-    """The clear-text index columns must agree with the sealed body, so editing them in the
-    database (to slip a record past a filter) is detected like any other tampering."""
-    check_index_values(row.kind, time, body)
 
 
 def _raw_columns(time: ColumnElement[Any]) -> tuple[ColumnElement[Any], ...]:
@@ -197,8 +191,6 @@ class FetchedPage:
 class OpenedPage:
     """A page of records opened for an export, in read order."""
 
-    #: The raw rows, in :data:`RAW_COLUMNS` order (id, subject, epoch, time, kind, ...).
-    rows: list[Any]
     #: Each record's sealed JSON body (compact, as ingest wrote it), checked against the row.
     bodies: list[bytes]
     #: Each record's time as :func:`format_time` writes it (equal to the body's).
@@ -270,7 +262,7 @@ class ReadService(ServiceBase):
         out = []
         for row, plain in zip(rows, self._plaintexts(conn, ds, rows), strict=True):
             body = json.loads(plain)
-            _check_index(row, format_time(row.event_time), body)
+            check_index_values(row.kind, format_time(row.event_time), body)
             out.append({"id": row.id, "subject": row.subject, **body})
         return out
 
@@ -321,12 +313,12 @@ class ReadService(ServiceBase):
         its leading time and kind instead of parsed (every body the vault writes starts with
         them; any other is parsed and checked in full)."""
         bodies, times = open_page(ds.id, page.key_material(), page.rows, page.to_datetime)
-        return OpenedPage(page.rows, bodies, times)
+        return OpenedPage(bodies, times)
 
     def _plaintexts(
         self, conn: Connection, ds: Row[Any], rows: Sequence[Row[Any]]
     ) -> Iterator[bytes]:
-        keys: dict[bytes, SubjectKey] = {}
+        keys: dict[bytes, bytes] = {}  # key material by SEK id
         openers: dict[tuple[bytes, str, int], RecordOpener] = {}
         for row in rows:
             sek_id = bytes(row.sek_id)
@@ -334,27 +326,9 @@ class ReadService(ServiceBase):
             opener = openers.get(group)
             if opener is None:
                 if sek_id not in keys:
-                    keys[sek_id] = self.keyring.sek_for_read(conn, sek_id)
-                opener = self._opener(ds, keys, openers, group)
+                    keys[sek_id] = self.keyring.sek_for_read(conn, sek_id).key
+                opener = group_opener(openers, keys, ds.id, group)
             yield opener.open(bytes.fromhex(row.id), bytes(row.envelope))
-
-    def _opener(
-        self,
-        ds: Row[Any],
-        keys: Mapping[bytes, SubjectKey],
-        openers: dict[tuple[bytes, str, int], RecordOpener],
-        group: tuple[bytes, str, int],
-    ) -> RecordOpener:
-        """The opener of one (key, subject, epoch) of a page, made once (callers look in
-        ``openers`` first). One per group: a row whose subject or epoch was edited gets its
-        own, whose context then fails as open_record's would. A key not in ``keys`` (read in
-        the page's snapshot) was destroyed: KeyDestroyed."""
-        sek_id, subject, epoch = group
-        sek = keys.get(bytes(sek_id))
-        if sek is None:
-            raise KeyDestroyed("subject-epoch key destroyed")
-        opener = openers[group] = RecordOpener(sek.key, ds.id, subject, epoch, sek.id)
-        return opener
 
     def _decrypt_all(
         self,
