@@ -130,6 +130,28 @@ def test_csv_values_are_converted_and_translated() -> None:
     }
 
 
+def test_typed_sources_read_json_text_only_for_object_and_list_fields() -> None:
+    """A Parquet or SQL string given for ``device``/``data``/a list is the JSON it holds; a
+    string for a text field stays text, even if it looks like JSON; what does not parse stays
+    as it was (the schema then refuses the row)."""
+    mapping = FieldMapping(
+        fields={"device": "d", "data": "j", "window_title": "w", "data.modifiers": "m"}
+    )
+    row = {"d": '{"id":"pc-1"}', "j": '{"text":"hi"}', "w": '{"a":1}', "m": '["ctrl"]'}
+    expected = {
+        "device": {"id": "pc-1"},
+        "data": {"text": "hi", "modifiers": ["ctrl"]},
+        "window_title": '{"a":1}',
+    }
+    for text_values in (False, True):
+        assert mapping.apply(row, text_values=text_values) == expected
+    assert mapping.apply({"d": "not json"}, text_values=False) == {"device": "not json"}
+    assert mapping.apply({"d": {"id": "pc-2"}}, text_values=False) == {"device": {"id": "pc-2"}}
+    positional = mapping.positional(["d", "j", "w", "m"], text_values=False)
+    assert positional is not None
+    assert positional(['{"id":"pc-1"}', '{"text":"hi"}', '{"a":1}', '["ctrl"]']) == expected
+
+
 def test_naive_time_raises_from_the_compiled_mapper() -> None:
     mapping = automatic_mapping(["subject", "time", "kind"])
     assert mapping is not None

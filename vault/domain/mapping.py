@@ -342,6 +342,10 @@ class FieldMapping:
             convert = _text_converter(kind)
         elif kind == "bool":
             convert = _int_bool  # SQL databases without a boolean type store 0/1
+        elif kind in ("object", "list"):
+            # A Parquet string column or an SQL text column may hold JSON (the vault's own
+            # Parquet export writes device, field and data so); a string is never valid there.
+            convert = _text_converter(kind)
         else:
             convert = None
         head, _, rest = target.partition(".")
