@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -627,8 +628,16 @@ def audit_checkpoint(
     _run(body)
 
 
+def _terminated(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt("terminated (SIGTERM)")
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM (what systemd, Kubernetes and ``timeout`` send)
+    ends a command as Ctrl-C does: an export stores its manifest and audits itself as
+    interrupted and leaves no ``.part`` file, an import audits where it stopped. (``tvault
+    serve`` installs its server's own handlers.)"""
+    signal.signal(signal.SIGTERM, _terminated)
     app(prog_name="tvault")
 
 

@@ -61,7 +61,13 @@ def test_erasure_shreds_one_person_and_keeps_the_others(vault: Vault, clock: Clo
 
     cert = vault.lifecycle.erase(PRIVACY, "emp-1")
     by_dataset = {d["dataset"]: d for d in cert["destroyed"]}
-    assert by_dataset["ux"] == {"dataset": "ux", "keys": 1, "records": 3, "exports": []}
+    assert by_dataset["ux"] == {
+        "dataset": "ux",
+        "keys": 1,
+        "records": 3,
+        "exports": [],
+        "unfinished_exports": [],
+    }
     assert by_dataset["other"]["records"] == 2
     assert "emp-1" not in json.dumps(cert)
 

@@ -112,6 +112,7 @@ class LifecycleService(ServiceBase):
                         # Exports made before hold copies outside the vault: name them so the
                         # people who hold those copies (and models trained on them) can act.
                         "exports": self._exports_of(conn, ds.id, pseudonym),
+                        "unfinished_exports": _unfinished_exports(conn, ds.id, person),
                     }
                 )
             certificate = self._certificate(erasure_id, person, principal, now, destroyed)
@@ -385,3 +386,19 @@ class LifecycleService(ServiceBase):
                 )
             ]
         return [self.rotate(principal, name, destroy_old=True) for name in names]
+
+
+def _unfinished_exports(conn: Connection, dataset_id: str, person: str) -> list[str]:
+    """Exports of the dataset with no manifest (their process was killed before it could
+    write one, or they are still running) whose subject filter does not leave ``person`` (a
+    person hash) out: what they hold is not known, so they may hold the person's records."""
+    out = []
+    for row in conn.execute(
+        select(exports.c.id, exports.c.filters)
+        .where(exports.c.dataset_id == dataset_id, exports.c.ids_sha256.is_(None))
+        .order_by(exports.c.started_at)
+    ):
+        subjects = json.loads(row.filters).get("subjects") or []
+        if not subjects or person in subjects:
+            out.append(row.id)
+    return out
