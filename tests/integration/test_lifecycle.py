@@ -265,6 +265,19 @@ def test_erasure_and_sweep_remove_the_import_links_of_what_they_delete(
     kept = {e["id"] for e in read_subject(vault, "emp-1")}
     vault.lifecycle.erase(PRIVACY, "emp-0")
     assert import_links(vault) == kept  # emp-0's three links are gone with the records
+    assert removed_links(vault) == 3  # and counted, so the import still verifies:
+    again = vault.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
+    assert again["already_imported"] is True
+    assert again["verification"]["ok"] is True
+    assert (again["verification"]["linked"], again["verification"]["removed"]) == (3, 3)
+    assert again["retired"]["mode"] == "overwrite"  # (found by an exploratory test: refused)
+    assert not source.exists()
     clock.advance(days=12)
     assert vault.retention.sweep(ADMIN)["datasets"][0]["records"] == 3
     assert import_links(vault) == set()
+    assert removed_links(vault) == 6
+
+
+def removed_links(vault: Vault) -> int:
+    with vault.db.read() as conn:
+        return int(conn.execute(text("SELECT removed FROM imports")).scalar_one())

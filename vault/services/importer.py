@@ -922,6 +922,10 @@ class ImportService(ServiceBase):
                 )
                 .where(base)
             ).one()
+            # Links an erasure or a sweep removed with their records (read in this snapshot).
+            removed = conn.execute(
+                select(imports.c.removed).where(imports.c.id == run.import_id)
+            ).scalar_one()
             sample_rows = [number for number, _ in run.sample]
             stmt = select(records, import_records.c.row).select_from(joined).where(base)
             if sample_rows:
@@ -945,7 +949,7 @@ class ImportService(ServiceBase):
             if number in sources and self._matches(run, redactor, sources[number], body)
         )
         ok = (
-            linked == run.totals.stored
+            linked + removed == run.totals.stored
             and present == linked
             and len(opened) == len(sample_rows or opened)
             and matched == len(sample_rows)
@@ -954,6 +958,7 @@ class ImportService(ServiceBase):
             "ok": ok,
             "stored": run.totals.stored,
             "linked": linked,
+            "removed": removed,
             "present": present,
             "decrypted": len(opened),
             "matched_source": matched,

@@ -27,6 +27,7 @@ from vault.domain.principal import Principal, Role
 from vault.domain.redaction import KeystrokeState
 from vault.errors import Conflict, NotFound, ValidationFailed
 from vault.services.base import Deps, ServiceBase
+from vault.storage.import_links import remove_import_links
 from vault.storage.tables import (
     blobs,
     consents,
@@ -34,7 +35,6 @@ from vault.storage.tables import (
     erasures,
     export_subjects,
     exports,
-    import_records,
     legal_holds,
     record_tombstones,
     records,
@@ -174,7 +174,7 @@ class LifecycleService(ServiceBase):
                 delete(records).where(records.c.dataset_id == dataset_id, records.c.id.in_(ids))
             )
             # Which source row of an import became which record links the person's rows too.
-            conn.execute(delete(import_records).where(import_records.c.record_id.in_(ids)))
+            remove_import_links(conn, ids)
             total += len(ids)
 
     @staticmethod

@@ -22,10 +22,10 @@ from vault.domain.principal import Principal, Role
 from vault.errors import Conflict, NotFound, ValidationFailed
 from vault.services.base import ServiceBase
 from vault.services.validation import pydantic_details
+from vault.storage.import_links import remove_import_links
 from vault.storage.tables import (
     blobs,
     datasets,
-    import_records,
     imports,
     legal_holds,
     records,
@@ -205,9 +205,7 @@ class RetentionService(ServiceBase):
                         delete(records).where(records.c.dataset_id == ds.id, records.c.id.in_(ids))
                     )
                     if imported:
-                        conn.execute(
-                            delete(import_records).where(import_records.c.record_id.in_(ids))
-                        )
+                        remove_import_links(conn, ids)
                     self.record(
                         conn,
                         principal,
@@ -260,11 +258,7 @@ class RetentionService(ServiceBase):
                         continue
                     count = parts.count(conn, part)
                     if imported:
-                        conn.execute(
-                            delete(import_records).where(
-                                import_records.c.record_id.in_(parts.record_ids(part))
-                            )
-                        )
+                        remove_import_links(conn, parts.record_ids(part))
                     parts.drop(conn, part)
                     self.record(
                         conn,

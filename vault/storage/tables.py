@@ -292,6 +292,8 @@ imports = Table(
     Column("position", BigInteger, nullable=False),  # source rows fully handled
     Column("rows_read", BigInteger, nullable=False),
     Column("stored", BigInteger, nullable=False),
+    # Links of stored records that erasures and sweeps removed with them (import_links).
+    Column("removed", BigInteger, nullable=False, server_default="0"),
     Column("invalid", BigInteger, nullable=False),
     Column("refused", JSON, nullable=False),  # reason -> count
     Column("redactions", JSON, nullable=False),  # placeholder type -> count
