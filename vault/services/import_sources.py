@@ -54,6 +54,7 @@ __all__ = [
     "FILE_FORMATS",
     "HEAD_BYTES",
     "MAX_LINE",
+    "RETIRING_SUFFIX",
     "FileSource",
     "Item",
     "Line",
@@ -62,9 +63,11 @@ __all__ = [
     "Source",
     "SqlSource",
     "Values",
+    "content_sha256",
     "decode_line",
     "is_sql_url",
     "query_not_retirable",
+    "retiring_name",
     "shred_file",
     "source_fingerprint",
 ]
@@ -127,6 +130,16 @@ def source_fingerprint(path: Path) -> str:
     digest.update(str(size).encode() + b"\0")
     with path.open("rb") as fh:
         digest.update(fh.read(HEAD_BYTES))
+    return digest.hexdigest()
+
+
+def content_sha256(path: Path) -> str:
+    """sha256 over a file's whole content (read in 1 MiB blocks): the fingerprint's first MiB
+    does not see a change further in."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(HEAD_BYTES):
+            digest.update(block)
     return digest.hexdigest()
 
 
@@ -889,14 +902,33 @@ def query_not_retirable() -> BadRequest:
 # -- retiring a file ----------------------------------------------------------------------------
 
 
+#: A file being retired is first renamed to ``.NAME`` + this, beside it (see shred_file).
+RETIRING_SUFFIX = ".tvault-retiring"
+
+
+def retiring_name(path: Path) -> Path:
+    """Where ``path`` is while it is being overwritten (:func:`shred_file`)."""
+    return path.with_name(f".{path.name}{RETIRING_SUFFIX}")
+
+
 def shred_file(path: Path) -> dict[str, Any]:
-    """Overwrite a file's bytes (random, then zeros; each pass fsynced), then unlink it and
-    fsync its directory. See docs/import.md for what this can and cannot reach."""
+    """Rename a file out of its name (fsynced), overwrite its bytes (random, then zeros; each
+    pass fsynced), then unlink it and fsync its directory. See docs/import.md for what this
+    can and cannot reach.
+
+    The rename comes first so that a retirement stopped part-way (the process killed) leaves
+    no file under the source's name: the same command run again finds no source, instead of
+    taking the partly overwritten file for a new one and importing its intact rows again."""
     if path.is_symlink():
         raise BadRequest("the source is a symbolic link: retire the file it points to instead")
     size = path.stat().st_size
     links = path.stat().st_nlink
-    fd = os.open(path, os.O_WRONLY)
+    retiring = retiring_name(path)
+    if retiring.exists():
+        raise BadRequest(f"{retiring} exists (an earlier retirement was stopped): remove it first")
+    os.rename(path, retiring)
+    _fsync_directory(path.parent)
+    fd = os.open(retiring, os.O_WRONLY)
     try:
         for fill in ("random", "zeros"):
             os.lseek(fd, 0, os.SEEK_SET)
@@ -911,15 +943,19 @@ def shred_file(path: Path) -> dict[str, Any]:
             os.fsync(fd)
     finally:
         os.close(fd)
-    os.unlink(path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    os.unlink(retiring)
+    _fsync_directory(path.parent)
     return {
         "action": "overwritten and removed",
         "passes": ["random", "zeros"],
         "bytes": size,
         "other_hard_links": links - 1,
     }
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

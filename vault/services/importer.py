@@ -54,9 +54,11 @@ from vault.services.import_sources import (
     ParquetSource,
     Source,
     SqlSource,
+    content_sha256,
     decode_line,
     is_sql_url,
     query_not_retirable,
+    retiring_name,
     shred_file,
     source_fingerprint,
 )
@@ -311,6 +313,7 @@ class _Run:
     ds: Row[Any]
     totals: _Totals
     resumed_at: int
+    content: str | None = None  # a file source's whole-content digest, as this run read it
     sample: list[tuple[int, TelemetryEvent]] = field(default_factory=list)
     seen: int = 0
     rng: random.Random = field(default_factory=random.Random)
@@ -370,6 +373,12 @@ class ImportService(ServiceBase):
             if fmt is None:
                 raise BadRequest(f"cannot tell the format of {path.name}; pass --format")
         if not path.is_file():
+            if retiring_name(path).is_file():
+                raise BadRequest(
+                    f"no such file: {path}; a retirement of it was stopped part-way and left "
+                    f"{retiring_name(path).name} beside it (imported, partly overwritten): "
+                    "remove that file (e.g. shred -u)"
+                )
             raise BadRequest(f"no such file: {path}")
         if fmt == "parquet":
             return ParquetSource(path)
@@ -439,19 +448,26 @@ class ImportService(ServiceBase):
         ds: Row[Any],
         *,
         fingerprint: str,
+        content: str | None,
         fmt: str,
         mapping: FieldMapping,
     ) -> tuple[_Run, bool]:
-        """Find or create the imports row; returns the run and whether it is already done."""
+        """Find or create the imports row; returns the run and whether it is already done.
+        ``content``: a file source's whole-content digest (None for SQL sources)."""
         digest = mapping.digest()
         now = self.deps.now()
+        changed = None
         with self.db.write() as conn:
             row = conn.execute(
                 select(imports).where(
                     imports.c.dataset_id == ds.id, imports.c.fingerprint == fingerprint
                 )
             ).one_or_none()
-            if (
+            if row is not None and None not in (content, row.content_sha256):
+                changed = row.id if row.content_sha256 != content else None
+            if changed is not None:
+                conflict = None
+            elif (
                 row is not None
                 and row.state == "running"
                 and (row.format != fmt or row.mapping_sha256 != digest)
@@ -466,6 +482,7 @@ class ImportService(ServiceBase):
                             id=import_id,
                             dataset_id=ds.id,
                             fingerprint=fingerprint,
+                            content_sha256=content,
                             format=fmt,
                             mapping_sha256=digest,
                             requested_by=self.actor(principal),
@@ -478,6 +495,13 @@ class ImportService(ServiceBase):
                     totals = _Totals()
                 else:
                     import_id, totals = row.id, _Totals.of(row)
+                    if row.content_sha256 is None and content is not None:
+                        # (an import begun before the digest was kept: this run records it)
+                        conn.execute(
+                            update(imports)
+                            .where(imports.c.id == import_id)
+                            .values(content_sha256=content)
+                        )
                 done = row is not None and row.state == "done"
                 self.record(
                     conn,
@@ -494,6 +518,21 @@ class ImportService(ServiceBase):
                         "resumed_at_row": totals.position,
                     },
                 )
+        if changed is not None:
+            self.record_alone(
+                principal,
+                AuditAction.IMPORT_START,
+                Outcome.DENIED,
+                dataset=ds.name,
+                reason="the source changed beyond its fingerprint",
+                details={"import": changed},
+            )
+            raise Conflict(
+                f"this file has the name, size and first MiB of import {changed} but other "
+                "content further in: it is not the file that was imported, and resuming or "
+                "retiring it would act on other rows. Import it under another name (a new "
+                "import)"
+            )
         if conflict is not None:
             self.record_alone(
                 principal,
@@ -507,7 +546,7 @@ class ImportService(ServiceBase):
                 f"import {conflict} of this source is unfinished with another format or "
                 "mapping; run it again with the same ones"
             )
-        run = _Run(import_id, ds, totals, resumed_at=totals.position)
+        run = _Run(import_id, ds, totals, resumed_at=totals.position, content=content)
         run.rng = random.Random(import_id)  # noqa: S311 - picks a verification sample only
         return run, done
 
@@ -561,7 +600,12 @@ class ImportService(ServiceBase):
                 raise Conflict("this source is being imported into this dataset right now")
             try:
                 run, done = self._begin(
-                    principal, ds, fingerprint=fingerprint, fmt=source.format, mapping=mapping
+                    principal,
+                    ds,
+                    fingerprint=fingerprint,
+                    content=_content(source),
+                    fmt=source.format,
+                    mapping=mapping,
                 )
             except DbIntegrityError as exc:  # a concurrent first start on another machine
                 raise Conflict("this source is being imported into this dataset") from exc
@@ -832,6 +876,7 @@ class ImportService(ServiceBase):
             reason = "the import's counts do not add up"
         elif isinstance(source, FileSource | ParquetSource) and (
             source_fingerprint(source.path) != source.fingerprint
+            or content_sha256(source.path) != run.content
         ):
             reason = "the file changed since it was read"
         details: dict[str, Any] = {
@@ -1155,6 +1200,13 @@ class _Pipeline:
     def __exit__(self, *exc: object) -> None:
         if self._helper is not None:
             self._helper.close(at_once=exc[0] is not None)  # (a failing import: no waiting)
+
+
+def _content(source: Source) -> str | None:
+    """A file source's whole-content digest (read now, before any row); None for SQL."""
+    if isinstance(source, FileSource | ParquetSource):
+        return content_sha256(source.path)
+    return None
 
 
 def _rows_apart(chunk: _Chunk) -> Iterator[_Chunk]:

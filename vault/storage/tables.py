@@ -285,6 +285,8 @@ imports = Table(
     Column("id", ID, primary_key=True),
     Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
     Column("fingerprint", String(64), nullable=False),
+    # A file source's whole content (sha256): a later run refuses a file changed further in.
+    Column("content_sha256", String(64), nullable=True),
     Column("format", String(16), nullable=False),
     Column("mapping_sha256", String(64), nullable=False),
     Column("requested_by", String(64), nullable=False),
