@@ -508,3 +508,64 @@ def test_a_mapped_path_the_parquet_struct_lacks_is_a_clear_error(
     good = ImportOptions(map=("data.x=pos.x", "data.y=pos.y"), mapping=move)
     summary = ux.imports.run(OPERATOR, "ux", source, good)
     assert summary["stored"] == 2, (summary["invalid_causes"], summary["refused"])
+
+
+def test_sql_text_booleans_and_json_columns_import_and_retire_to_sql_null(
+    ux: Vault, clock: Clock, source_url: str
+) -> None:
+    """(Found by an exploratory test.) A text column holding 0/1 fills ``private_window`` (it
+    made every row invalid); a JSON column (jsonb on PostgreSQL) mapped to ``data`` is set to
+    SQL NULL by ``--retire-source=replace`` (it got the JSON value null)."""
+    json_type = "JSON" if source_url.startswith("sqlite") else "JSONB"
+    engine = create_engine(source_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE ev (event_id INTEGER PRIMARY KEY, who VARCHAR(64), ts VARCHAR(64),"
+                f" incognito VARCHAR(5), payload {json_type}, vault_id VARCHAR(32))"
+            )
+        )
+        rows = []
+        for i in range(12):
+            clock.advance(seconds=1)
+            payload = json.dumps({"text": f"note {i} {EMAIL}"})
+            rows.append(
+                {"i": i, "who": f"emp-{i % 3}", "ts": clock().isoformat(), "p": payload,
+                 "inc": "1" if i % 4 == 0 else "0"}
+            )  # fmt: skip
+        conn.execute(
+            text(
+                "INSERT INTO ev (event_id, who, ts, incognito, payload)"
+                " VALUES (:i, :who, :ts, :inc, :p)"
+            ),
+            rows,
+        )
+    engine.dispose()
+    mapping = {
+        "fields": {
+            "subject": "who", "time": "ts", "private_window": "incognito", "data": "payload",
+        },
+        "defaults": {"kind": "key_run"},
+    }  # fmt: skip
+    options = ImportOptions(mapping=mapping, table="ev", retire="replace", id_column="vault_id")
+    summary = ux.imports.run(OPERATOR, "ux", source_url, options)
+    assert summary["invalid"] == 0
+    assert summary["stored"] == 9
+    assert summary["refused"] == {"private_window": 3}  # the 1s: private windows, refused
+    engine = create_engine(source_url)
+    with engine.connect() as conn:
+        nulls = conn.execute(text("SELECT count(*) FROM ev WHERE payload IS NULL")).scalar_one()
+        ids = conn.execute(text("SELECT count(vault_id) FROM ev")).scalar_one()
+    engine.dispose()
+    assert nulls == 12
+    assert ids == 9
+
+
+def test_a_sqlite_source_that_does_not_exist_is_not_created(ux: Vault, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "events.db"
+    with pytest.raises(BadRequest, match="no database file"):
+        ux.imports.run(
+            OPERATOR, "ux", f"sqlite:///{missing}", ImportOptions(mapping=MAPPING, table="ev")
+        )
+    assert not missing.exists()
+    assert not missing.parent.exists()

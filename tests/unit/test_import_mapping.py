@@ -130,6 +130,23 @@ def test_csv_values_are_converted_and_translated() -> None:
     }
 
 
+def test_typed_sources_read_a_boolean_from_0_1_and_true_false_text() -> None:
+    """An SQL text column holding "0"/"1" (SQLite has no boolean type) or "true"/"false"."""
+    mapping = FieldMapping(fields={"private_window": "p"})
+    for value, expected in (
+        ("1", True),
+        ("0", False),
+        ("true", True),
+        ("False", False),
+        (1, True),
+        (0, False),
+        (True, True),
+        ("maybe", "maybe"),
+        (2, 2),
+    ):
+        assert mapping.apply({"p": value}, text_values=False) == {"private_window": expected}
+
+
 def test_typed_sources_read_json_text_only_for_object_and_list_fields() -> None:
     """A Parquet or SQL string given for ``device``/``data``/a list is the JSON it holds; a
     string for a text field stays text, even if it looks like JSON; what does not parse stays

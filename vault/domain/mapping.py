@@ -341,7 +341,7 @@ class FieldMapping:
         elif text_values:
             convert = _text_converter(kind)
         elif kind == "bool":
-            convert = _int_bool  # SQL databases without a boolean type store 0/1
+            convert = _int_bool  # 0/1 as a number or text, true/false as text
         elif kind in ("object", "list"):
             # A Parquet string column or an SQL text column may hold JSON (the vault's own
             # Parquet export writes device, field and data so); a string is never valid there.
@@ -445,7 +445,10 @@ def _text_converter(kind: str) -> Callable[[Any], Any] | None:
 
 
 def _int_bool(value: Any) -> Any:
-    return bool(value) if type(value) is int and value in {0, 1} else value
+    # SQL databases without a boolean type store 0/1, as a number or as text.
+    if type(value) is int and value in {0, 1}:
+        return bool(value)
+    return _to_bool(value) if type(value) is str else value
 
 
 def _to_bool(value: str) -> Any:

@@ -93,7 +93,7 @@ _CLIENT_MESSAGES: dict[Denial, str] = {
     Denial.NOT_FOUND: "not found",
     Denial.FORBIDDEN: "not allowed",
     Denial.FORBIDDEN_PURPOSE: "this purpose can never be granted",
-    Denial.BAD_PURPOSE: "declare an allowed purpose in the X-Purpose header",
+    Denial.BAD_PURPOSE: "declare an allowed purpose (X-Purpose header; --purpose in the CLI)",
 }
 
 

@@ -39,6 +39,7 @@ from sqlalchemy import (
     column,
     create_engine,
     func,
+    null,
     select,
     text,
     tuple_,
@@ -651,6 +652,15 @@ class SqlSource:
             self._engine: Engine = create_engine(self.url, poolclass=NullPool)
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
             raise BadRequest("the source is not a usable SQLAlchemy URL") from exc
+        database = self.url.database
+        if (
+            self.url.get_backend_name() == "sqlite"
+            and database not in (None, "", ":memory:")
+            and not database.startswith("file:")
+            and not Path(database).is_file()
+        ):
+            # (SQLite would make an empty database file there: nothing is left behind.)
+            raise BadRequest(f"the SQL source has no database file {database}")
         self.safe_url = _safe_url(self.url)
         self.table_name = table
         self.query = query
@@ -809,7 +819,8 @@ class SqlSource:
         cleared = self._replace_plan(table, mapped, id_column)
         assert id_column is not None
         keys = [table.c[k] for k in self.key]
-        values: dict[str, Any] = dict.fromkeys(cleared)
+        # SQL NULL, also in JSON columns (where None would be bound as the JSON value null).
+        values: dict[str, Any] = dict.fromkeys(cleared, null())
         values[id_column] = bindparam("tvault_record_id")
         stmt = (
             update(table)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -77,8 +78,15 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {"echo": echo, "future": True, "json_serializer": _json_dumps}
         if self.is_sqlite:
-            if parsed.database and parsed.database != ":memory:":
+            if (
+                parsed.database
+                and parsed.database != ":memory:"
+                and not parsed.database.startswith("file:")
+            ):
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                # Owner-only from the start (SQLite gives its -wal and -shm files the database
+                # file's mode); an existing file keeps the mode it has.
+                os.close(os.open(parsed.database, os.O_CREAT | os.O_WRONLY, 0o600))
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             # No pool_pre_ping (a round trip on every checkout): see _ping_if_idle.
