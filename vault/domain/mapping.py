@@ -388,7 +388,8 @@ def _fill(out: dict[str, Any], value: Any, put: _Put) -> None:
             inner = out[head] = {}
         inner[rest] = value
     else:
-        out[head] = value
+        # A copy of an object: a later field put into it must not write into the source's row.
+        out[head] = dict(value) if type(value) is dict else value
 
 
 def _fill_defaults(out: dict[str, Any], defaults: dict[str, Any]) -> None:
@@ -419,14 +420,14 @@ def _get(out: dict[str, Any], target: str) -> Any:
 
 
 def _put(out: dict[str, Any], target: str, value: Any) -> None:
+    """Set a default: into copies, so that neither the source's row (an object copied from it
+    as it is) nor the mapping's defaults (an object default) are ever written into."""
     head, _, rest = target.partition(".")
     if not rest:
-        out[head] = value
+        out[head] = dict(value) if type(value) is dict else value
         return
     inner = out.get(head)
-    if not isinstance(inner, dict):
-        inner = {}
-        out[head] = inner
+    out[head] = inner = dict(inner) if isinstance(inner, dict) else {}
     inner[rest] = value
 
 
