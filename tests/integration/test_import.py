@@ -452,3 +452,34 @@ def test_a_text_source_in_utf16_or_utf32_is_a_clear_error(
         with pytest.raises(BadRequest, match="not UTF-8 text"):
             ux.imports.run(OPERATOR, "ux", source, ImportOptions())
     assert count_records(ux) == 0
+
+
+def test_a_finished_import_run_with_another_mapping_is_refused_not_reported_done(
+    ux: Vault, clock: Clock, tmp_path: Path
+) -> None:
+    """(Found by an exploratory test: it said "already imported" and ignored the new mapping, so
+    a file imported with a wrong mapping seemed fine.)"""
+    source = write_csv(tmp_path / "x.csv", export_rows(clock, 6))
+    ux.imports.run(OPERATOR, "ux", source, ImportOptions(mapping=MAPPING))
+    other = {**MAPPING, "fields": {**MAPPING["fields"], "window_title": "application"}}
+    with pytest.raises(Conflict, match="was done with another format or mapping"):
+        ux.imports.run(OPERATOR, "ux", source, ImportOptions(mapping=other))
+    same = ux.imports.run(OPERATOR, "ux", source, ImportOptions(mapping=MAPPING))
+    assert same["already_imported"] is True
+    assert count_records(ux) == 6
+
+
+def test_an_invalid_data_field_is_counted_by_its_event_field_name(
+    ux: Vault, clock: Clock, tmp_path: Path
+) -> None:
+    rows = [
+        {"subject": "emp-1", "time": clock().isoformat(), "kind": "click",
+         "data": {"x": "left of centre", "y": 3}},
+        {"subject": "emp-1", "time": clock().isoformat(), "kind": "click",
+         "data": {"x": 1, "y": 3}},
+    ]  # fmt: skip
+    summary = ux.imports.run(
+        OPERATOR, "ux", write_jsonl(tmp_path / "c.jsonl", rows), ImportOptions()
+    )
+    assert summary["invalid_causes"] == {"data.x": 1}
+    assert summary["stored"] == 1

@@ -340,7 +340,12 @@ def _cause(exc: ValidationError) -> str:
     """The schema field an invalid row failed on (a field name, never a value)."""
     errors = exc.errors(include_input=False, include_url=False)
     loc = errors[0]["loc"] if errors else ()
-    return str(loc[0]) if loc else "schema"
+    if not loc:
+        return "schema"
+    # The kind's data model is checked after the event's own fields: its errors name a field
+    # of ``data`` (``x``), which the cause names as the event field it is (``data.x``).
+    head = str(loc[0])
+    return head if head in TelemetryEvent.model_fields else f"data.{head}"
 
 
 class ImportService(ServiceBase):
@@ -457,6 +462,7 @@ class ImportService(ServiceBase):
         digest = mapping.digest()
         now = self.deps.now()
         changed = None
+        finished = False
         with self.db.write() as conn:
             row = conn.execute(
                 select(imports).where(
@@ -467,12 +473,9 @@ class ImportService(ServiceBase):
                 changed = row.id if row.content_sha256 != content else None
             if changed is not None:
                 conflict = None
-            elif (
-                row is not None
-                and row.state == "running"
-                and (row.format != fmt or row.mapping_sha256 != digest)
-            ):
-                conflict = row.id
+            elif row is not None and (row.format != fmt or row.mapping_sha256 != digest):
+                conflict = row.id  # (unfinished, or done: either way not with this mapping)
+                finished = row.state == "done"
             else:
                 conflict = None
                 if row is None:
@@ -534,14 +537,22 @@ class ImportService(ServiceBase):
                 "import)"
             )
         if conflict is not None:
+            state = "done" if finished else "unfinished"
             self.record_alone(
                 principal,
                 AuditAction.IMPORT_START,
                 Outcome.DENIED,
                 dataset=ds.name,
-                reason="unfinished import with another format or mapping",
+                reason=f"{state} import with another format or mapping",
                 details={"import": conflict},
             )
+            if finished:
+                raise Conflict(
+                    f"import {conflict} of this source was done with another format or "
+                    "mapping: nothing is imported again (a run with the mapping it was imported "
+                    "with reports it, and retires it on request). To import the file with this "
+                    "mapping, import it under another name (a new import)"
+                )
             raise Conflict(
                 f"import {conflict} of this source is unfinished with another format or "
                 "mapping; run it again with the same ones"
