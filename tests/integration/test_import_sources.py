@@ -86,7 +86,7 @@ def test_parquet_typed_columns_and_automatic_mapping(
     summary = ux.imports.run(OPERATOR, "ux", source, ImportOptions())
     assert summary["mapping"] == "automatic"
     assert summary["stored"] == 2, summary  # struct nulls make the click's data invalid
-    assert summary["invalid_causes"] == {"y": 1}  # the click has no y
+    assert summary["invalid_causes"] == {"data.y": 1}  # the click has no y
     assert summary["redactions"] == {"EMAIL": 1}
 
 
