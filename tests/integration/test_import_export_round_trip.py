@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import OPERATOR, READER, Clock, event, make_dataset
+from tests.integration.test_import import read_back
 from vault.bootstrap import Vault
 from vault.services.export import ExportQuery
 from vault.services.importer import ImportOptions
-from vault.services.reads import EventQuery
 
 #: Compared between the original and the imported copy (the subject is a pseudonym in the
 #: export, and each record gets an id of its own).
@@ -52,16 +52,7 @@ def _events(clock: Clock) -> list[dict[str, Any]]:
 
 
 def _read(vault: Vault, dataset: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        page = vault.reads.list_events(
-            READER, dataset, "research", EventQuery(limit=500, cursor=cursor)
-        )
-        out.extend(page["events"])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return sorted(out, key=lambda e: e["time"])
+    return sorted(read_back(vault, dataset), key=lambda e: e["time"])
 
 
 def _compared(events: list[dict[str, Any]]) -> list[dict[str, Any]]:

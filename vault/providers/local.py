@@ -49,7 +49,7 @@ from vault.errors import (
 )
 from vault.providers.base import KeyProvider, KeyState
 
-__all__ = ["LocalKeyringProvider"]
+__all__ = ["LocalKeyringProvider", "fsync_directory"]
 
 log = logging.getLogger("vault.providers.local")
 
@@ -99,10 +99,11 @@ def _write_private(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """fsync a directory, so that a rename or an unlink in it is durable."""
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -113,7 +114,7 @@ def _fsync_dir(directory: Path) -> None:
 def _rename(src: Path, dst: Path) -> None:
     """Atomically move ``src`` over ``dst`` and make the move durable."""
     os.replace(src, dst)
-    _fsync_dir(dst.parent)
+    fsync_directory(dst.parent)
 
 
 def _overwrite(path: Path) -> None:
@@ -133,7 +134,7 @@ def _shred(path: Path) -> bool:
     except FileNotFoundError:
         return False
     path.unlink()
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
     return True
 
 

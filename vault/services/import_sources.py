@@ -50,6 +50,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, S
 from sqlalchemy.pool import NullPool
 
 from vault.errors import BadRequest
+from vault.providers.local import fsync_directory
 
 __all__ = [
     "FILE_FORMATS",
@@ -938,7 +939,7 @@ def shred_file(path: Path) -> dict[str, Any]:
     if retiring.exists():
         raise BadRequest(f"{retiring} exists (an earlier retirement was stopped): remove it first")
     os.rename(path, retiring)
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
     fd = os.open(retiring, os.O_WRONLY)
     try:
         for fill in ("random", "zeros"):
@@ -955,18 +956,10 @@ def shred_file(path: Path) -> dict[str, Any]:
     finally:
         os.close(fd)
     os.unlink(retiring)
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
     return {
         "action": "overwritten and removed",
         "passes": ["random", "zeros"],
         "bytes": size,
         "other_hard_links": links - 1,
     }
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
