@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from vault.storage import Database
+from vault.storage import database as database_module
 
 
 def _mode(path: Path) -> int:
@@ -42,3 +45,29 @@ def test_an_existing_database_keeps_its_mode(tmp_path: Path) -> None:
         conn.execute(text("CREATE TABLE t (x INTEGER)"))
     db.dispose()
     assert _mode(path) == 0o640
+
+
+def test_a_database_that_cannot_be_created_or_written_is_still_opened_for_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(Review: an existing file that may only be read, as a backup being restored, raised
+    PermissionError when the file was opened for writing to set its mode.) An existing file is
+    not touched; where the file cannot be made, SQLite reports it."""
+    path = tmp_path / "backup.sqlite3"
+    first = Database(f"sqlite:///{path}")
+    with first.write() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (7)"))
+    first.dispose()
+    real_open = os.open
+
+    def no_writing(file: Any, flags: int, *args: Any) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and str(file) == str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(file, flags, *args)
+
+    monkeypatch.setattr(database_module.os, "open", no_writing)
+    db = Database(f"sqlite:///{path}")
+    with db.read() as conn:
+        assert conn.execute(text("SELECT x FROM t")).scalar_one() == 7
+    db.dispose()

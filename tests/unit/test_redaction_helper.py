@@ -236,3 +236,26 @@ def test_ready_says_whether_the_answer_is_there() -> None:
         os.kill(pid, signal.SIGKILL)
         helper._process.join()
         assert helper.ready()  # (ended: the answer is None, at once)
+
+
+@NEEDS_HELPER
+def test_sigterm_ends_the_helper_even_where_its_parent_handles_it() -> None:
+    """tvault turns SIGTERM into an interrupt (vault/cli.py); the forked helper must not inherit
+    that: a SIGTERM sent to the process group (timeout, systemd) ends it at once."""
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        helper = RedactionHelper.start(Redactor())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert helper is not None
+    time.sleep(0.3)  # (the helper has set its signals up: it waits for a batch)
+    pid = helper._process.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    helper._process.join(10)
+    assert helper._process.exitcode == -signal.SIGTERM
+    helper.close()

@@ -470,7 +470,7 @@ def _to_number(value: str) -> Any:
 def _to_json(value: str) -> Any:
     try:
         return json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # (nesting deeper than the parser goes: not JSON here)
         return value
 
 

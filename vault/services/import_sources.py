@@ -933,15 +933,27 @@ def shred_file(path: Path) -> dict[str, Any]:
     taking the partly overwritten file for a new one and importing its intact rows again."""
     if path.is_symlink():
         raise BadRequest("the source is a symbolic link: retire the file it points to instead")
-    size = path.stat().st_size
-    links = path.stat().st_nlink
-    retiring = retiring_name(path)
-    if retiring.exists():
-        raise BadRequest(f"{retiring} exists (an earlier retirement was stopped): remove it first")
-    os.rename(path, retiring)
-    fsync_directory(path.parent)
-    fd = os.open(retiring, os.O_WRONLY)
+    # Opened first (not following a link), so that a file that cannot be written is refused
+    # while it still has its name, and what is overwritten is the very file that was renamed.
     try:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise BadRequest(
+            f"the source file cannot be written ({exc.strerror}): nothing was overwritten"
+        ) from exc
+    try:
+        held = os.fstat(fd)
+        size, links = held.st_size, held.st_nlink
+        retiring = retiring_name(path)
+        if os.path.lexists(retiring):
+            raise BadRequest(
+                f"{retiring} exists (an earlier retirement was stopped): remove it first"
+            )
+        os.rename(path, retiring)
+        moved = os.lstat(retiring)
+        if (moved.st_dev, moved.st_ino) != (held.st_dev, held.st_ino):
+            raise BadRequest(f"{path} changed while it was being retired: check it by hand")
+        fsync_directory(path.parent)
         for fill in ("random", "zeros"):
             os.lseek(fd, 0, os.SEEK_SET)
             left = size

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, false, func, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
@@ -550,8 +550,9 @@ class ImportService(ServiceBase):
                 raise Conflict(
                     f"import {conflict} of this source was done with another format or "
                     "mapping: nothing is imported again (a run with the mapping it was imported "
-                    "with reports it, and retires it on request). To import the file with this "
-                    "mapping, import it under another name (a new import)"
+                    "with reports it, and retires it on request). To import it with this "
+                    "mapping, make it a new source: another file name, or for SQL another "
+                    "table, query or key"
                 )
             raise Conflict(
                 f"import {conflict} of this source is unfinished with another format or "
@@ -885,10 +886,7 @@ class ImportService(ServiceBase):
             )
         elif accounted != totals.rows_read:
             reason = "the import's counts do not add up"
-        elif isinstance(source, FileSource | ParquetSource) and (
-            source_fingerprint(source.path) != source.fingerprint
-            or content_sha256(source.path) != run.content
-        ):
+        elif isinstance(source, FileSource | ParquetSource) and not _unchanged(source, run):
             reason = "the file changed since it was read"
         details: dict[str, Any] = {
             "import": run.import_id,
@@ -970,19 +968,26 @@ class ImportService(ServiceBase):
         base = import_records.c.import_id == run.import_id
         joined = import_records.join(records, records.c.id == import_records.c.record_id)
         with self.db.read() as conn:
-            # Links, and links whose record is there, in one pass over the import's links.
-            linked, present = conn.execute(
-                select(func.count(), func.count(records.c.id))
+            sample_rows = [number for number, _ in run.sample]
+            # In one statement (one snapshot on PostgreSQL too, so an erasure committing
+            # meanwhile cannot unbalance them): links, links whose record is there, links an
+            # erasure or a sweep removed with their records, and the sampled rows still linked.
+            removed = (
+                select(imports.c.removed).where(imports.c.id == run.import_id).scalar_subquery()
+            )
+            in_sample = import_records.c.row.in_(sample_rows) if sample_rows else false()
+            linked, present, removed_count, still_linked = conn.execute(
+                select(
+                    func.count(),
+                    func.count(records.c.id),
+                    removed,
+                    func.count(case((in_sample, 1))),
+                )
                 .select_from(
                     import_records.outerjoin(records, records.c.id == import_records.c.record_id)
                 )
                 .where(base)
             ).one()
-            # Links an erasure or a sweep removed with their records (read in this snapshot).
-            removed = conn.execute(
-                select(imports.c.removed).where(imports.c.id == run.import_id)
-            ).scalar_one()
-            sample_rows = [number for number, _ in run.sample]
             stmt = select(records, import_records.c.row).select_from(joined).where(base)
             if sample_rows:
                 stmt = stmt.where(import_records.c.row.in_(sample_rows))
@@ -1004,17 +1009,19 @@ class ImportService(ServiceBase):
             for number, body in opened.items()
             if number in sources and self._matches(run, redactor, sources[number], body)
         )
+        # A sampled row whose record an erasure removed during the run is left out; every
+        # other sampled row must open and match its source row.
         ok = (
-            linked + removed == run.totals.stored
+            linked + removed_count == run.totals.stored
             and present == linked
-            and len(opened) == len(sample_rows or opened)
-            and matched == len(sample_rows)
+            and len(opened) == (still_linked if sample_rows else len(opened))
+            and matched == (len(opened) if sample_rows else 0)
         )
         return {
             "ok": ok,
             "stored": run.totals.stored,
             "linked": linked,
-            "removed": removed,
+            "removed": removed_count,
             "present": present,
             "decrypted": len(opened),
             "matched_source": matched,
@@ -1213,10 +1220,24 @@ class _Pipeline:
             self._helper.close(at_once=exc[0] is not None)  # (a failing import: no waiting)
 
 
+def _unchanged(source: FileSource | ParquetSource, run: _Run) -> bool:
+    """Whether the file is still the one this run read (name, size, first MiB, content)."""
+    try:
+        return (
+            source_fingerprint(source.path) == source.fingerprint
+            and content_sha256(source.path) == run.content
+        )
+    except OSError:  # gone, or no longer readable
+        return False
+
+
 def _content(source: Source) -> str | None:
     """A file source's whole-content digest (read now, before any row); None for SQL."""
     if isinstance(source, FileSource | ParquetSource):
-        return content_sha256(source.path)
+        try:
+            return content_sha256(source.path)
+        except OSError as exc:
+            raise BadRequest(f"the source file cannot be read ({exc.strerror})") from exc
     return None
 
 

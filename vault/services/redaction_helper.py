@@ -163,6 +163,9 @@ def _serve(conn: Connection, parents: Connection, redactor: Redactor) -> None:
     # An interrupt at the terminal reaches the whole process group: the parent handles it
     # and closes the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent's SIGTERM handler (tvault's: an interrupt) is not the helper's: a SIGTERM
+    # (the import's own terminate(), or one sent to the process group) ends it at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # The parent's objects are never garbage here: keep the collector off them (no pages
     # copied for its bookkeeping).
     gc.freeze()

@@ -60,6 +60,17 @@ def _note_checkin(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
     record.info[_IDLE_SINCE] = time.monotonic()
 
 
+def _create_owner_only(path: Path) -> None:
+    """Make a missing database file owner-only from the start (SQLite gives its -wal and -shm
+    files the database file's mode). An existing file is left as it is (its mode, and a file
+    that may only be read, as a backup being restored); a file that cannot be made here is left
+    for SQLite to report."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:
+        return
+
+
 def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(
         "BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN"
@@ -84,9 +95,7 @@ class Database:
                 and not parsed.database.startswith("file:")
             ):
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-                # Owner-only from the start (SQLite gives its -wal and -shm files the database
-                # file's mode); an existing file keeps the mode it has.
-                os.close(os.open(parsed.database, os.O_CREAT | os.O_WRONLY, 0o600))
+                _create_owner_only(Path(parsed.database))
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             # No pool_pre_ping (a round trip on every checkout): see _ping_if_idle.
@@ -159,7 +168,8 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction (a consistent snapshot on both backends)."""
+        """A read transaction: one snapshot on SQLite; on PostgreSQL (READ COMMITTED) each
+        statement sees its own, so counts that must agree are read in one statement."""
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
