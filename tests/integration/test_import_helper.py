@@ -34,7 +34,7 @@ from vault.config import Settings
 from vault.domain.events import TelemetryEvent
 from vault.domain.redaction import Redactor, redact_event
 from vault.services.importer import _READ_AHEAD, ImportOptions, ImportService, _Pipeline
-from vault.services.ingest import IngestService, Redacted
+from vault.services.ingest import IngestService, Redacted, ahead_of
 from vault.services.reads import EventQuery
 from vault.services.redaction_helper import RedactionHelper
 from vault.services.redaction_modes import redactor_for
@@ -270,18 +270,18 @@ def test_ingest_uses_a_redaction_made_ahead_only_for_its_dataset_and_mode(
     shifted = marked()
     shifted[0].body["time"] = shifted[1].body["time"]  # another batch's (other times)
     for name, redacted in (
-        ("ux", Redacted(ids["pz"], "placeholder", marked())),
-        ("pz", Redacted(ids["pz"], "placeholder", marked())),
-        ("ux", Redacted(ids["ux"], "placeholder", marked()[:2])),
-        ("ux", Redacted(ids["ux"], "placeholder", shifted)),
-        ("ux", Redacted(ids["ux"], "placeholder", marked()[::-1][:1] + marked()[1:])),
+        ("ux", Redacted(ids["pz"], "placeholder", ahead_of(marked()))),
+        ("pz", Redacted(ids["pz"], "placeholder", ahead_of(marked()))),
+        ("ux", Redacted(ids["ux"], "placeholder", ahead_of(marked()[:2]))),
+        ("ux", Redacted(ids["ux"], "placeholder", ahead_of(shifted))),
+        ("ux", Redacted(ids["ux"], "placeholder", ahead_of(marked()[::-1][:1] + marked()[1:]))),
     ):
         vault.ingest.ingest(COLLECTOR, name, items, redacted=redacted)
     assert stored_texts(vault, "ux") == ["mail [EMAIL]"] * 12
     assert "made ahead" not in json.dumps(stored_texts(vault, "pz"))
     # Its own: used as it is (the importer's helper made it with the same redactor).
     vault.ingest.ingest(
-        COLLECTOR, "ux", items, redacted=Redacted(ids["ux"], "placeholder", marked())
+        COLLECTOR, "ux", items, redacted=Redacted(ids["ux"], "placeholder", ahead_of(marked()))
     )
     assert stored_texts(vault, "ux").count("made ahead") == 3
 
@@ -298,7 +298,7 @@ def test_ingest_seals_the_forms_made_ahead_but_for_key_events(vault: Vault, cloc
         forms.append(json.dumps(body, separators=(",", ":")).encode())
     ux = dataset_id(vault, "ux")
     vault.ingest.ingest(
-        COLLECTOR, "ux", items, redacted=Redacted(ux, "placeholder", outcomes, forms)
+        COLLECTOR, "ux", items, redacted=Redacted(ux, "placeholder", ahead_of(outcomes, forms))
     )
     page = vault.reads.list_events(READER, "ux", "research", EventQuery(limit=10))
     data = sorted(json.dumps(e["data"]) for e in page["events"])
@@ -311,15 +311,23 @@ def test_ingest_seals_the_forms_made_ahead_but_for_key_events(vault: Vault, cloc
             json.dumps({"key": "a", "modifiers": []}),
         ]
     )
-    # Not one per item: the outcomes are used, their forms are not.
-    vault.ingest.ingest(
-        COLLECTOR, "ux", items[:2], redacted=Redacted(ux, "placeholder", outcomes[:2], forms[:1])
-    )
-    page = vault.reads.list_events(READER, "ux", "research", EventQuery(limit=10))
-    assert (
-        sorted(e["data"]["text"] for e in page["events"] if "text" in e["data"]).count("note 0")
-        == 1
-    )
+    # Not whole (a sealed form missing, a body carried where its sealed form belongs, a key
+    # event's body missing, another kind): nothing of it is used, the batch is redacted anew.
+    whole = ahead_of(outcomes[:2], forms[:2])
+    broken = [
+        whole._replace(plaintexts=whole.plaintexts[:1]),
+        whole._replace(plaintexts=[forms[0], None], bodies=[None, outcomes[1].body]),
+        whole._replace(kinds=["key_run", "clipboard"]),
+    ]
+    keyed = ahead_of(outcomes, forms)
+    broken.append(keyed._replace(bodies=[None, None, None]))
+    for made, batch in zip(broken, [items[:2]] * 3 + [items], strict=True):
+        vault.ingest.ingest(COLLECTOR, "ux", batch, redacted=Redacted(ux, "placeholder", made))
+    page = vault.reads.list_events(READER, "ux", "research", EventQuery(limit=50))
+    texts = [e["data"]["text"] for e in page["events"] if "text" in e["data"]]
+    assert texts.count("note 0") == 4
+    assert texts.count("note 1") == 4
+    assert texts.count("sealed ahead 0") == 1
 
 
 def test_the_importer_reads_ahead_of_a_slow_helper_a_few_batches_at_most(

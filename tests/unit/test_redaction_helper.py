@@ -26,6 +26,7 @@ from vault.domain.redaction import (
 from vault.services import redaction_helper
 from vault.services.body_json import encode_text
 from vault.services.cpus import cpus
+from vault.services.ingest import ahead_of
 from vault.services.redaction_helper import RedactionHelper
 
 #: The tests that need a helper process (the import's other tests run without one).
@@ -99,15 +100,22 @@ def test_the_helper_answers_what_redact_body_gives_here(mode: str) -> None:
             assert not helper.submit(bodies)  # (one in flight)
             answer = helper.result()
             assert answer is not None
-            got, plaintexts = answer
-            assert got == expected
-            assert got == [redact_event(e, redactor) for e in batch]
-            # The sealed form of each, but for key events (their bodies may still be masked).
-            assert plaintexts == [
+            assert answer.counts == [o.counts for o in expected]
+            assert expected == [redact_event(e, redactor) for e in batch]
+            # The sealed form of each, but for key events, whose bodies come instead (they may
+            # still be masked): no other body is carried.
+            assert answer.plaintexts == [
                 None if o.body["kind"] == "key" else encode_text(o.body).encode("utf-8")
                 for o in expected
             ]
-            assert plaintexts.count(None) == 10
+            assert answer.bodies == [o.body if o.body["kind"] == "key" else None for o in expected]
+            assert answer.plaintexts.count(None) == 10
+            assert answer.kinds == [e.kind for e in batch]
+            assert (answer.first_time, answer.last_time) == (
+                bodies[0]["time"],
+                bodies[-1]["time"],
+            )
+            assert answer == ahead_of(expected)
         assert helper.result() is None  # nothing submitted
     assert sum(o.counts.get("AWS_ACCESS_KEY", 0) for o in expected) == 10
     assert bodies == [e.stored_form() for e in batch]  # what was sent is not changed here
@@ -166,7 +174,7 @@ def test_a_batch_the_helper_cannot_redact_is_answered_none(
         assert helper.submit(good)
         answer = helper.result()
         assert answer is not None
-        assert len(answer[0]) == len(answer[1]) == 6
+        assert len(answer.counts) == len(answer.plaintexts) == len(answer.kinds) == 6
 
 
 def test_closing_ends_the_process_and_a_closed_helper_takes_nothing() -> None:

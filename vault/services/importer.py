@@ -62,9 +62,9 @@ from vault.services.import_sources import (
     shred_file,
     source_fingerprint,
 )
-from vault.services.ingest import IngestService, Redacted
+from vault.services.ingest import Ahead, IngestService, Redacted
 from vault.services.reads import ReadService
-from vault.services.redaction_helper import Answer, RedactionHelper
+from vault.services.redaction_helper import RedactionHelper
 from vault.services.redaction_modes import redactor_for
 from vault.storage.record_insert import copy_rows
 from vault.storage.tables import import_records, imports, records
@@ -717,7 +717,7 @@ class ImportService(ServiceBase):
         principal: Principal,
         run: _Run,
         chunk: _Chunk,
-        ahead: Answer | None = None,
+        ahead: Ahead | None = None,
     ) -> None:
         """Store one chunk (``ahead``: its valid events' redaction, made by the helper); an
         event over the record size limit is retried row by row."""
@@ -739,7 +739,7 @@ class ImportService(ServiceBase):
         principal: Principal,
         run: _Run,
         chunk: _Chunk,
-        ahead: Answer | None = None,
+        ahead: Ahead | None = None,
     ) -> None:
         expected = run.totals.position
         new = run.totals.copy()
@@ -771,8 +771,7 @@ class ImportService(ServiceBase):
         if chunk.valid:
             redacted = None
             if ahead is not None:
-                outcomes, plaintexts = ahead
-                redacted = Redacted(run.ds.id, run.ds.replacement, outcomes, plaintexts)
+                redacted = Redacted(run.ds.id, run.ds.replacement, ahead)
             self._ingest.ingest(
                 principal,
                 run.ds.name,

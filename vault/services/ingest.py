@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, cast
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Connection, Row, bindparam, select
@@ -42,7 +43,15 @@ from vault.services.validation import pydantic_details
 from vault.storage.record_insert import insert_record_parts
 from vault.storage.tables import consents, datasets
 
-__all__ = ["IngestService", "Redacted", "collection_policy", "consent_states"]
+__all__ = [
+    "WITHHELD",
+    "Ahead",
+    "IngestService",
+    "Redacted",
+    "ahead_of",
+    "collection_policy",
+    "consent_states",
+]
 
 _EVENT = TypeAdapter(TelemetryEvent)
 _EVENTS = TypeAdapter(list[TelemetryEvent])
@@ -151,21 +160,60 @@ class _Known:
         self.consent.update(states)
 
 
+#: The body of an outcome made ahead whose sealed form came with it (every kind but ``key``):
+#: never read, since its sealed form stands for it. Read-only and no JSON: encoding it fails.
+WITHHELD: dict[str, Any] = cast(dict[str, Any], MappingProxyType({}))
+
+
+class Ahead(NamedTuple):
+    """A batch's redaction made ahead (by the importer's helper process,
+    vault/services/redaction_helper.py): for each event, in order, what :func:`redact_event`
+    gives, in the form that costs least to carry between processes. ``counts``: the counts
+    of each; ``plaintexts``: for each event but ``key`` ones, ``encode_text`` of its redacted
+    body in UTF-8, which is sealed as it is (its body is not carried); ``bodies``: for
+    ``key`` events only, the redacted body, which the stream redaction may still mask here
+    (it is encoded when sealed). ``kinds`` and the first and last ``time`` of the redacted
+    bodies: a check that the answer is this batch's (:func:`_made_for`)."""
+
+    kinds: list[str]
+    first_time: str | None
+    last_time: str | None
+    counts: list[dict[str, int]]
+    plaintexts: list[bytes | None]
+    bodies: list[dict[str, Any] | None]
+
+
+def ahead_of(
+    outcomes: list[RedactionOutcome], plaintexts: Sequence[bytes | None] | None = None
+) -> Ahead:
+    """The :class:`Ahead` form of whole outcomes (``plaintexts``: their sealed forms, made
+    with them; else encoded here)."""
+    kinds = [str(o.body.get("kind")) for o in outcomes]
+    made: list[bytes | None] = []
+    bodies: list[dict[str, Any] | None] = []
+    for index, (kind, outcome) in enumerate(zip(kinds, outcomes, strict=True)):
+        if kind == EventKind.KEY:
+            made.append(None)
+            bodies.append(outcome.body)
+        else:
+            form = plaintexts[index] if plaintexts is not None else None
+            made.append(form if form is not None else encode_text(outcome.body).encode("utf-8"))
+            bodies.append(None)
+    first = outcomes[0].body.get("time") if outcomes else None
+    last = outcomes[-1].body.get("time") if outcomes else None
+    return Ahead(kinds, first, last, [o.counts for o in outcomes], made, bodies)
+
+
 @dataclass(frozen=True, slots=True)
 class Redacted:
-    """A batch's redaction made ahead of :meth:`IngestService.ingest` (by the importer's
-    helper process, vault/services/redaction_helper.py): for each item, in order, what
-    :func:`redact_event` gives with the redactor of the dataset ``dataset_id`` in mode
-    ``replacement`` (:func:`redactor_for`). Used once, for the events the batch's first
-    decision accepts, and only for that dataset and mode; anything else is redacted anew."""
+    """A batch's redaction made ahead of :meth:`IngestService.ingest` with the redactor of the
+    dataset ``dataset_id`` in mode ``replacement`` (:func:`redactor_for`). Used once, for the
+    events the batch's first decision accepts, and only for that dataset and mode, and only
+    if it is whole (:func:`_made_for`); anything else is redacted anew."""
 
     dataset_id: str
     replacement: str
-    outcomes: list[RedactionOutcome]
-    #: For each outcome, ``encode_text(outcome.body)`` in UTF-8, made with it; None where the
-    #: body may still change here (``key`` events: a secret typed across events is masked by
-    #: the stream redaction). Sealed as it is, for the events whose outcome is used.
-    plaintexts: list[bytes | None] | None = None
+    ahead: Ahead
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +227,7 @@ class _Plan:
     expected: list[int]
     stream: StreamResult
     rids: list[bytes]  # record ids (16 bytes each)
-    #: The sealed forms of ``stream.outcomes`` made ahead (:attr:`Redacted.plaintexts`).
+    #: The sealed forms of ``stream.outcomes`` made ahead (:attr:`Ahead.plaintexts`).
     plaintexts: list[bytes | None] | None = None
 
 
@@ -338,17 +386,20 @@ class IngestService(ServiceBase):
                 target_key(ds.id, e): pseudonyms[e.subject] for e in events if e.kind == "key"
             }
         tails: dict[bytes, KeyTail] = {}
-        ahead = plaintexts = None
+        ahead: list[RedactionOutcome] | None = None
+        plaintexts: list[bytes | None] | None = None
         if (
             redacted is not None
             and redacted.dataset_id == ds.id
             and redacted.replacement == ds.replacement
-            and _made_for(redacted.outcomes, events)
+            and _made_for(redacted.ahead, events)
         ):
-            ahead = redacted.outcomes
-            made = redacted.plaintexts
-            if made is not None and len(made) == len(events):
-                plaintexts = [made[i] for i in expected]
+            made = redacted.ahead
+            ahead = [
+                RedactionOutcome(WITHHELD if body is None else body, counts)
+                for counts, body in zip(made.counts, made.bodies, strict=True)
+            ]
+            plaintexts = [made.plaintexts[i] for i in expected]
         try:
             if state is not None:
                 tails = state.take(
@@ -606,18 +657,30 @@ class IngestService(ServiceBase):
         )
 
 
-def _made_for(outcomes: list[RedactionOutcome], events: list[TelemetryEvent]) -> bool:
-    """Whether ``outcomes`` can be the redactions of ``events``, in order: as many, of the same
-    kinds, the first and the last of the same times (redaction changes neither). A cheap
-    guard against a batch's answer paired with another batch."""
-    if len(outcomes) != len(events):
+def _made_for(made: Ahead, events: list[TelemetryEvent]) -> bool:
+    """Whether ``made`` can be the redaction of ``events``, in order, and is whole: one entry
+    per event in each list, of the same kinds, a sealed form for each event but ``key`` ones
+    and a body for each ``key`` event, the first and the last of the same times (redaction
+    changes neither). A cheap guard against a batch's answer paired with another batch, and
+    the reason a withheld body (:data:`WITHHELD`) is never read: its sealed form is there."""
+    count = len(events)
+    if not (
+        len(made.kinds) == len(made.counts) == len(made.plaintexts) == len(made.bodies) == count
+    ):
         return False
     if not events:
         return True
-    if any(o.body.get("kind") != e.kind for o, e in zip(outcomes, events, strict=True)):
-        return False
-    first, last = outcomes[0].body.get("time"), outcomes[-1].body.get("time")
-    return first == format_time(events[0].time) and last == format_time(events[-1].time)
+    key = EventKind.KEY
+    for kind, plaintext, body, event in zip(
+        made.kinds, made.plaintexts, made.bodies, events, strict=True
+    ):
+        if kind != event.kind:
+            return False
+        if (plaintext is None, body is None) != ((True, False) if kind == key else (False, True)):
+            return False
+    return made.first_time == format_time(events[0].time) and made.last_time == format_time(
+        events[-1].time
+    )
 
 
 def consent_states(

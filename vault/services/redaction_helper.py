@@ -5,7 +5,8 @@ Redaction is pure Python and takes about a third of an import's time; storing a 
 encoding, the database) takes most of the rest. With one helper process the two overlap on two
 cores. The helper is forked from the importing process, so it runs the very redactor the import
 uses (same code, same rules, same replacement mode and keys) and nothing is pickled but the
-events' stored forms going in and their redacted forms coming out, over a pipe: no file, no
+events' stored forms going in and their redactions coming out (:class:`Ahead`: the sealed form
+of each redacted body, not the body itself, but for ``key`` events), over a pipe: no file, no
 database, no network. The helper holds at most one batch; it ends when the import closes it,
 when its parent dies (the pipe's end), or on the import's interruption.
 
@@ -30,17 +31,11 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from vault.domain.events import EventKind
-from vault.domain.redaction import RedactionOutcome, Redactor, redact_body
-from vault.services.body_json import encode_text
+from vault.domain.redaction import Redactor, redact_body
 from vault.services.cpus import cpus
+from vault.services.ingest import Ahead, ahead_of
 
-__all__ = ["Answer", "RedactionHelper"]
-
-#: A batch's outcomes (:func:`redact_body` of each body, in order) and the sealed form of each
-#: (``encode_text`` of its redacted body, UTF-8), None for ``key`` events, whose bodies the
-#: stream redaction may still mask in the importing process.
-Answer = tuple[list[RedactionOutcome], list[bytes | None]]
+__all__ = ["RedactionHelper"]
 
 #: How long closing waits for the helper to end by itself before it is terminated.
 _JOIN_SECONDS = 5.0
@@ -95,9 +90,9 @@ class RedactionHelper:
         self._pending = len(bodies)
         return True
 
-    def result(self) -> Answer | None:
-        """The :data:`Answer` to the batch submitted, waiting for it; None if there is none
-        (nothing submitted, or the helper failed)."""
+    def result(self) -> Ahead | None:
+        """The redaction of the batch submitted (:class:`Ahead`), waiting for it; None if there
+        is none (nothing submitted, or the helper failed)."""
         expected, self._pending = self._pending, None
         if expected is None or not self.usable:
             return None
@@ -110,11 +105,10 @@ class RedactionHelper:
         except Exception as exc:  # noqa: BLE001 - any failure: the import redacts in process
             self._give_up(exc)
             return None
-        if not isinstance(answer, list) or len(answer) != expected:
+        if not isinstance(answer, Ahead) or len(answer.kinds) != expected:
             _log.warning("the redaction helper could not redact a batch; redacting it here")
             return None
-        outcomes = [RedactionOutcome(body=body, counts=counts) for body, counts, _ in answer]
-        return outcomes, [plaintext for _, _, plaintext in answer]
+        return answer
 
     def ready(self) -> bool:
         """Whether the answer to the batch submitted can be had without waiting (or the helper
@@ -174,16 +168,9 @@ def _serve(conn: Connection, parents: Connection, redactor: Redactor) -> None:
             data = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        answer: list[tuple[dict[str, Any], dict[str, int], bytes | None]] | None
         try:
             bodies = pickle.loads(data)  # noqa: S301 - from our own parent
-            answer = []
-            for body in bodies:
-                outcome = redact_body(body, redactor)
-                plaintext = None
-                if body.get("kind") != EventKind.KEY:
-                    plaintext = encode_text(outcome.body).encode("utf-8")
-                answer.append((outcome.body, outcome.counts, plaintext))
+            answer = ahead_of([redact_body(body, redactor) for body in bodies])
             payload = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # noqa: BLE001 - the parent redacts this batch itself, and raises
             payload = pickle.dumps(None)
