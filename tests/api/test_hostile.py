@@ -127,6 +127,20 @@ BAD_BODIES: dict[str, Callable[[Clock], bytes]] = {
     "lone_surrogate_escape": lambda c: (
         "[" + _valid(c).replace(PLANTED, "\\ud800x") + "]"
     ).encode(),
+    # A lone surrogate where no model checks text (typed text, a key, custom data): no UTF-8
+    # can hold it, so it is refused with the batch, never a failure at sealing.
+    "lone_surrogate_in_typed_text": lambda c: json.dumps(
+        [ev(c, data={"text": "a\ud800"})]
+    ).encode(),
+    "lone_surrogate_in_key": lambda c: json.dumps(
+        [ev(c, kind="key", data={"key": "\udfff"})]
+    ).encode(),
+    "lone_surrogate_in_custom_data": lambda c: json.dumps(
+        [ev(c, kind="custom", data={"a": [{"b": "\ud800"}]})]
+    ).encode(),
+    "lone_surrogate_in_custom_key": lambda c: json.dumps(
+        [ev(c, kind="custom", data={"\ud800": 1})]
+    ).encode(),
     "object_not_array": lambda c: _valid(c).encode(),
     "string_not_array": lambda c: b'"hello"',
     "number_not_array": lambda c: b"12",

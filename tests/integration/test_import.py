@@ -483,3 +483,69 @@ def test_an_invalid_data_field_is_counted_by_its_event_field_name(
     )
     assert summary["invalid_causes"] == {"data.x": 1}
     assert summary["stored"] == 1
+
+
+def test_a_key_named_twice_is_refused_as_http_ingest_refuses_it(
+    ux: Vault, clock: Clock, tmp_path: Path
+) -> None:
+    """Which value a parser takes of a key named twice differs from parser to parser: the
+    import refuses such a row (HTTP ingest refuses such a body), on the fast way (automatic
+    mapping), on the general way (a mapping) and in JSON held as text (a CSV cell)."""
+    when = clock().isoformat()
+    good = f'{{"subject":"emp-1","time":"{when}","kind":"key_run","data":{{"text":"fine"}}}}'
+    lines = [
+        good,
+        f'{{"subject":"emp-1","time":"{when}","kind":"key_run","subject":"emp-2",'
+        '"data":{"text":"top"}}',
+        f'{{"subject":"emp-1","time":"{when}","kind":"key_run","data":{{"text":"a","text":"b"}}}}',
+        good,
+    ]
+    source = tmp_path / "dup.jsonl"
+    source.write_text("\n".join(lines) + "\n", "utf-8")
+    summary = ux.imports.run(OPERATOR, "ux", source, ImportOptions())
+    assert (summary["stored"], summary["invalid_rows"]) == (2, [2, 3])
+    assert summary["invalid_causes"] == {"duplicate_key": 2}
+    mapped = tmp_path / "dup-mapped.jsonl"
+    mapped.write_text("\n".join(line.replace('"subject"', '"who"') for line in lines) + "\n")
+    flags = ("subject=who", "time=time", "kind=kind", "data=data")
+    summary = ux.imports.run(OPERATOR, "ux", mapped, ImportOptions(map=flags))
+    assert (summary["stored"], summary["invalid_rows"]) == (2, [2, 3])
+    assert summary["invalid_causes"] == {"duplicate_key": 2}
+    cells = tmp_path / "dup.csv"
+    with cells.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["subject", "time", "kind", "data"])
+        writer.writerow(["emp-1", when, "key_run", '{"text":"x","text":"y"}'])
+        writer.writerow(["emp-1", when, "key_run", '{"text":"x"}'])
+    summary = ux.imports.run(OPERATOR, "ux", cells, ImportOptions())
+    assert (summary["stored"], summary["invalid_rows"]) == (1, [1])
+    assert summary["invalid_causes"] == {"data": 1}
+    texts = sorted(e["data"]["text"] for e in read_back(ux))
+    assert texts == ["fine", "fine", "fine", "fine", "x"]
+
+
+def test_text_that_is_not_unicode_is_an_invalid_row_not_a_crash(
+    ux: Vault, clock: Clock, tmp_path: Path
+) -> None:
+    """A JSON ``\\ud800`` escape makes a lone surrogate, which no UTF-8 text can hold: the row
+    is refused, named by its field, and the rest is stored."""
+    when = clock().isoformat()
+    base = f'"subject":"emp-1","time":"{when}"'
+    lines = [
+        f'{{{base},"kind":"key_run","data":{{"text":"ok"}}}}',
+        f'{{{base},"kind":"key_run","data":{{"text":"lone \\ud800"}}}}',
+        f'{{{base},"kind":"key","data":{{"key":"\\udfff"}}}}',
+        f'{{{base},"kind":"key","data":{{"key":"a","modifiers":["\\ud800"]}}}}',
+        f'{{{base},"kind":"custom","data":{{"deep":[{{"x":"\\ud800"}}]}}}}',
+        f'{{{base},"kind":"custom","data":{{"\\ud800":1}}}}',
+        f'{{{base},"kind":"key_run","app":"\\ud800","data":{{"text":"ok"}}}}',
+        f'{{{base},"kind":"custom","data":{{"pair":"\\ud83d\\ude00"}}}}',  # a pair: an emoji
+    ]
+    source = tmp_path / "surrogates.jsonl"
+    source.write_text("\n".join(lines) + "\n", "utf-8")
+    summary = ux.imports.run(OPERATOR, "ux", source, ImportOptions())
+    assert (summary["stored"], summary["invalid_rows"]) == (2, [2, 3, 4, 5, 6, 7])
+    assert summary["invalid_causes"] == {"data.text": 1, "data.key": 1, "data.modifiers": 1,
+                                         "schema": 1, "data": 1, "app": 1}  # fmt: skip
+    stored = sorted(json.dumps(e["data"]) for e in read_back(ux))
+    assert stored == [json.dumps({"pair": "\U0001f600"}), json.dumps({"text": "ok"})]

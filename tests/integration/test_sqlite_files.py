@@ -71,3 +71,52 @@ def test_a_database_that_cannot_be_created_or_written_is_still_opened_for_readin
     with db.read() as conn:
         assert conn.execute(text("SELECT x FROM t")).scalar_one() == 7
     db.dispose()
+
+
+def _lock_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".lock"))
+
+
+def test_an_exclusive_lock_leaves_no_file_and_is_still_held_by_one_only(tmp_path: Path) -> None:
+    """One lock file per lock name was left beside the database (one per import ever run): it
+    is removed while still held, and a taker that opened the removed file tries again."""
+    db = Database(f"sqlite:///{tmp_path / 'tvault.sqlite3'}")
+    try:
+        with db.exclusive("import:a") as first:
+            assert first
+            assert len(_lock_files(tmp_path)) == 1
+            with db.exclusive("import:a") as second:  # (flock: per open file, so in-process too)
+                assert not second
+            with db.exclusive("import:b") as other:
+                assert other
+        assert _lock_files(tmp_path) == []
+        # A taker that opened the file just before its holder removed it and let go has locked
+        # a file that is no longer the lock: it must try again with the file under the name
+        # (else two could hold the lock: it, and one that made the file anew).
+        path = tmp_path / "x.lock"
+        other = tmp_path / "other"
+        other.write_text("")
+        real_stat = os.stat
+        seen: list[str] = []
+
+        def moved(target: Any, *args: Any, **kwargs: Any) -> Any:
+            if Path(target) == path:
+                seen.append("real" if seen else "moved")
+                if seen == ["moved"]:
+                    return real_stat(other)  # (another file is under the name now)
+            return real_stat(target, *args, **kwargs)
+
+        database_module.os.stat = moved  # type: ignore[assignment]
+        try:
+            fh = database_module._lock_file(path)
+        finally:
+            database_module.os.stat = real_stat  # type: ignore[assignment]
+        assert seen == ["moved", "real"]  # opened and locked again, then the right file
+        assert fh is not None
+        assert os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino  # the file under the name
+        assert database_module._lock_file(path) is None  # and it is held
+        fh.close()
+        path.unlink()
+        assert _lock_files(tmp_path) == []
+    finally:
+        db.dispose()

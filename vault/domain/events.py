@@ -187,19 +187,19 @@ def _fast_text(data: dict[str, Any]) -> dict[str, Any] | None:
     if len(data) != 1:
         return None
     text = data.get("text")
-    if type(text) is not str or len(text) > MAX_TEXT:
+    if type(text) is not str or len(text) > MAX_TEXT or not unicode_text(text):
         return None
     return {"text": text}
 
 
 def _fast_key(data: dict[str, Any]) -> dict[str, Any] | None:
     key = data.get("key")
-    if type(key) is not str or not 1 <= len(key) <= 64:
+    if type(key) is not str or not 1 <= len(key) <= 64 or not unicode_text(key):
         return None
     modifiers = data.get("modifiers", [])
     if len(data) != 1 + ("modifiers" in data) or type(modifiers) is not list or len(modifiers) > 8:
         return None
-    if any(type(m) is not str or len(m) > 16 for m in modifiers):
+    if any(type(m) is not str or len(m) > 16 or not unicode_text(m) for m in modifiers):
         return None
     return {"key": key, "modifiers": list(modifiers)}
 
@@ -239,9 +239,11 @@ class TelemetryEvent(_Strict):
                 object.__setattr__(self, "data", plain)
                 return self
         model = _DATA_MODELS.get(self.kind)
-        if model is None and not _all_finite(self.data):
-            raise ValueError("data holds a number that is not finite")
-        if model is not None:
+        if model is None:
+            problem = _json_problem(self.data)
+            if problem is not None:
+                raise ValueError(problem)
+        else:
             # Re-validate into the kind's model and keep its normalized dict form.
             checked = model.model_validate(self.data)
             object.__setattr__(self, "data", checked.model_dump(exclude_none=True))
@@ -325,15 +327,34 @@ def epoch_of(value: datetime) -> int:
 _EPOCH_DAY = datetime(1970, 1, 1, tzinfo=UTC).date()
 
 
-def _all_finite(value: Any) -> bool:
-    """Whether no float anywhere in ``value`` is NaN or infinite (JSON cannot carry them)."""
+def unicode_text(text: str) -> bool:
+    """Whether ``text`` is Unicode text that UTF-8 can hold: no lone surrogate, which a JSON
+    ``\\ud800`` escape makes (pydantic's ``str`` refuses it; nothing could seal it)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why ``value`` (the data of a kind without a model) is no JSON the vault can keep: a
+    float that is NaN or infinite, or text (a key or a value) that is not Unicode; else None."""
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            return False
-        if isinstance(item, dict):
+        if isinstance(item, str):
+            if not unicode_text(item):
+                return "data holds text that is not valid Unicode (a lone surrogate)"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "data holds a number that is not finite"
+        elif isinstance(item, dict):
+            if not all(unicode_text(key) for key in item if isinstance(key, str)):
+                return "data holds text that is not valid Unicode (a lone surrogate)"
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return True
+    return None

@@ -467,9 +467,21 @@ def _to_number(value: str) -> Any:
     return int(number) if number.is_integer() and "." not in value else number
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)  # in C; a repeated key makes it shorter than the pairs
+    if len(out) != len(pairs):
+        raise ValueError("duplicate key")
+    return out
+
+
+#: JSON held as text: an object naming a key twice is no JSON value here (HTTP ingest refuses
+#: it), so the text stays text and the row is refused for that field.
+_JSON_TEXT = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
 def _to_json(value: str) -> Any:
     try:
-        return json.loads(value)
+        return _JSON_TEXT.decode(value)
     except (ValueError, RecursionError):  # (nesting deeper than the parser goes: not JSON here)
         return value
 

@@ -422,9 +422,21 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-#: NaN and Infinity are not JSON. One decoder for every line (``json.loads`` with an option
-#: builds a new one per call).
-_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+class _DuplicateKey(ValueError):
+    """An object of a JSONL line names a key twice (HTTP ingest refuses it too: which of the
+    values a reader takes differs from parser to parser)."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)  # in C; a repeated key makes it shorter than the pairs
+    if len(out) != len(pairs):
+        raise _DuplicateKey("duplicate key")
+    return out
+
+
+#: NaN and Infinity are not JSON, nor is an object with a key twice. One decoder for every
+#: line (``json.loads`` with an option builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
 
 
 def _jsonl_lines(fh: IO[bytes]) -> Iterator[Line]:
@@ -453,7 +465,8 @@ def _jsonl_rows(fh: IO[bytes]) -> Iterator[Row]:
 
 
 def decode_line(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """A JSONL line with content as its row, or None and ``malformed``."""
+    """A JSONL line with content as its row, or None and ``malformed`` (``duplicate_key``: an
+    object in it names a key twice)."""
     # What json.loads(line, parse_constant=...) does, without a decoder per line; a line
     # that opens an object with a byte other than NUL after it is UTF-8 for json.loads
     # (no BOM, not UTF-16 or -32), so its encoding need not be detected.
@@ -461,6 +474,8 @@ def decode_line(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
     try:
         text = line.decode("utf-8" if utf8 else json.detect_encoding(line), "surrogatepass")
         value = _DECODER.decode(text)
+    except _DuplicateKey:
+        return None, "duplicate_key"
     except (ValueError, RecursionError):
         return None, "malformed"
     return (value, None) if isinstance(value, dict) else (None, "malformed")

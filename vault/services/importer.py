@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import jiter
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Connection, Row, bindparam, case, false, func, insert, select, update
 from sqlalchemy.engine import Dialect
@@ -243,15 +244,17 @@ _DROPPABLE = {
 class _JsonLines:
     """A JSONL file's lines, kept as bytes until their chunk is validated. With a mapping that
     copies each field it names from the field of the same name (``fields``, from
-    :meth:`FieldMapping.copied_fields`, as for the automatic mapping), each line is validated
-    straight from its bytes (no dict per row, no mapping); otherwise each goes the general way
-    (decoded, then :class:`_MappedRows`).
+    :meth:`FieldMapping.copied_fields`, as for the automatic mapping), each line is parsed by a
+    strict parser in Rust and validated as it is (no mapping); otherwise each goes the general
+    way (decoded, then :class:`_MappedRows`).
 
-    Straight from the bytes, the event is the general way's: the JSON parser refuses what the
-    row decoder refuses; a top-level null is the field's default (the general way drops it);
-    a field the mapping does not name is set back to its default (the general way drops it)
-    unless it is ``data``. A line this cannot take as it is (refused, a naive time, a ``data``
-    the mapping drops) goes the general way, which decides it."""
+    Straight from the parser, the event is the general way's: the parser refuses what the row
+    decoder refuses (NaN, a key named twice, which the general way then refuses as
+    ``duplicate_key``), and the row is validated as the general way validates; a top-level
+    null is the field's default (the general way drops it); a field the mapping does not name
+    is set back to its default (the general way drops it) unless it is ``data``. A line this
+    cannot take as it is (refused, a naive time, a ``data`` the mapping drops) goes the general
+    way, which decides it."""
 
     fields: frozenset[str] | None
     general: _MappedRows
@@ -263,9 +266,15 @@ class _JsonLines:
             self._general(pending, chunk)
             return
         misses: list[tuple[int, bytes]] = []
+        parse, validate = jiter.from_json, _EVENT.validate_python
         for number, line in pending:
             try:
-                event = _EVENT.validate_json(line)
+                # Parsed strictly (a key twice or NaN is an error: the line goes the general
+                # way, which refuses it), keys only cached (no value of the data stays in the
+                # parser's cache), then validated as the general way validates a row.
+                event = validate(
+                    parse(line, allow_inf_nan=False, cache_mode="keys", catch_duplicate_keys=True)
+                )
             except ValueError:
                 misses.append((number, line))
                 continue

@@ -7,6 +7,7 @@ so two writers never deadlock upgrading a read lock. PostgreSQL: any SQLAlchemy 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -194,16 +195,21 @@ class Database:
         path = Path(self.url.database or "tvault").with_name(
             f".{Path(self.url.database or 'tvault').name}.{key & 0xFFFFFFFF:08x}.lock"
         )
-        with path.open("a") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        fh = _lock_file(path)
+        if fh is None:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            # Removed while still held, so that no lock file is left behind per name (one per
+            # import otherwise): a process that opened it before is refused the lock meanwhile,
+            # or finds, once it has it, that the file is no longer under its name, and tries
+            # again with a new one (_lock_file).
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""
@@ -216,6 +222,28 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _lock_file(path: Path) -> IO[str] | None:
+    """The lock file at ``path``, open and locked (exclusively) by this process; None if
+    another holds it. A file whose holder removed it between our opening and our locking it is
+    not the lock any more: opened anew."""
+    while True:
+        fh = path.open("a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return None
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        mine = os.fstat(fh.fileno())
+        if current is not None and (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
+            return fh
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
 
 
 class _Write:
