@@ -21,6 +21,7 @@ from tests.conftest import OPERATOR, READER, Clock, make_dataset
 from vault.audit import AuditAction
 from vault.bootstrap import Vault
 from vault.cli import app
+from vault.domain.events import MAX_DATA_DEPTH
 from vault.errors import BadRequest, Conflict
 from vault.services.importer import ImportOptions
 from vault.services.reads import EventQuery
@@ -549,3 +550,25 @@ def test_text_that_is_not_unicode_is_an_invalid_row_not_a_crash(
                                          "schema": 1, "data": 1, "app": 1}  # fmt: skip
     stored = sorted(json.dumps(e["data"]) for e in read_back(ux))
     assert stored == [json.dumps({"pair": "\U0001f600"}), json.dumps({"text": "ok"})]
+
+
+def test_data_nested_deeper_than_the_vault_walks_is_an_invalid_row_not_a_crash(
+    ux: Vault, clock: Clock, tmp_path: Path
+) -> None:
+    """No HTTP reader bounds an imported row's depth: ``custom`` data nested past
+    MAX_DATA_DEPTH is refused by the schema (it stopped the import with a RecursionError at
+    about 500 levels), on the fast way and the general way alike."""
+    when = clock().isoformat()
+
+    def nested(depth: int) -> str:
+        return '{"k":' * depth + "1" + "}" * depth  # (data nested ``depth`` levels)
+
+    lines = [
+        f'{{"subject":"emp-1","time":"{when}","kind":"custom","data":{nested(depth)}}}'
+        for depth in (MAX_DATA_DEPTH, MAX_DATA_DEPTH + 1, 600, 3000)
+    ]
+    source = tmp_path / "deep.jsonl"
+    source.write_text("\n".join(lines) + "\n", "utf-8")
+    summary = ux.imports.run(OPERATOR, "ux", source, ImportOptions())
+    assert (summary["stored"], summary["invalid_rows"]) == (1, [2, 3, 4])
+    assert summary["invalid_causes"] in ({"schema": 3}, {"schema": 2, "malformed": 1})

@@ -120,3 +120,26 @@ def test_an_exclusive_lock_leaves_no_file_and_is_still_held_by_one_only(tmp_path
         assert _lock_files(tmp_path) == []
     finally:
         db.dispose()
+
+
+def test_a_lock_file_that_cannot_be_removed_is_still_let_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lock file not this process's to remove (made by another user, or by a version that
+    left them) stays; the work done under the lock is not failed, and the lock is free."""
+    db = Database(f"sqlite:///{tmp_path / 'tvault.sqlite3'}")
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(Path, "unlink", refuse)
+            with db.exclusive("import:a") as mine:
+                assert mine
+        assert len(_lock_files(tmp_path)) == 1  # left, and free:
+        with db.exclusive("import:a") as again:
+            assert again
+        assert _lock_files(tmp_path) == []
+    finally:
+        db.dispose()

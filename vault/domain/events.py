@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "MAX_DATA_DEPTH",
     "MAX_TEXT",
     "Device",
     "EventKind",
@@ -38,6 +39,11 @@ MAX_TEXT = 64 * 1024
 MAX_SHORT = 2048
 MAX_URL = 8192
 MAX_PATH_POINTS = 10_000
+#: How deep the free-form ``data`` of a ``custom`` event may nest (objects and lists): as deep
+#: as the deepest body HTTP ingest can be set to read (``max_json_depth`` at most 256, less the
+#: batch and the event), so that nothing HTTP takes is refused, while an imported row, which
+#: no HTTP reader bounds, cannot nest deeper than the vault's own code can walk.
+MAX_DATA_DEPTH = 254
 
 
 _RFC3339 = re.compile(
@@ -341,20 +347,24 @@ def unicode_text(text: str) -> bool:
 
 def _json_problem(value: Any) -> str | None:
     """Why ``value`` (the data of a kind without a model) is no JSON the vault can keep: a
-    float that is NaN or infinite, or text (a key or a value) that is not Unicode; else None."""
-    stack = [value]
+    float that is NaN or infinite, text (a key or a value) that is not Unicode, or nesting
+    deeper than :data:`MAX_DATA_DEPTH`; else None."""
+    stack = [(value, 1)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, str):
             if not unicode_text(item):
                 return "data holds text that is not valid Unicode (a lone surrogate)"
         elif isinstance(item, float):
             if not math.isfinite(item):
                 return "data holds a number that is not finite"
-        elif isinstance(item, dict):
+        elif isinstance(item, dict | list):
+            if depth > MAX_DATA_DEPTH:
+                return f"data nests deeper than {MAX_DATA_DEPTH} levels"
+            if isinstance(item, list):
+                stack.extend((child, depth + 1) for child in item)
+                continue
             if not all(unicode_text(key) for key in item if isinstance(key, str)):
                 return "data holds text that is not valid Unicode (a lone surrogate)"
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((child, depth + 1) for child in item.values())
     return None

@@ -206,10 +206,11 @@ class Database:
             # import otherwise): a process that opened it before is refused the lock meanwhile,
             # or finds, once it has it, that the file is no longer under its name, and tries
             # again with a new one (_lock_file).
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            fh.close()
+            try:
+                with contextlib.suppress(OSError):  # (not ours to remove, say: it stays)
+                    path.unlink()
+            finally:
+                fh.close()  # (closing lets go of the lock)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""
@@ -237,12 +238,16 @@ def _lock_file(path: Path) -> IO[str] | None:
             return None
         try:
             current = os.stat(path)
+            mine = os.fstat(fh.fileno())
         except FileNotFoundError:
-            current = None
-        mine = os.fstat(fh.fileno())
-        if current is not None and (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
+            same = False
+        except BaseException:
+            fh.close()
+            raise
+        else:
+            same = (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino)
+        if same:
             return fh
-        fcntl.flock(fh, fcntl.LOCK_UN)
         fh.close()
 
 
