@@ -11,16 +11,10 @@ from typing import Any
 
 from fastapi import Request
 
+from vault.domain.json_keys import DuplicateKey, no_duplicate_keys
 from vault.errors import BadRequest, PayloadTooLarge
 
 __all__ = ["read_body", "read_json", "read_json_or_ndjson", "strict_loads"]
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)  # in C; a repeated key makes it shorter than the pairs
-    if len(out) != len(pairs):
-        raise BadRequest("duplicate key in JSON object")
-    return out
 
 
 def _no_constant(name: str) -> Any:
@@ -58,7 +52,7 @@ def strict_loads(raw: bytes, *, max_depth: int) -> Any:
         text = raw.decode("utf-8")
         value = json.loads(
             text,
-            object_pairs_hook=_no_duplicates,
+            object_pairs_hook=no_duplicate_keys,
             parse_constant=_no_constant,
             parse_float=_finite_float,
         )
@@ -66,6 +60,8 @@ def strict_loads(raw: bytes, *, max_depth: int) -> Any:
         raise BadRequest("body is not UTF-8") from exc
     except RecursionError as exc:
         raise BadRequest("JSON nested too deeply") from exc
+    except DuplicateKey as exc:
+        raise BadRequest(str(exc)) from exc
     except ValueError as exc:
         raise BadRequest(f"malformed JSON: {exc.args[0].split(':')[0]}") from exc
     if not _depth_ok(value, max_depth):

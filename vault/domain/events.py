@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -193,19 +194,19 @@ def _fast_text(data: dict[str, Any]) -> dict[str, Any] | None:
     if len(data) != 1:
         return None
     text = data.get("text")
-    if type(text) is not str or len(text) > MAX_TEXT or not unicode_text(text):
+    if type(text) is not str or len(text) > MAX_TEXT or not _unicode_text(text):
         return None
     return {"text": text}
 
 
 def _fast_key(data: dict[str, Any]) -> dict[str, Any] | None:
     key = data.get("key")
-    if type(key) is not str or not 1 <= len(key) <= 64 or not unicode_text(key):
+    if type(key) is not str or not 1 <= len(key) <= 64 or not _unicode_text(key):
         return None
     modifiers = data.get("modifiers", [])
     if len(data) != 1 + ("modifiers" in data) or type(modifiers) is not list or len(modifiers) > 8:
         return None
-    if any(type(m) is not str or len(m) > 16 or not unicode_text(m) for m in modifiers):
+    if any(type(m) is not str or len(m) > 16 or not _unicode_text(m) for m in modifiers):
         return None
     return {"key": key, "modifiers": list(modifiers)}
 
@@ -333,7 +334,7 @@ def epoch_of(value: datetime) -> int:
 _EPOCH_DAY = datetime(1970, 1, 1, tzinfo=UTC).date()
 
 
-def unicode_text(text: str) -> bool:
+def _unicode_text(text: str) -> bool:
     """Whether ``text`` is Unicode text that UTF-8 can hold: no lone surrogate, which a JSON
     ``\\ud800`` escape makes (pydantic's ``str`` refuses it; nothing could seal it)."""
     if text.isascii():
@@ -353,7 +354,7 @@ def _json_problem(value: Any) -> str | None:
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            if not unicode_text(item):
+            if not _unicode_text(item):
                 return "data holds text that is not valid Unicode (a lone surrogate)"
         elif isinstance(item, float):
             if not math.isfinite(item):
@@ -361,10 +362,10 @@ def _json_problem(value: Any) -> str | None:
         elif isinstance(item, dict | list):
             if depth > MAX_DATA_DEPTH:
                 return f"data nests deeper than {MAX_DATA_DEPTH} levels"
-            if isinstance(item, list):
-                stack.extend((child, depth + 1) for child in item)
-                continue
-            if not all(unicode_text(key) for key in item if isinstance(key, str)):
-                return "data holds text that is not valid Unicode (a lone surrogate)"
-            stack.extend((child, depth + 1) for child in item.values())
+            children: Iterable[Any] = item
+            if isinstance(item, dict):
+                if not all(_unicode_text(key) for key in item if isinstance(key, str)):
+                    return "data holds text that is not valid Unicode (a lone surrogate)"
+                children = item.values()
+            stack.extend((child, depth + 1) for child in children)
     return None

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from vault.domain.json_keys import no_duplicate_keys
+
 __all__ = [
     "ALIASES",
     "REQUIRED",
@@ -467,16 +469,9 @@ def _to_number(value: str) -> Any:
     return int(number) if number.is_integer() and "." not in value else number
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)  # in C; a repeated key makes it shorter than the pairs
-    if len(out) != len(pairs):
-        raise ValueError("duplicate key")
-    return out
-
-
 #: JSON held as text: an object naming a key twice is no JSON value here (HTTP ingest refuses
 #: it), so the text stays text and the row is refused for that field.
-_JSON_TEXT = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+_JSON_TEXT = json.JSONDecoder(object_pairs_hook=no_duplicate_keys)
 
 
 def _to_json(value: str) -> Any:

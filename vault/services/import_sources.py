@@ -49,6 +49,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from vault.domain.json_keys import DuplicateKey, no_duplicate_keys
 from vault.errors import BadRequest
 from vault.providers.local import fsync_directory
 
@@ -422,21 +423,9 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-class _DuplicateKey(ValueError):
-    """An object of a JSONL line names a key twice (HTTP ingest refuses it too: which of the
-    values a reader takes differs from parser to parser)."""
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)  # in C; a repeated key makes it shorter than the pairs
-    if len(out) != len(pairs):
-        raise _DuplicateKey("duplicate key")
-    return out
-
-
 #: NaN and Infinity are not JSON, nor is an object with a key twice. One decoder for every
 #: line (``json.loads`` with an option builds a new one per call).
-_DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=no_duplicate_keys)
 
 
 def _jsonl_lines(fh: IO[bytes]) -> Iterator[Line]:
@@ -474,7 +463,7 @@ def decode_line(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
     try:
         text = line.decode("utf-8" if utf8 else json.detect_encoding(line), "surrogatepass")
         value = _DECODER.decode(text)
-    except _DuplicateKey:
+    except DuplicateKey:
         return None, "duplicate_key"
     except (ValueError, RecursionError):
         return None, "malformed"

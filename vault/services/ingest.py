@@ -670,13 +670,11 @@ def _made_for(made: Ahead, events: list[TelemetryEvent]) -> bool:
         return False
     if not events:
         return True
-    key = EventKind.KEY
     for kind, plaintext, body, event in zip(
         made.kinds, made.plaintexts, made.bodies, events, strict=True
     ):
-        if kind != event.kind:
-            return False
-        if (plaintext is None, body is None) != ((True, False) if kind == key else (False, True)):
+        keyed = kind == EventKind.KEY  # (a body, no sealed form; others the other way round)
+        if kind != event.kind or (plaintext is None) != keyed or (body is None) == keyed:
             return False
     return made.first_time == format_time(events[0].time) and made.last_time == format_time(
         events[-1].time
