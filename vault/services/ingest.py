@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
-from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, cast
 
 from pydantic import TypeAdapter, ValidationError
@@ -160,9 +159,28 @@ class _Known:
         self.consent.update(states)
 
 
+class _Withheld(Mapping[str, Any]):
+    """A body that is not here: every read of it raises (``get`` too), and it is no JSON."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        raise RuntimeError("a withheld body is never read: its sealed form stands for it")
+
+    def __iter__(self) -> Iterator[str]:
+        raise RuntimeError("a withheld body is never read: its sealed form stands for it")
+
+    def __len__(self) -> int:
+        raise RuntimeError("a withheld body is never read: its sealed form stands for it")
+
+    def __repr__(self) -> str:
+        return "WITHHELD"
+
+
 #: The body of an outcome made ahead whose sealed form came with it (every kind but ``key``):
-#: never read, since its sealed form stands for it. Read-only and no JSON: encoding it fails.
-WITHHELD: dict[str, Any] = cast(dict[str, Any], MappingProxyType({}))
+#: never read, since its sealed form stands for it. Any read raises (a quiet ``get`` returning
+#: None would be a trap), and encoding it as JSON fails.
+WITHHELD: dict[str, Any] = cast(dict[str, Any], _Withheld())
 
 
 class Ahead(NamedTuple):
