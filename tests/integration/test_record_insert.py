@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError, StatementError
 from tests.conftest import make_dataset
 from vault.bootstrap import Vault
 from vault.domain.events import epoch_of
+from vault.storage import record_insert
 from vault.storage.record_insert import insert_record_parts, insert_records
-from vault.storage.tables import datasets, records
+from vault.storage.tables import datasets, import_records, records
 
 _PLUS_TWO = timezone(timedelta(hours=2))
 
@@ -241,3 +242,68 @@ def test_a_part_that_fails_leaves_nothing(vault: Vault, clock: Any) -> None:
         insert_records(conn, rows[:10])
     with vault.db.read() as conn:
         assert conn.execute(select(func.count()).select_from(records)).scalar_one() == 10
+
+
+PG_ONLY = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@PG_ONLY
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("size", 2**31), ("epoch", -(2**31) - 1), ("size", True), ("size", "12")],
+    ids=["past-int4", "below-int4", "bool", "text"],
+)
+def test_an_integer_out_of_its_column_is_refused(
+    vault: Vault, clock: Any, column: str, value: Any
+) -> None:
+    """A binary COPY would wrap 2**31 to -2**31 and write True as 1: such a value is refused
+    before anything is sent, and nothing of the batch is written."""
+    ds_id = _dataset(vault, clock())
+    rows = _rows(ds_id, 50, clock())
+    rows[20] = {**rows[20], column: value}
+    with pytest.raises(StatementError, match="int4"), vault.db.write() as conn:
+        insert_records(conn, rows)
+    with vault.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(records)).scalar_one() == 0
+
+
+@PG_ONLY
+def test_postgres_copies_in_the_binary_format(vault: Vault, clock: Any) -> None:
+    """The envelope goes as its bytes, times as integers: every column of ``records`` has a
+    wire type, and the rows stored are the rows given."""
+    dialect = vault.db.engine.dialect
+    plan = record_insert._plan_of(dialect)
+    assert plan.statement.endswith("(FORMAT BINARY)")
+    assert plan.types == record_insert.binary_types(records, dialect)
+    assert plan.types is not None
+    assert len(plan.types) == len(records.columns)
+    rows = _rows(_dataset(vault, clock()), 40, clock())
+    with vault.db.write() as conn:
+        insert_records(conn, rows)
+    with vault.db.read() as conn:
+        stored = {
+            r.id: (r.event_time, bytes(r.envelope), r.redactions, r.size, r.sek_id)
+            for r in conn.execute(select(records))
+        }
+    assert stored == {
+        r["id"]: (
+            r["event_time"].astimezone(UTC),
+            r["envelope"],
+            r["redactions"],
+            r["size"],
+            r["sek_id"],
+        )
+        for r in rows
+    }
+
+
+@PG_ONLY
+def test_import_links_copy_checks_their_integers(vault: Vault) -> None:
+    """``copy_table`` (the import's links) refuses a row number outside its BIGINT column
+    before sending anything, on the binary COPY."""
+    with pytest.raises(ValueError, match="range"), vault.db.write() as conn:
+        record_insert.copy_table(conn, import_records, [("a" * 32, 2**63, "b" * 32)])
+    with pytest.raises(ValueError, match="range"), vault.db.write() as conn:
+        record_insert.copy_table(conn, import_records, [("a" * 32, "7", "b" * 32)])

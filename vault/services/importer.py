@@ -67,7 +67,7 @@ from vault.services.ingest import Ahead, IngestService, Redacted
 from vault.services.reads import ReadService
 from vault.services.redaction_helper import RedactionHelper
 from vault.services.redaction_modes import redactor_for
-from vault.storage.record_insert import copy_rows
+from vault.storage.record_insert import copy_table
 from vault.storage.tables import import_records, imports, records
 
 __all__ = [
@@ -96,7 +96,7 @@ _EVENT = TypeAdapter(TelemetryEvent)
 _EVENTS = TypeAdapter(list[TelemetryEvent])
 _NO_COUNTS: dict[str, int] = {}
 #: The columns of ``import_records``, in the order of the tuples :func:`_insert_links` takes.
-_LINK_COLUMNS = ("import_id", "row", "record_id")
+_LINK_COLUMNS = tuple(column.name for column in import_records.columns)  # (import, row, record)
 _INSERT_LINK = insert(import_records)
 #: An import's new position and counts, set only from the position expected (built once: it
 #: runs with every batch; the columns set are the parameters named after them).
@@ -1085,7 +1085,7 @@ class ImportService(ServiceBase):
 
 def _insert_links(conn: Connection, links: list[tuple[str, int, str]]) -> None:
     """Insert a batch's ``import_records`` rows (import id, source row, record id) in the
-    connection's transaction, as cheaply as the driver allows (``copy_rows`` on psycopg).
+    connection's transaction, as cheaply as the driver allows (``copy_table`` on psycopg).
 
     The values are plain text and integers, which no column type converts, so SQLAlchemy's
     per-row work for its ``insert`` (dicts to parameters, type processing) is skipped: SQLite
@@ -1102,10 +1102,7 @@ def _insert_links(conn: Connection, links: list[tuple[str, int, str]]) -> None:
     if dialect.name != "postgresql" or dialect.driver != "psycopg" or not conn.in_transaction():
         conn.execute(_INSERT_LINK, [dict(zip(_LINK_COLUMNS, link, strict=True)) for link in links])
         return
-    quote = dialect.identifier_preparer.quote
-    copy_rows(
-        conn, f"COPY import_records ({', '.join(map(quote, _LINK_COLUMNS))}) FROM STDIN", links
-    )
+    copy_table(conn, import_records, links)
 
 
 @functools.lru_cache(maxsize=4)

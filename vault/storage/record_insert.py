@@ -5,6 +5,11 @@ loopback TCP that pipeline stalls about 200 ms in one batch of 1000 records in t
 is idle meanwhile; over the Unix socket it never happens; bench/README.md, "PostgreSQL at
 batch 1000"), which halved the vault's ingest rate at that batch size. ``COPY ... FROM STDIN``
 streams the rows instead: no per-row reply, no stall, and as fast as a stall-free pipeline.
+The COPY is in PostgreSQL's binary format: the envelope goes as its bytes, not as hex text
+that the client writes and the server parses back (a third of the client's CPU for a row in
+text, measured), and the times as integers. Each column's wire type is the one its DDL gives
+(:func:`binary_types`); an integer column refuses a value outside its range before anything
+is sent, as the text form's parse would (the binary one would wrap it).
 
 On SQLite the statement is SQLAlchemy's own ``INSERT``, handed to the driver's ``executemany``
 directly: SQLAlchemy's per-row, per-column bind processing (a chain of Python calls for each
@@ -19,6 +24,7 @@ back with everything else. Driver errors are raised as SQLAlchemy raises them.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,16 +33,19 @@ from operator import itemgetter
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import JSON, Connection, LargeBinary, insert
+from sqlalchemy import JSON, Connection, LargeBinary, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
 from vault.storage.tables import UTCDateTime, records
 
-__all__ = ["copy_rows", "insert_record_parts", "insert_records"]
+__all__ = ["binary_types", "copy_rows", "copy_table", "insert_record_parts", "insert_records"]
 
 _COLUMNS = tuple(column.name for column in records.columns)
 _COPY = f"COPY records ({', '.join(_COLUMNS)}) FROM STDIN"
+_BINARY = " (FORMAT BINARY)"
+_INT_RANGES = {"int4": (-(2**31), 2**31 - 1), "int8": (-(2**63), 2**63 - 1)}
+_INT4 = _INT_RANGES["int4"]
 #: Fewer rows go to PostgreSQL as SQLAlchemy's own insert: a COPY costs a round trip more (its
 #: start, its rows, its end), the larger part of a one-event batch's database time, and a
 #: pipeline of a few rows does not stall.
@@ -56,6 +65,8 @@ class _Plan:
 
     statement: str
     converters: list[_Convert | None]  # in _COLUMNS order; None: the value passes as it is
+    #: A binary COPY's wire type per column (psycopg type names), None for a text one.
+    types: tuple[str, ...] | None = None
 
 
 #: Per dialect (one per engine), made on first use.
@@ -93,7 +104,7 @@ def insert_record_parts(
     dbapi = dialect.loaded_dbapi
     # Each part bound as the COPY asks for its rows: made, converted and sent in turn.
     bound = (values for part in parts if part for values in _bound(plan, part, dbapi))
-    copy_rows(conn, plan.statement, bound)
+    copy_rows(conn, plan.statement, bound, plan.types)
 
 
 def _plan_of(dialect: Dialect) -> _Plan:
@@ -128,16 +139,26 @@ def _execute_sqlite(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         raise DBAPIError.instance(plan.statement, None, exc, dbapi.Error) from exc
 
 
-def copy_rows(conn: Connection, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+def copy_rows(
+    conn: Connection,
+    statement: str,
+    rows: Iterable[Sequence[Any]],
+    types: Sequence[str] | None = None,
+) -> None:
     """Stream ``rows`` (values in the statement's column order, as the driver adapts them)
     through ``statement``, a ``COPY table (columns) FROM STDIN``, on ``conn``'s psycopg
-    connection: in its transaction, with no per-row round trip. Driver errors are raised as
-    SQLAlchemy's own insert raises them."""
+    connection: in its transaction, with no per-row round trip. A binary COPY (the statement
+    ends ``(FORMAT BINARY)``) needs each column's wire ``types`` (:func:`binary_types`).
+    Driver errors are raised as SQLAlchemy's own insert raises them."""
     dbapi = conn.dialect.loaded_dbapi
     driver = conn.connection.driver_connection
     assert driver is not None
+    if statement.endswith(_BINARY) != (types is not None):
+        raise ValueError("a binary COPY needs its column types, and only it")
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            if types is not None:
+                copy.set_types(types)
             for values in rows:
                 copy.write_row(values)
     except dbapi.Error as exc:
@@ -150,9 +171,105 @@ def _plan(dialect: Dialect) -> _Plan:
         compiled = insert(records).compile(dialect=dialect)
         assert tuple(compiled.positiontup or ()) == _COLUMNS
         statement = str(compiled)
-    else:
-        statement = _COPY
-    return _Plan(statement, [_converter(column, dialect) for column in records.columns])
+        return _Plan(statement, [_converter(column, dialect) for column in records.columns])
+    converters = [_converter(column, dialect) for column in records.columns]
+    types = binary_types(records, dialect)
+    serializer = dialect._json_serializer  # the engine's (vault.storage.database)
+    if types is None or serializer is None:  # JSON could not be written as its text
+        return _Plan(_COPY, converters)
+    for index, wire in enumerate(types):
+        if wire == "int4":
+            converters[index] = _int4(converters[index])
+        elif isinstance(records.columns[index].type, JSON):
+            converters[index] = _json_wire(converters[index], serializer)
+    return _Plan(_COPY + _BINARY, converters, types)
+
+
+#: The binary COPY wire type of a column by its DDL on PostgreSQL. JSON (not JSONB) is sent as
+#: text: its binary form is its text, which the server checks as it does in a text COPY.
+_WIRE_TYPES = {
+    "INTEGER": "int4",
+    "BIGINT": "int8",
+    "TIMESTAMP WITHOUT TIME ZONE": "timestamp",
+    "BYTEA": "bytea",
+    "JSON": "text",
+    "TEXT": "text",
+}
+
+
+def copy_table(conn: Connection, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+    """:func:`copy_rows` of ``rows`` (every column of ``table``, in its order, values the
+    driver takes as they are: text, int and bytes) into ``table``: in the binary format when
+    each column has a wire type (its integers range-checked here first), else as text."""
+    statement, types, ints = _table_copy(table, conn.dialect)
+    for index, (low, high) in ints:
+        for values in rows:
+            value = values[index]
+            if type(value) is not int or not low <= value <= high:
+                raise ValueError(f"not an integer in the range of column {index}: {value!r}")
+    copy_rows(conn, statement, rows, types)
+
+
+@functools.lru_cache(maxsize=16)
+def _table_copy(
+    table: Table, dialect: Dialect
+) -> tuple[str, tuple[str, ...] | None, tuple[tuple[int, tuple[int, int]], ...]]:
+    """The COPY statement of every column of ``table``, its wire types (None: a text COPY),
+    and the range of each integer column by position (for a binary COPY)."""
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(quote(column.name) for column in table.columns)
+    statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
+    types = binary_types(table, dialect)
+    if types is None:
+        return statement, None, ()
+    ints = tuple((i, _INT_RANGES[wire]) for i, wire in enumerate(types) if wire in _INT_RANGES)
+    return statement + _BINARY, types, ints
+
+
+def binary_types(table: Table, dialect: Dialect) -> tuple[str, ...] | None:
+    """Each column's wire type for a binary COPY into ``table`` on PostgreSQL, from the DDL its
+    type compiles to, or None when one has no known binary form (then a text COPY is used).
+    Text columns (``VARCHAR(n)``) go as text, their length checked by the server as usual."""
+    types: list[str] = []
+    for column in table.columns:
+        ddl = column.type.compile(dialect=dialect)
+        wire = "text" if ddl.startswith("VARCHAR(") else _WIRE_TYPES.get(ddl)
+        if wire is None:
+            return None
+        types.append(wire)
+    return tuple(types)
+
+
+def _json_wire(convert: _Convert | None, serializer: Callable[[Any], str]) -> _Convert:
+    """A JSON column's value as its text for a binary COPY: what the converter makes, or for
+    the ``Json`` wrapper of SQLAlchemy's processor (values the fast path leaves to it) the
+    text a text COPY writes for it, the engine's serializer's."""
+    from psycopg.types.json import Json
+
+    def text(value: Any) -> Any:
+        if convert is not None:
+            value = convert(value)
+        if value is None or type(value) is str:
+            return value
+        if type(value) is Json and value.dumps is None:
+            return serializer(value.obj)
+        raise TypeError(f"no JSON text for a value of type {type(value).__name__}")
+
+    return text
+
+
+def _int4(convert: _Convert | None) -> _Convert:
+    """An int4 column's value: an int in the column's range, else ValueError (a binary COPY
+    would wrap a larger one, and write a bool as an integer)."""
+
+    def check(value: Any) -> Any:
+        if convert is not None:
+            value = convert(value)
+        if type(value) is not int or not _INT4[0] <= value <= _INT4[1]:
+            raise ValueError(f"not an integer in an int4 column's range: {value!r}")
+        return value
+
+    return check
 
 
 def _bind_values(plan: _Plan, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
