@@ -326,6 +326,9 @@ class _Run:
     sample: list[tuple[int, TelemetryEvent]] = field(default_factory=list)
     seen: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    #: Rows stored by earlier runs, sampled for verification, that the source no longer
+    #: gives as a valid event (:meth:`ImportService._sample_earlier`): each fails it.
+    unreadable: int = 0
 
 
 def _check_source_options(options: ImportOptions, *, sql: bool) -> None:
@@ -641,6 +644,7 @@ class ImportService(ServiceBase):
                     self._interrupted(principal, run)
                     raise
             elapsed = time.perf_counter() - started
+            self._sample_earlier(run, source, mapping)
             verification = self._verify(run)
             if not done:
                 self._finish(principal, run, verification)
@@ -885,8 +889,11 @@ class ImportService(ServiceBase):
         totals = run.totals
         accounted = totals.stored + sum(totals.refused.values()) + totals.invalid
         reason = None
-        if not summary["verification"]["ok"]:
+        verification = summary["verification"]
+        if not verification["ok"]:
             reason = "the import's verification failed"
+        elif verification["present"] and not verification["matched_source"]:
+            reason = "no stored record could be compared with its source row"
         elif totals.invalid:
             reason = (
                 f"{totals.invalid} rows are invalid and stored nowhere: fix them and import them "
@@ -971,6 +978,53 @@ class ImportService(ServiceBase):
 
     # -- verification ---------------------------------------------------------------------
 
+    def _sample_earlier(self, run: _Run, source: Source, mapping: FieldMapping) -> None:
+        """Add to the verification sample up to :data:`SAMPLE` rows that earlier runs of the
+        import stored (a resumed import, or one run again once done), read again from the
+        source: so that what is verified, and then retired, is the whole import, not only
+        what this run stored (nothing at all, on a run after the last batch). A sampled row
+        the source no longer gives as a valid event counts against the verification."""
+        if run.resumed_at == 0:
+            return
+        with self.db.read() as conn:
+            # Record ids are random: ordered by them, the links are a sample of the rows.
+            wanted = set(
+                conn.execute(
+                    select(import_records.c.row)
+                    .where(
+                        import_records.c.import_id == run.import_id,
+                        import_records.c.row <= run.resumed_at,
+                    )
+                    .order_by(import_records.c.record_id)
+                    .limit(SAMPLE)
+                ).scalars()
+            )
+        if not wanted:
+            return
+        last = max(wanted)
+        events, rows = _reader(source, mapping, 0)
+        chunk = _Chunk()
+        try:
+            for number, row, problem in rows:
+                if number > last:
+                    break
+                if number not in wanted or problem is not None:
+                    continue
+                if events.apply is None:
+                    chunk.pending.append((number, row))
+                    continue
+                try:
+                    chunk.pending.append((number, events.apply(row)))
+                except NaiveTime:
+                    continue
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
+        chunk.validate(events)
+        run.sample.extend(chunk.valid)
+        run.unreadable = len(wanted) - len(chunk.valid)
+
     def _verify(self, run: _Run) -> dict[str, Any]:
         """Counts match; a sample decrypts and matches its redacted source row."""
         base = import_records.c.import_id == run.import_id
@@ -1024,6 +1078,7 @@ class ImportService(ServiceBase):
             and present == linked
             and len(opened) == (still_linked if sample_rows else len(opened))
             and matched == (len(opened) if sample_rows else 0)
+            and run.unreadable == 0
         )
         return {
             "ok": ok,
@@ -1033,6 +1088,7 @@ class ImportService(ServiceBase):
             "present": present,
             "decrypted": len(opened),
             "matched_source": matched,
+            "unreadable_in_source": run.unreadable,
         }
 
     def _matches(

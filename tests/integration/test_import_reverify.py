@@ -1,0 +1,179 @@
+"""A run of an import after its last batch verifies the whole import against its source, not
+only what it stored itself (found by an exploratory test of ``tvault import``).
+
+A run that stored nothing (the import was done, or the process died after its last batch and
+before verifying) used to compare no row with its source and call that verified; with
+``--retire-source`` it then destroyed a source whose first verification had failed. Such a
+run now reads a sample of the rows earlier runs stored from the source again, and a
+retirement needs at least one stored record compared with its source row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import OPERATOR, Clock, event, make_dataset
+from vault.bootstrap import Vault
+from vault.errors import Conflict
+from vault.services import importer as importer_module
+from vault.services.importer import SAMPLE, ImportOptions, ImportService
+
+
+@pytest.fixture
+def ux(vault: Vault) -> Vault:
+    make_dataset(vault, "ux")
+    return vault
+
+
+def _source(path: Path, clock: Clock, rows: int) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(rows):
+            clock.advance(seconds=1)
+            fh.write(json.dumps(event(clock, f"emp-{i % 3}", data={"text": f"row {i} " * 5})))
+            fh.write("\n")
+    return path
+
+
+def _never_matches(*_args: Any) -> bool:
+    return False
+
+
+def test_a_failed_verification_is_not_passed_by_running_again(
+    ux: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _source(tmp_path / "a.jsonl", clock, 40)
+    monkeypatch.setattr(ImportService, "_matches", _never_matches)
+    with pytest.raises(Conflict, match="verification failed"):
+        ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
+    assert source.exists()
+    # Run again, the source still not matching its records: still refused, and the rows
+    # compared are earlier runs' rows read again from the source.
+    with pytest.raises(Conflict, match="verification failed") as failed:
+        ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
+    summary = failed.value.details["summary"]
+    assert summary["already_imported"] is True
+    assert summary["verification"]["decrypted"] == SAMPLE
+    assert summary["verification"]["matched_source"] == 0
+    assert source.exists()
+    # Once the source does match, a run again verifies it for real and retires it.
+    monkeypatch.undo()
+    summary = ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
+    assert summary["verification"]["ok"] is True
+    assert summary["verification"]["matched_source"] == SAMPLE
+    assert summary["retired"]["mode"] == "overwrite"
+    assert not source.exists()
+
+
+class Killed(BaseException):
+    """The process dies here."""
+
+
+def test_a_run_after_a_death_before_verification_compares_the_source(
+    ux: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _source(tmp_path / "b.jsonl", clock, 30)
+
+    def dies(*_args: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(ImportService, "_sample_earlier", dies)  # after the last batch
+    with pytest.raises(Killed):
+        ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
+    monkeypatch.undo()
+    monkeypatch.setattr(ImportService, "_matches", _never_matches)
+    with pytest.raises(Conflict, match="verification failed"):
+        ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
+    assert source.exists()
+    monkeypatch.undo()
+    summary = ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
+    assert summary["stored"] == 30
+    assert summary["verification"]["matched_source"] == SAMPLE
+    assert not source.exists()
+
+
+def test_a_resumed_import_also_verifies_what_earlier_runs_stored(
+    ux: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _source(tmp_path / "c.jsonl", clock, 60)
+    calls = {"n": 0}
+    store = ImportService._store_part
+
+    def dies_on_third(self: ImportService, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Killed
+        return store(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImportService, "_store_part", dies_on_third)
+    with pytest.raises(Killed):
+        ux.imports.run(OPERATOR, "ux", source, ImportOptions(batch=10))
+    monkeypatch.undo()
+    summary = ux.imports.run(OPERATOR, "ux", source, ImportOptions(batch=10))
+    assert summary["resumed_at_row"] == 20
+    assert summary["stored"] == 60
+    # This run's sample and one of the rows the first run stored.
+    assert summary["verification"]["decrypted"] == 2 * SAMPLE
+    assert summary["verification"]["matched_source"] == 2 * SAMPLE
+    assert summary["verification"]["ok"] is True
+
+
+def test_a_sql_source_changed_since_it_was_imported_is_not_retired(
+    ux: Vault, clock: Clock, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'src.sqlite3'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE ev (n INTEGER PRIMARY KEY, who TEXT, at TEXT, typed TEXT)"))
+        for n in range(1, 31):
+            clock.advance(seconds=1)
+            conn.execute(
+                text("INSERT INTO ev VALUES (:n, :who, :at, :typed)"),
+                {"n": n, "who": f"emp-{n % 3}", "at": clock().isoformat(), "typed": f"t{n}"},
+            )
+    options: dict[str, Any] = {
+        "table": "ev",
+        "mapping": {
+            "fields": {"subject": "who", "time": "at", "text": "typed"},
+            "defaults": {"kind": "key_run"},
+        },
+    }
+    ux.imports.run(OPERATOR, "ux", url, ImportOptions(**options))
+    with engine.begin() as conn:  # every row's text edited after the import
+        conn.execute(text("UPDATE ev SET typed = typed || ' edited'"))
+    with pytest.raises(Conflict, match="verification failed") as failed:
+        ux.imports.run(OPERATOR, "ux", url, ImportOptions(**options, retire="drop"))
+    assert failed.value.details["summary"]["verification"]["matched_source"] == 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM ev")).scalar_one() == 30
+    engine.dispose()
+
+
+def test_sampled_rows_the_source_no_longer_gives_fail_the_verification(
+    ux: Vault, clock: Clock, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'src2.sqlite3'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE ev (n INTEGER PRIMARY KEY, who TEXT, at TEXT)"))
+        for n in range(1, 21):
+            clock.advance(seconds=1)
+            conn.execute(
+                text("INSERT INTO ev VALUES (:n, :who, :at)"),
+                {"n": n, "who": f"emp-{n % 3}", "at": clock().isoformat()},
+            )
+    options: dict[str, Any] = {
+        "table": "ev",
+        "mapping": {"fields": {"subject": "who", "time": "at"}, "defaults": {"kind": "custom"}},
+    }
+    ux.imports.run(OPERATOR, "ux", url, ImportOptions(**options))
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE ev SET at = 'not a time'"))
+    summary = ux.imports.run(OPERATOR, "ux", url, ImportOptions(**options))
+    assert summary["verification"]["unreadable_in_source"] == SAMPLE
+    assert summary["verification"]["ok"] is False
+    engine.dispose()
+    assert importer_module.SAMPLE == SAMPLE
