@@ -75,6 +75,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def source_url(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of its own for the source, on the same kind of server as the vault."""
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'source.sqlite3'}"
+        return
+    name = f"tvault_src_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 class Clock:
     """A settable clock for services (time is injected, never patched)."""
 

@@ -7,9 +7,7 @@ vault, or a fresh PostgreSQL database), like a team's existing telemetry table.
 from __future__ import annotations
 
 import json
-import uuid
 import zoneinfo
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
-from tests.conftest import OPERATOR, PG_ADMIN_URL, Clock, make_dataset
+from tests.conftest import OPERATOR, Clock, make_dataset
 from tests.integration.test_import import (
     AWS,
     EMAIL,
@@ -167,22 +165,6 @@ def test_naive_parquet_timestamps_need_a_timezone(ux: Vault, clock: Clock, tmp_p
 
 
 # -- SQL sources --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def source_url(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database of its own for the source, on the same kind of server as the vault."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'source.sqlite3'}"
-        return
-    name = f"tvault_src_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def fill_table(url: str, rows: list[dict[str, Any]], *, pk: bool = True) -> None:

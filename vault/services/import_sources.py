@@ -40,6 +40,7 @@ from sqlalchemy import (
     create_engine,
     func,
     null,
+    or_,
     select,
     text,
     tuple_,
@@ -150,8 +151,10 @@ class _Unjsonable(ValueError):
     """A value with no JSON form (binary that is not UTF-8)."""
 
 
-def _jsonable(value: Any) -> Any:  # noqa: PLR0911 - one return per type family
-    """A typed value (Parquet, SQL) as the JSON value a JSON export would have held."""
+def _jsonable(value: Any, *, structs: bool = True) -> Any:  # noqa: PLR0911 - per type family
+    """A typed value (Parquet, SQL) as the JSON value a JSON export would have held. A dict is
+    a Parquet struct (a field null in this row is absent) unless ``structs`` is off: a SQL
+    value's dict is a JSON document (json/jsonb), whose null members are its own."""
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
@@ -169,18 +172,22 @@ def _jsonable(value: Any) -> Any:  # noqa: PLR0911 - one return per type family
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _Unjsonable("binary") from exc
-    if isinstance(value, dict):  # a struct: a field that is null in this row is absent
-        return {str(k): _jsonable(v) for k, v in value.items() if v is not None}
+    if isinstance(value, dict):
+        if structs:  # a field that is null in this row is absent
+            return {str(k): _jsonable(v) for k, v in value.items() if v is not None}
+        return {str(k): _jsonable(v, structs=False) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, structs=structs) for v in value]
     return str(value)  # uuid.UUID, ipaddress, enum members...
 
 
-def _json_row(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+def _json_row(
+    row: dict[str, Any], *, structs: bool = True
+) -> tuple[dict[str, Any] | None, str | None]:
     """A typed row as JSON values; an empty string is an absent value, as in CSV (a column
-    cannot be left out of one row of a table)."""
+    cannot be left out of one row of a table). ``structs``: see :func:`_jsonable`."""
     try:
-        return {k: _jsonable(v) for k, v in row.items() if v != ""}, None
+        return {k: _jsonable(v, structs=structs) for k, v in row.items() if v != ""}, None
     except _Unjsonable:
         return None, "malformed"
 
@@ -347,14 +354,12 @@ def _csv_values(reader: Iterator[list[str]], width: int, path: Path) -> Iterator
             return
         except csv.Error as exc:
             # The reader's state is unknown after this: stop rather than guess.
-            raise BadRequest(
-                f"CSV row {number + 1} cannot be parsed ({exc}); fix the file and run again"
-            ) from exc
+            raise BadRequest(f"CSV row {number + 1} cannot be parsed ({exc})") from exc
         except UnicodeDecodeError as exc:
             # Text is decoded ahead of the parser, so the row is not known: the line is.
             raise BadRequest(
                 f"the CSV file is not UTF-8 text (line {_first_non_utf8_line(path)} of the file,"
-                f" after row {number}); fix the file and run again"
+                f" after row {number})"
             ) from exc
         number += 1
         if not any(values):
@@ -386,6 +391,10 @@ def _csv_start(text_: IO[str]) -> tuple[Iterator[list[str]], list[str] | None]:
     empty); BadRequest if the header cannot be read. Strict: a quoted field still open at the
     end of the file (which a lenient reader returns as one field holding every row after it)
     or text after a closing quote is an error (csv.Error), not a row."""
+    # A cell may be as long as a JSONL line (csv's own limit, 128 KiB, stopped imports of legal
+    # files); a longer one stops the import (the reader cannot go on after it).
+    if csv.field_size_limit() < MAX_LINE:
+        csv.field_size_limit(MAX_LINE)
     reader = csv.reader(text_, strict=True)
     try:
         return reader, next(reader, None)
@@ -615,9 +624,7 @@ class ParquetSource:
                     self._done = number
                     yield number, row, problem
         except self._errors as exc:
-            raise BadRequest(
-                f"Parquet rows after {number} cannot be read; fix the file and run again"
-            ) from exc
+            raise BadRequest(f"Parquet rows after {number} cannot be read") from exc
 
 
 # -- SQL ----------------------------------------------------------------------------------------
@@ -655,6 +662,10 @@ class SqlSource:
         try:
             self.url = make_url(url)
             self._engine: Engine = create_engine(self.url, poolclass=NullPool)
+        except ImportError as exc:  # the dialect is known, its driver not installed here
+            raise BadRequest(
+                f"the driver of the source URL's database is not installed ({exc.name or exc})"
+            ) from exc
         except (ArgumentError, NoSuchModuleError, ValueError) as exc:
             raise BadRequest("the source is not a usable SQLAlchemy URL") from exc
         database = self.url.database
@@ -680,6 +691,7 @@ class SqlSource:
                 self.total = int(
                     conn.execute(select(func.count()).select_from(self._from())).scalar_one()
                 )
+                self._check_key(conn)
         except SQLAlchemyError as exc:
             self._engine.dispose()
             raise _db_error("cannot read the SQL source", exc) from exc
@@ -723,6 +735,33 @@ class SqlSource:
             f"{what}: name a unique, never-NULL column to read it in order with --key COLUMN "
             "(an import resumes by position in that order)"
         )
+
+    def _check_key(self, conn: Connection) -> None:
+        """The key must give the rows one order only, as an import resumes by position in it
+        and a SQL retirement finds each row by it: never NULL, and unique (checked here on
+        every run, not trusted: SQLite even lets a primary key other than an INTEGER one hold
+        NULL). No key value is shown (it may be personal data)."""
+        source = self._from()
+        keys = [source.c[k] for k in self.key]
+        named = ", ".join(self.key)
+        nulls = conn.execute(
+            select(func.count()).select_from(source).where(or_(*(k.is_(None) for k in keys)))
+        ).scalar_one()
+        if nulls:
+            raise BadRequest(
+                f"the key ({named}) is NULL in {nulls} rows of the SQL source: name a unique, "
+                "never-NULL column (or columns) with --key"
+            )
+        repeated = conn.execute(
+            select(func.count()).select_from(
+                select(*keys).group_by(*keys).having(func.count() > 1).subquery()
+            )
+        ).scalar_one()
+        if repeated:
+            raise BadRequest(
+                f"the key ({named}) is not unique in the SQL source ({repeated} values name "
+                "more than one row): name a unique, never-NULL column (or columns) with --key"
+            )
 
     def _from(self) -> Any:
         if self._table is not None:
@@ -780,7 +819,7 @@ class SqlSource:
                 for raw in conn.execute(stmt, execution_options=streamed):
                     number += 1
                     self._done = number
-                    row, problem = _json_row(dict(raw._mapping))
+                    row, problem = _json_row(dict(raw._mapping), structs=False)
                     yield number, row, problem
                 txn.rollback()  # nothing to keep: the source is only read
         except SQLAlchemyError as exc:
@@ -925,6 +964,26 @@ RETIRING_SUFFIX = ".tvault-retiring"
 def retiring_name(path: Path) -> Path:
     """Where ``path`` is while it is being overwritten (:func:`shred_file`)."""
     return path.with_name(f".{path.name}{RETIRING_SUFFIX}")
+
+
+def check_retirable_file(path: Path) -> None:
+    """Refuse, before anything is imported, a file :func:`shred_file` would refuse once the
+    import is done: a symbolic link (importing through it, then retiring the file it points
+    to, would be a second import of the same rows under another name), a file this process
+    cannot write or rename, or one whose earlier retirement was stopped."""
+    if path.is_symlink():
+        raise BadRequest(
+            "the source is a symbolic link: import and retire the file it points to instead"
+        )
+    if os.path.lexists(retiring_name(path)):
+        raise BadRequest(
+            f"{retiring_name(path)} exists (an earlier retirement was stopped): remove it first"
+        )
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
+        raise BadRequest(
+            "the source file or its folder cannot be written, so it could not be retired: "
+            "nothing was imported"
+        )
 
 
 def shred_file(path: Path) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from vault.services.import_sources import (
     ParquetSource,
     Source,
     SqlSource,
+    check_retirable_file,
     content_sha256,
     decode_line,
     is_sql_url,
@@ -397,6 +398,8 @@ class ImportService(ServiceBase):
                     "remove that file (e.g. shred -u)"
                 )
             raise BadRequest(f"no such file: {path}")
+        if options.retire is not None:
+            check_retirable_file(path)
         if fmt == "parquet":
             return ParquetSource(path)
         return FileSource(path, fmt)
@@ -640,6 +643,9 @@ class ImportService(ServiceBase):
                     handled = self._stream(
                         principal, run, source, mapping, batch=batch, progress=progress
                     )
+                except BadRequest as exc:  # the source cannot be read on: say what is stored
+                    self._interrupted(principal, run)
+                    raise BadRequest(_stopped_by_source(exc.message, run)) from exc
                 except BaseException:
                     self._interrupted(principal, run)
                     raise
@@ -896,8 +902,10 @@ class ImportService(ServiceBase):
             reason = "no stored record could be compared with its source row"
         elif totals.invalid:
             reason = (
-                f"{totals.invalid} rows are invalid and stored nowhere: fix them and import them "
-                "(a changed file is a new import) before retiring the source"
+                f"{totals.invalid} rows are invalid and stored nowhere, so this source cannot be "
+                "retired: import those rows alone, fixed, from a new file (the others are "
+                "stored; a fixed copy of this file would be a new import and store them again), "
+                "then remove this source yourself"
             )
         elif accounted != totals.rows_read:
             reason = "the import's counts do not add up"
@@ -1137,6 +1145,22 @@ class ImportService(ServiceBase):
             },
             "verification": verification,
         }
+
+
+def _stopped_by_source(message: str, run: _Run) -> str:
+    """What to do about a source that stopped an import part-way (a row that cannot be parsed
+    or read): a fixed copy of a file is a new import (its fingerprint changes), which would
+    store the rows already stored a second time."""
+    stored = run.totals.position
+    if stored == 0:
+        return f"{message}: nothing was stored; fix the source and run the import again"
+    return (
+        f"{message}: the import stopped after row {stored} (import {run.import_id}, rows 1 to "
+        f"{stored} are handled and stay stored). A fixed copy of a file is a new import and "
+        f"would store those rows again: import only the rows after row {stored}, fixed, as a "
+        "new file (a CSV with its header), or fix the SQL source's rows and run this "
+        "command again"
+    )
 
 
 def _insert_links(conn: Connection, links: list[tuple[str, int, str]]) -> None:
