@@ -164,3 +164,38 @@ def test_a_sql_url_whose_driver_is_missing_is_a_clear_error(ux: Vault, url: str)
     with pytest.raises(BadRequest, match=r"driver .* is not installed") as refused:
         ux.imports.run(OPERATOR, "ux", url, ImportOptions(table="ev"))
     assert "pw" not in refused.value.message
+
+
+@pytest.mark.parametrize("table", ["legal_holds", "datasets", "records"])
+def test_the_vault_s_own_tables_are_not_a_source(ux: Vault, table: str) -> None:
+    """With the vault's own database URL, ``--table legal_holds --retire-source=drop`` used to
+    import the holds as events and drop the table (holds gone, with no audit of a lift)."""
+    own = ux.db.engine.url.render_as_string(hide_password=False)
+    options = ImportOptions(
+        table=table,
+        mapping={"fields": {"subject": "id", "time": "created_at"}, "defaults": {"kind": "custom"}},
+        retire="drop",
+    )
+    with pytest.raises(BadRequest, match="one of the vault's own"):
+        ux.imports.run(OPERATOR, "ux", own, options)
+    with ux.db.read() as conn:  # still there, and nothing imported
+        conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+    assert count_records(ux) == 0
+
+
+def test_a_table_of_the_user_in_another_database_with_a_vault_name_is_a_source(
+    ux: Vault, clock: Clock, source_url: str
+) -> None:
+    engine = create_engine(source_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE records (n INTEGER PRIMARY KEY, who TEXT, at TEXT)"))
+        clock.advance(seconds=1)
+        conn.execute(
+            text("INSERT INTO records VALUES (1, 'emp-1', :at)"), {"at": clock().isoformat()}
+        )
+    engine.dispose()
+    options = ImportOptions(
+        table="records",
+        mapping={"fields": {"subject": "who", "time": "at"}, "defaults": {"kind": "custom"}},
+    )
+    assert ux.imports.run(OPERATOR, "ux", source_url, options)["stored"] == 1

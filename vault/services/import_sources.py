@@ -736,6 +736,23 @@ class SqlSource:
             "(an import resumes by position in that order)"
         )
 
+    def is_vault_table(self, names: set[str], dataset_id: str) -> bool:
+        """Whether the source is a table of the vault's own database (or of a copy of it):
+        named as one of the vault's tables (``names``) or its record partitions, in a
+        database that knows the dataset ``dataset_id``. Importing one, and then retiring it,
+        would drop or rewrite the vault's own rows behind its back."""
+        table = self._table
+        if table is None or not (table.name in names or table.name.startswith("records_")):
+            return False
+        try:
+            with self._engine.connect() as conn:
+                found = conn.execute(
+                    text("SELECT 1 FROM datasets WHERE id = :id"), {"id": dataset_id}
+                ).first()
+        except SQLAlchemyError:
+            return False  # (no such table there: another database)
+        return found is not None
+
     def _check_key(self, conn: Connection) -> None:
         """The key must give the rows one order only, as an import resumes by position in it
         and a SQL retirement finds each row by it: never NULL, and unique (checked here on

@@ -69,7 +69,7 @@ from vault.services.reads import ReadService
 from vault.services.redaction_helper import RedactionHelper
 from vault.services.redaction_modes import redactor_for
 from vault.storage.record_insert import copy_table
-from vault.storage.tables import import_records, imports, records
+from vault.storage.tables import import_records, imports, metadata, records
 
 __all__ = [
     "FORMATS",
@@ -595,6 +595,12 @@ class ImportService(ServiceBase):
         batch = self._batch_size(options.batch)
         opened = self._source(source, options)
         try:
+            if isinstance(opened, SqlSource) and opened.is_vault_table(set(metadata.tables), ds.id):
+                raise BadRequest(
+                    f"the SQL source table {opened.table_name!r} is one of the vault's own "
+                    "(this is the vault's database, or a copy of it): it is not imported, nor "
+                    "retired"
+                )
             mapping = self._mapping(opened, options)
             if isinstance(opened, SqlSource) and options.retire is not None:
                 opened.check_retire(options.retire, mapping.columns(), options.id_column)
