@@ -143,3 +143,33 @@ def test_a_file_that_cannot_be_written_is_not_renamed(
         ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
     assert source.exists()
     assert not (tmp_path / ".ro.jsonl.tvault-retiring").exists()
+
+
+def _actions(vault: Vault) -> list[tuple[str, str]]:
+    with vault.db.read() as conn:
+        rows = conn.execute(
+            select(audit_log.c.action, audit_log.c.outcome)
+            .where(audit_log.c.action.like("import:retire%"))
+            .order_by(audit_log.c.seq)
+        ).all()
+    return [(row.action, row.outcome) for row in rows]
+
+
+def test_a_retirement_the_process_does_not_live_to_record_shows_as_begun(
+    ux: Vault, clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source is changed outside any vault transaction: the intent is committed first."""
+    source = _source(tmp_path / "begun.jsonl", clock, 10)
+    ux.imports.run(OPERATOR, "ux", source, ImportOptions())  # (urandom makes record ids)
+
+    def dies(_n: int) -> bytes:
+        raise Killed
+
+    monkeypatch.setattr(import_sources.os, "urandom", dies)
+    with pytest.raises(Killed):
+        ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
+    monkeypatch.undo()
+    assert _actions(ux) == [("import:retire-begin", "ok")]
+    other = _source(tmp_path / "done.jsonl", clock, 10)
+    ux.imports.run(OPERATOR, "ux", other, ImportOptions(retire="overwrite"))
+    assert _actions(ux)[1:] == [("import:retire-begin", "ok"), ("import:retire", "ok")]

@@ -41,6 +41,7 @@ class AuditAction(enum.StrEnum):
     IMPORT_START = "import:start"
     IMPORT_BATCH = "import:batch"
     IMPORT_FINISH = "import:finish"
+    IMPORT_RETIRE_BEGIN = "import:retire-begin"
     IMPORT_RETIRE = "import:retire"
     EVENTS_REMASK = "events:remask"
     REDACT_START = "redaction:start"

@@ -926,6 +926,16 @@ class ImportService(ServiceBase):
         if reason is not None:
             self._retire_refused(principal, run, details, reason)
             raise Conflict(f"the source is not retired: {reason}", details={"summary": summary})
+        # Committed before the source is touched: the source is another system (a file, a
+        # database) that no vault transaction spans, so a retirement the process does not
+        # live to record still shows in the log as begun, and never as done.
+        self.record_alone(
+            principal,
+            AuditAction.IMPORT_RETIRE_BEGIN,
+            Outcome.OK,
+            dataset=run.ds.name,
+            details=details,
+        )
         try:
             with self.db.write() as conn:
                 # The entry commits only if the retirement succeeded (fail closed: a retirement
