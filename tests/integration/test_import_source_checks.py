@@ -199,3 +199,22 @@ def test_a_table_of_the_user_in_another_database_with_a_vault_name_is_a_source(
         mapping={"fields": {"subject": "who", "time": "at"}, "defaults": {"kind": "custom"}},
     )
     assert ux.imports.run(OPERATOR, "ux", source_url, options)["stored"] == 1
+
+
+@pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+def test_a_driver_error_while_reading_rows_does_not_show_their_values(
+    ux: Vault, clock: Clock, source_url: str
+) -> None:
+    _table(source_url, clock, [1, 2, 3])
+    secret = "AKIAQWERTYUIOP999999"
+    options = ImportOptions(
+        query=f"SELECT grp, who, at, (who || ' {secret}')::int AS bad FROM ev",
+        key=("grp",),
+        mapping={"fields": {"subject": "who", "time": "at"}, "defaults": {"kind": "custom"}},
+    )
+    with pytest.raises(BadRequest, match="invalid input syntax") as failed:
+        ux.imports.run(OPERATOR, "ux", source_url, options)
+    assert secret not in failed.value.message
+    assert "emp-" not in failed.value.message

@@ -23,6 +23,7 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -635,11 +636,20 @@ def _safe_url(url: URL) -> str:
     return url.set(password=None).render_as_string(hide_password=False)
 
 
-def _db_error(what: str, exc: SQLAlchemyError) -> BadRequest:
-    """A database error as a clear BadRequest: the driver's first line, never the URL."""
+#: A quoted text in a driver's message: while rows are read, it may be a source value.
+_QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
+
+
+def _db_error(what: str, exc: SQLAlchemyError, *, values: bool = False) -> BadRequest:
+    """A database error as a clear BadRequest: the driver's first line, never the URL. With
+    ``values`` (an error while rows are read, e.g. ``invalid input syntax for type integer:
+    "<a row's text>"``), quoted texts are left out: they may be the source's plaintext, which
+    would reach terminals and log collectors."""
     orig = getattr(exc, "orig", None)
     first = str(orig if orig is not None else exc).strip().splitlines()
     reason = first[0][:300] if first else type(exc).__name__
+    if values:
+        reason = _QUOTED.sub('"…"', reason)
     return BadRequest(f"{what}: {reason}")
 
 
@@ -840,7 +850,7 @@ class SqlSource:
                     yield number, row, problem
                 txn.rollback()  # nothing to keep: the source is only read
         except SQLAlchemyError as exc:
-            raise _db_error(f"the SQL source failed after row {number}", exc) from exc
+            raise _db_error(f"the SQL source failed after row {number}", exc, values=True) from exc
 
     # -- retiring -------------------------------------------------------------------------
 
