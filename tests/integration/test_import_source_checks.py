@@ -218,3 +218,25 @@ def test_a_driver_error_while_reading_rows_does_not_show_their_values(
         ux.imports.run(OPERATOR, "ux", source_url, options)
     assert secret not in failed.value.message
     assert "emp-" not in failed.value.message
+
+
+@pytest.mark.parametrize("given", ["ev.2024", '"ev.2024"'])
+def test_a_table_with_a_dot_in_its_name(
+    ux: Vault, clock: Clock, source_url: str, given: str
+) -> None:
+    engine = create_engine(source_url)
+    with engine.begin() as conn:
+        conn.execute(text('CREATE TABLE "ev.2024" (n INTEGER PRIMARY KEY, who TEXT, at TEXT)'))
+        clock.advance(seconds=1)
+        conn.execute(
+            text('INSERT INTO "ev.2024" VALUES (1, :who, :at)'),
+            {"who": "emp-1", "at": clock().isoformat()},
+        )
+    engine.dispose()
+    options = ImportOptions(
+        table=given,
+        mapping={"fields": {"subject": "who", "time": "at"}, "defaults": {"kind": "custom"}},
+    )
+    assert ux.imports.run(OPERATOR, "ux", source_url, options)["stored"] == 1
+    with pytest.raises(BadRequest, match="has no table"):
+        ux.imports.run(OPERATOR, "ux", source_url, ImportOptions(table="nope.ev"))

@@ -48,7 +48,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, NoSuchTableError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    NoSuchModuleError,
+    NoSuchTableError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import NullPool
 
 from vault.domain.json_keys import DuplicateKey, no_duplicate_keys
@@ -631,6 +637,23 @@ class ParquetSource:
 # -- SQL ----------------------------------------------------------------------------------------
 
 
+def _table_names(given: str) -> list[tuple[str | None, str]]:
+    """The (schema, name) pairs ``--table`` may mean, in the order they are tried: a name in
+    double quotes is taken whole (``"ev.2024"``, ``archive."ev.2024"``); otherwise
+    ``schema.name`` split at the last dot, then the whole text as a name with dots in it."""
+    if given.endswith('"'):
+        opening = given.rfind('"', 0, len(given) - 1)
+        if opening >= 0:
+            name = given[opening + 1 : -1]
+            schema = given[:opening].removesuffix(".").strip('"') or None
+            if opening == 0 or given[opening - 1] == ".":
+                return [(schema, name)]
+    schema, _, name = given.rpartition(".")
+    if not schema:
+        return [(None, given)]
+    return [(schema, name), (None, given)]
+
+
 def _safe_url(url: URL) -> str:
     """The URL without its password (for fingerprints and messages)."""
     return url.set(password=None).render_as_string(hide_password=False)
@@ -718,12 +741,18 @@ class SqlSource:
 
     def _describe(self, conn: Connection) -> list[str]:
         if self.table_name is not None:
-            schema, _, name = self.table_name.rpartition(".")
-            try:
-                self._table = Table(name, MetaData(), schema=schema or None, autoload_with=conn)
-            except NoSuchTableError as exc:
-                raise BadRequest(f"the SQL source has no table {self.table_name!r}") from exc
-            return [c.name for c in self._table.columns]
+            sqlite = conn.dialect.name == "sqlite"
+            for schema, name in _table_names(self.table_name):
+                try:
+                    self._table = Table(name, MetaData(), schema=schema, autoload_with=conn)
+                except NoSuchTableError:
+                    continue
+                except OperationalError:
+                    if not sqlite or schema is None:  # (SQLite: no attached database so named)
+                        raise
+                    continue
+                return [c.name for c in self._table.columns]
+            raise BadRequest(f"the SQL source has no table {self.table_name!r}")
         assert self.query is not None
         probe = text(f"SELECT * FROM ({self.query}) AS tvault_source WHERE 1 = 0")  # noqa: S608
         return list(conn.execute(probe).keys())
