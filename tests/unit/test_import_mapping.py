@@ -17,7 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vault.domain import mapping as m
-from vault.domain.mapping import FieldMapping, NaiveTime, TimeFormat, automatic_mapping
+from vault.domain.mapping import (
+    FieldMapping,
+    MappingError,
+    NaiveTime,
+    TimeFormat,
+    automatic_mapping,
+    parse_mapping,
+)
 
 
 def _reference_bool(text: str) -> Any:
@@ -228,3 +235,45 @@ def test_mapper_is_made_once_and_not_shared_with_another_time_format() -> None:
     with pytest.raises(NaiveTime):
         mapping.apply(row, text_values=False)
     assert in_berlin == in_berlin.with_time(in_berlin.time)  # the cache is no part of equality
+
+
+@pytest.mark.parametrize(
+    ("target", "value", "expected"),
+    [
+        ("jurisdiction", 5, "must be text"),
+        ("private_window", "yes", "must be true or false"),
+        ("data.x", True, "must be a number"),
+        ("device", "laptop", "must be an object"),
+        ("data.modifiers", "shift", "must be a list"),
+    ],
+)
+def test_a_default_of_the_wrong_kind_is_a_mapping_error(
+    target: str, value: object, expected: str
+) -> None:
+    """Checked before anything is read: such a default made every row invalid for its field
+    (and used up the source's fingerprint on an import of nothing)."""
+    document: dict[str, dict[str, Any]] = {
+        "fields": {"subject": "who", "time": "at"},
+        "defaults": {"kind": "custom"},
+    }
+    document["defaults"][target] = value
+    with pytest.raises(MappingError, match=expected):
+        parse_mapping((), document)
+
+
+def test_defaults_of_the_right_kind_are_taken() -> None:
+    mapping = parse_mapping(
+        (),
+        {
+            "fields": {"subject": "who", "time": "at"},
+            "defaults": {
+                "kind": "custom",
+                "private_window": False,
+                "device": {"owner": "corporate"},
+                "data.x": 1.5,
+                "data.modifiers": ["shift"],
+            },
+        },
+    )
+    assert mapping is not None
+    assert mapping.defaults["data.x"] == 1.5

@@ -489,6 +489,23 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+#: Whether a mapping file's default suits its target's kind of value (TARGETS).
+_DEFAULT_FITS: dict[str, Callable[[Any], bool]] = {
+    "str": lambda value: isinstance(value, str),
+    "bool": lambda value: isinstance(value, bool),
+    "object": lambda value: isinstance(value, dict),
+    "list": lambda value: isinstance(value, list),
+    "number": lambda value: isinstance(value, int | float) and not isinstance(value, bool),
+}
+_KIND_NAMES = {
+    "str": "text",
+    "bool": "true or false",
+    "object": "an object",
+    "list": "a list",
+    "number": "a number",
+}
+
+
 def parse_mapping(
     pairs: Iterable[str] = (), document: Mapping[str, Any] | None = None
 ) -> FieldMapping | None:
@@ -511,6 +528,13 @@ def parse_mapping(
         fields.update({_target(k): v for k, v in document.get("fields", {}).items()})
         values.update({_target(k): dict(v) for k, v in document.get("values", {}).items()})
         defaults.update({_target(k): v for k, v in document.get("defaults", {}).items()})
+        for target, value in defaults.items():  # (else every row would be invalid for it)
+            expected = TARGETS[target]
+            if not _DEFAULT_FITS[expected](value):
+                raise MappingError(
+                    f"mapping file default for {target!r} must be {_KIND_NAMES[expected]}, "
+                    f"not {json.dumps(value)[:40]}"
+                )
     for pair in pairs:
         name, sep, column = pair.partition("=")
         if not sep or not name.strip() or not column.strip():
