@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, text, update
 
 from tests.conftest import OPERATOR, Clock, event, make_dataset
 from vault.bootstrap import Vault
 from vault.errors import Conflict
-from vault.services import importer as importer_module
 from vault.services.importer import SAMPLE, ImportOptions, ImportService
+from vault.storage.tables import records
 
 
 @pytest.fixture
@@ -176,4 +176,21 @@ def test_sampled_rows_the_source_no_longer_gives_fail_the_verification(
     assert summary["verification"]["unreadable_in_source"] == SAMPLE
     assert summary["verification"]["ok"] is False
     engine.dispose()
-    assert importer_module.SAMPLE == SAMPLE
+
+
+def test_records_of_older_rules_are_not_compared_and_do_not_retire(
+    ux: Vault, clock: Clock, tmp_path: Path
+) -> None:
+    """A record an earlier run redacted with older rules is not what today's rules make of its
+    source row: it is not held against the verification, nor taken as compared."""
+    source = _source(tmp_path / "old-rules.jsonl", clock, 20)
+    ux.imports.run(OPERATOR, "ux", source, ImportOptions())
+    with ux.db.write() as conn:
+        conn.execute(update(records).values(rules_version="1"))
+    with pytest.raises(Conflict, match="older rules") as refused:
+        ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
+    verification = refused.value.details["summary"]["verification"]
+    assert verification["ok"] is True
+    assert verification["older_rules"] == verification["decrypted"] == SAMPLE
+    assert verification["matched_source"] == 0
+    assert source.exists()

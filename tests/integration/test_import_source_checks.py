@@ -105,7 +105,8 @@ def test_a_source_that_stops_an_import_says_what_is_stored(
     stored = count_records(ux)
     assert stored >= 60  # (chunks read ahead of the bad row are not stored)
     assert "CSV row 101 cannot be parsed" in message
-    assert f"import only the rows after row {stored}" in message
+    assert f"stopped after row {stored}" in message
+    assert "put only the rows to import, fixed, in a new file" in message
     assert "fix the file and run again" not in message
     # A first row that cannot be parsed stops the import before it begins.
     first = write_csv(tmp_path / "head.csv", [])
@@ -220,10 +221,7 @@ def test_a_driver_error_while_reading_rows_does_not_show_their_values(
     assert "emp-" not in failed.value.message
 
 
-@pytest.mark.parametrize("given", ["ev.2024", '"ev.2024"'])
-def test_a_table_with_a_dot_in_its_name(
-    ux: Vault, clock: Clock, source_url: str, given: str
-) -> None:
+def test_a_table_with_a_dot_in_its_name(ux: Vault, clock: Clock, source_url: str) -> None:
     engine = create_engine(source_url)
     with engine.begin() as conn:
         conn.execute(text('CREATE TABLE "ev.2024" (n INTEGER PRIMARY KEY, who TEXT, at TEXT)'))
@@ -233,10 +231,17 @@ def test_a_table_with_a_dot_in_its_name(
             {"who": "emp-1", "at": clock().isoformat()},
         )
     engine.dispose()
-    options = ImportOptions(
-        table=given,
-        mapping={"fields": {"subject": "who", "time": "at"}, "defaults": {"kind": "custom"}},
+    mapping = {"fields": {"subject": "who", "time": "at"}, "defaults": {"kind": "custom"}}
+    first = ux.imports.run(
+        OPERATOR, "ux", source_url, ImportOptions(table="ev.2024", mapping=mapping)
     )
-    assert ux.imports.run(OPERATOR, "ux", source_url, options)["stored"] == 1
+    assert first["stored"] == 1
+    # The same table named in quotes is the same import, not a second copy of its rows.
+    again = ux.imports.run(
+        OPERATOR, "ux", source_url, ImportOptions(table='"ev.2024"', mapping=mapping)
+    )
+    assert again["already_imported"] is True
+    assert again["import"] == first["import"]
+    assert count_records(ux) == 1
     with pytest.raises(BadRequest, match="has no table"):
         ux.imports.run(OPERATOR, "ux", source_url, ImportOptions(table="nope.ev"))

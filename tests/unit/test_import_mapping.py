@@ -242,7 +242,8 @@ def test_mapper_is_made_once_and_not_shared_with_another_time_format() -> None:
     [
         ("jurisdiction", 5, "must be text"),
         ("private_window", "yes", "must be true or false"),
-        ("data.x", True, "must be a number"),
+        ("data.x", True, "must be a finite number"),
+        ("data.y", float("nan"), "must be a finite number"),
         ("device", "laptop", "must be an object"),
         ("data.modifiers", "shift", "must be a list"),
     ],
@@ -272,6 +273,7 @@ def test_defaults_of_the_right_kind_are_taken() -> None:
                 "device": {"owner": "corporate"},
                 "data.x": 1.5,
                 "data.modifiers": ["shift"],
+                "url": None,  # (a null default is no default, as before)
             },
         },
     )

@@ -495,14 +495,16 @@ _DEFAULT_FITS: dict[str, Callable[[Any], bool]] = {
     "bool": lambda value: isinstance(value, bool),
     "object": lambda value: isinstance(value, dict),
     "list": lambda value: isinstance(value, list),
-    "number": lambda value: isinstance(value, int | float) and not isinstance(value, bool),
+    "number": lambda value: (
+        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ),
 }
 _KIND_NAMES = {
     "str": "text",
     "bool": "true or false",
     "object": "an object",
     "list": "a list",
-    "number": "a number",
+    "number": "a finite number",
 }
 
 
@@ -530,7 +532,7 @@ def parse_mapping(
         defaults.update({_target(k): v for k, v in document.get("defaults", {}).items()})
         for target, value in defaults.items():  # (else every row would be invalid for it)
             expected = TARGETS[target]
-            if not _DEFAULT_FITS[expected](value):
+            if value is not None and not _DEFAULT_FITS[expected](value):  # (null: no default)
                 raise MappingError(
                     f"mapping file default for {target!r} must be {_KIND_NAMES[expected]}, "
                     f"not {json.dumps(value)[:40]}"

@@ -659,20 +659,24 @@ def _safe_url(url: URL) -> str:
     return url.set(password=None).render_as_string(hide_password=False)
 
 
-#: A quoted text in a driver's message: while rows are read, it may be a source value.
-_QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
+#: A quoted text in a driver's message (one left open runs to the end): it may be a value.
+_QUOTED = re.compile(r'"[^"]*(?:"|$)|\'[^\']*(?:\'|$)')
 
 
-def _db_error(what: str, exc: SQLAlchemyError, *, values: bool = False) -> BadRequest:
-    """A database error as a clear BadRequest: the driver's first line, never the URL. With
-    ``values`` (an error while rows are read, e.g. ``invalid input syntax for type integer:
-    "<a row's text>"``), quoted texts are left out: they may be the source's plaintext, which
-    would reach terminals and log collectors."""
+def _db_error(what: str, exc: SQLAlchemyError) -> BadRequest:
+    """A database error as a clear BadRequest: the driver's first line, never the URL, and
+    no quoted text of it (e.g. ``invalid input syntax for type integer: "<a row's text>"``):
+    it may be the source's plaintext, which would reach terminals and log collectors. Quoted
+    texts are left out of the whole message before it is cut to a line, so that a value that
+    is long or holds a line break is left out whole; a message with an odd number of quotes
+    (a value holding one) is cut at its first quote."""
     orig = getattr(exc, "orig", None)
-    first = str(orig if orig is not None else exc).strip().splitlines()
+    message = str(orig if orig is not None else exc).strip()
+    if message.count('"') % 2 or message.count("'") % 2:  # a value holds a quote: cut there
+        message = message[: min(message.find(q) % (len(message) + 1) for q in "\"'")] + '"…"'
+    message = _QUOTED.sub('"…"', message)
+    first = message.splitlines()
     reason = first[0][:300] if first else type(exc).__name__
-    if values:
-        reason = _QUOTED.sub('"…"', reason)
     return BadRequest(f"{what}: {reason}")
 
 
@@ -731,7 +735,7 @@ class SqlSource:
         except BaseException:
             self._engine.dispose()
             raise
-        what = f"table\0{table}" if table is not None else f"query\0{query}"
+        what = f"table\0{self._table_text()}" if table is not None else f"query\0{query}"
         digest = hashlib.sha256(b"tvault-import-sql-v1\0")
         for part in (self.safe_url, what, ",".join(self.key)):
             digest.update(part.encode("utf-8") + b"\0")
@@ -775,21 +779,32 @@ class SqlSource:
             "(an import resumes by position in that order)"
         )
 
+    def _table_text(self) -> str:
+        """The table as found, for the fingerprint: ``schema.name`` or ``name`` as given before
+        names with dots could be quoted (so that imports begun then resume), a part with a
+        dot in double quotes (so that ``ev.2024`` and ``"ev.2024"``, one table, are one
+        import, and ``ev.2024`` as schema and name another)."""
+        assert self._table is not None
+        parts = [p for p in (self._table.schema, self._table.name) if p is not None]
+        return ".".join(f'"{p}"' if "." in p else p for p in parts)
+
     def is_vault_table(self, names: set[str], dataset_id: str) -> bool:
         """Whether the source is a table of the vault's own database (or of a copy of it):
         named as one of the vault's tables (``names``) or its record partitions, in a
         database that knows the dataset ``dataset_id``. Importing one, and then retiring it,
         would drop or rewrite the vault's own rows behind its back."""
         table = self._table
-        if table is None or not (table.name in names or table.name.startswith("records_")):
+        own = names | {"alembic_version"}
+        if table is None or not (table.name in own or table.name.startswith("records_")):
             return False
+        datasets = Table("datasets", MetaData(), Column("id", String), schema=table.schema)
         try:
             with self._engine.connect() as conn:
                 found = conn.execute(
-                    text("SELECT 1 FROM datasets WHERE id = :id"), {"id": dataset_id}
+                    select(datasets.c.id).where(datasets.c.id == dataset_id)
                 ).first()
         except SQLAlchemyError:
-            return False  # (no such table there: another database)
+            return False  # (no such table beside it: another database)
         return found is not None
 
     def _check_key(self, conn: Connection) -> None:
@@ -797,6 +812,10 @@ class SqlSource:
         and a SQL retirement finds each row by it: never NULL, and unique (checked here on
         every run, not trusted: SQLite even lets a primary key other than an INTEGER one hold
         NULL). No key value is shown (it may be personal data)."""
+        table = self._table
+        primary = table is not None and self.key == [c.name for c in table.primary_key.columns]
+        if primary and conn.dialect.name != "sqlite":
+            return  # (the server holds its primary key unique and never NULL)
         source = self._from()
         keys = [source.c[k] for k in self.key]
         named = ", ".join(self.key)
@@ -808,6 +827,8 @@ class SqlSource:
                 f"the key ({named}) is NULL in {nulls} rows of the SQL source: name a unique, "
                 "never-NULL column (or columns) with --key"
             )
+        if primary:
+            return  # (SQLite holds a primary key unique, but lets one hold NULL)
         repeated = conn.execute(
             select(func.count()).select_from(
                 select(*keys).group_by(*keys).having(func.count() > 1).subquery()
@@ -879,7 +900,7 @@ class SqlSource:
                     yield number, row, problem
                 txn.rollback()  # nothing to keep: the source is only read
         except SQLAlchemyError as exc:
-            raise _db_error(f"the SQL source failed after row {number}", exc, values=True) from exc
+            raise _db_error(f"the SQL source failed after row {number}", exc) from exc
 
     # -- retiring -------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ from vault.domain.mapping import (
     parse_mapping,
 )
 from vault.domain.principal import Principal, Role
-from vault.domain.redaction import Redactor, redact_event
+from vault.domain.redaction import RULES_VERSION, Redactor, redact_event
 from vault.errors import BadRequest, Conflict, PayloadTooLarge
 from vault.services.base import Deps, ServiceBase
 from vault.services.import_sources import (
@@ -899,24 +899,7 @@ class ImportService(ServiceBase):
         mode = options.retire
         assert mode is not None
         totals = run.totals
-        accounted = totals.stored + sum(totals.refused.values()) + totals.invalid
-        reason = None
-        verification = summary["verification"]
-        if not verification["ok"]:
-            reason = "the import's verification failed"
-        elif verification["present"] and not verification["matched_source"]:
-            reason = "no stored record could be compared with its source row"
-        elif totals.invalid:
-            reason = (
-                f"{totals.invalid} rows are invalid and stored nowhere, so this source cannot be "
-                "retired: import those rows alone, fixed, from a new file (the others are "
-                "stored; a fixed copy of this file would be a new import and store them again), "
-                "then remove this source yourself"
-            )
-        elif accounted != totals.rows_read:
-            reason = "the import's counts do not add up"
-        elif isinstance(source, FileSource | ParquetSource) and not _unchanged(source, run):
-            reason = "the file changed since it was read"
+        reason = _retire_refusal(run, source, summary["verification"])
         details: dict[str, Any] = {
             "import": run.import_id,
             "format": source.format,
@@ -1010,41 +993,41 @@ class ImportService(ServiceBase):
         the source no longer gives as a valid event counts against the verification."""
         if run.resumed_at == 0:
             return
+        # Row numbers drawn at random (the import's own generator), looked up by the links'
+        # primary key: those linked (stored, not erased since) are the sample.
+        picks = run.rng.sample(range(1, run.resumed_at + 1), min(SAMPLE, run.resumed_at))
         with self.db.read() as conn:
-            # Record ids are random: ordered by them, the links are a sample of the rows.
             wanted = set(
                 conn.execute(
-                    select(import_records.c.row)
-                    .where(
+                    select(import_records.c.row).where(
                         import_records.c.import_id == run.import_id,
-                        import_records.c.row <= run.resumed_at,
+                        import_records.c.row.in_(picks),
                     )
-                    .order_by(import_records.c.record_id)
-                    .limit(SAMPLE)
                 ).scalars()
             )
         if not wanted:
             return
-        last = max(wanted)
-        events, rows = _reader(source, mapping, 0)
         chunk = _Chunk()
-        try:
-            for number, row, problem in rows:
-                if number > last:
-                    break
-                if number not in wanted or problem is not None:
-                    continue
-                if events.apply is None:
-                    chunk.pending.append((number, row))
-                    continue
+        if isinstance(source, SqlSource):  # each row by its position (OFFSET, on the server)
+            for number in sorted(wanted):
+                events, rows = _reader(source, mapping, number - 1)
                 try:
-                    chunk.pending.append((number, events.apply(row)))
-                except NaiveTime:
-                    continue
-        finally:
-            close = getattr(rows, "close", None)
-            if close is not None:
-                close()
+                    item = next(iter(rows), None)
+                finally:
+                    _close(rows)
+                if item is not None and item[0] == number:
+                    _take(events, chunk, *item)
+        else:  # a file: read on to the last one (only the wanted rows are mapped)
+            last = max(wanted)
+            events, rows = _reader(source, mapping, 0)
+            try:
+                for number, row, problem in rows:
+                    if number > last:
+                        break
+                    if number in wanted:
+                        _take(events, chunk, number, row, problem)
+            finally:
+                _close(rows)
         chunk.validate(events)
         run.sample.extend(chunk.valid)
         run.unreadable = len(wanted) - len(chunk.valid)
@@ -1088,12 +1071,17 @@ class ImportService(ServiceBase):
                 )
             )
         sources = dict(run.sample)
+        # Records redacted by older rules (an earlier run's, before `tvault redact` redid them)
+        # are not what today's rules make of their source row: they open, but are not compared.
+        stale = {row.row for row in rows if row.rules_version != RULES_VERSION}
         # The dataset's own redactor (its replacement mode, the name model), as ingest's.
         redactor = redactor_for(self.keyring, run.ds, self._ingest.redaction.names)
         matched = sum(
             1
             for number, body in opened.items()
-            if number in sources and self._matches(run, redactor, sources[number], body)
+            if number in sources
+            and number not in stale
+            and self._matches(run, redactor, sources[number], body)
         )
         # A sampled row whose record an erasure removed during the run is left out; every
         # other sampled row must open and match its source row.
@@ -1101,7 +1089,7 @@ class ImportService(ServiceBase):
             linked + removed_count == run.totals.stored
             and present == linked
             and len(opened) == (still_linked if sample_rows else len(opened))
-            and matched == (len(opened) if sample_rows else 0)
+            and matched == (len(opened) - len(stale) if sample_rows else 0)
             and run.unreadable == 0
         )
         return {
@@ -1113,6 +1101,7 @@ class ImportService(ServiceBase):
             "decrypted": len(opened),
             "matched_source": matched,
             "unreadable_in_source": run.unreadable,
+            "older_rules": len(stale),
         }
 
     def _matches(
@@ -1163,19 +1152,72 @@ class ImportService(ServiceBase):
         }
 
 
+def _retire_refusal(run: _Run, source: Source, verification: dict[str, Any]) -> str | None:
+    """Why the source of ``run`` may not be retired, or None: only after a verified import
+    with every row read accounted for, none invalid, and (a file) unchanged since."""
+    totals = run.totals
+    accounted = totals.stored + sum(totals.refused.values()) + totals.invalid
+    if not verification["ok"]:
+        return "the import's verification failed"
+    if verification["present"] and not verification["matched_source"]:
+        reason = "no stored record could be compared with its source row"
+        if verification["older_rules"]:
+            reason += " (those sampled were redacted by older rules: run `tvault redact` first)"
+        return reason
+    if totals.invalid:
+        return (
+            f"{totals.invalid} rows are invalid and stored nowhere, so this source cannot be "
+            "retired: import those rows alone, fixed, from a new file (the others are "
+            "stored; a fixed copy of this file would be a new import and store them again), "
+            "then remove this source yourself"
+        )
+    if accounted != totals.rows_read:
+        return "the import's counts do not add up"
+    if isinstance(source, FileSource | ParquetSource) and not _unchanged(source, run):
+        return "the file changed since it was read"
+    return None
+
+
+def _take(events: _Events, chunk: _Chunk, number: int, row: Any, problem: str | None) -> None:
+    """One source row into ``chunk``'s pending rows, mapped as :meth:`_stream` maps it (a row
+    the source gives with a problem, or whose time is naive, is left out)."""
+    if problem is not None:
+        return
+    if events.apply is None:
+        chunk.pending.append((number, row))
+        return
+    try:
+        chunk.pending.append((number, events.apply(row)))
+    except NaiveTime:
+        return
+
+
+def _close(rows: Any) -> None:
+    close = getattr(rows, "close", None)
+    if close is not None:
+        close()
+
+
 def _stopped_by_source(message: str, run: _Run) -> str:
     """What to do about a source that stopped an import part-way (a row that cannot be parsed
     or read): a fixed copy of a file is a new import (its fingerprint changes), which would
     store the rows already stored a second time."""
-    stored = run.totals.position
-    if stored == 0:
+    totals = run.totals
+    handled = totals.position
+    if handled == 0:
         return f"{message}: nothing was stored; fix the source and run the import again"
+    invalid = (
+        f"; {totals.invalid} of them are invalid and stored nowhere (their row numbers are in "
+        "the import's summary): fix those too"
+        if totals.invalid
+        else ""
+    )
     return (
-        f"{message}: the import stopped after row {stored} (import {run.import_id}, rows 1 to "
-        f"{stored} are handled and stay stored). A fixed copy of a file is a new import and "
-        f"would store those rows again: import only the rows after row {stored}, fixed, as a "
-        "new file (a CSV with its header), or fix the SQL source's rows and run this "
-        "command again"
+        f"{message}: the import stopped after row {handled} (import {run.import_id}): rows 1 "
+        f"to {handled} are handled, stored or refused with a reason{invalid}. A fixed copy of "
+        "a file is a new import and would store those rows again (one with the same name, "
+        "size and first MiB is refused): put only the rows to import, fixed, in a new file (a "
+        "CSV with its header), or fix the SQL source's rows and run this command again"
     )
 
 
