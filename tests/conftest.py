@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,18 +53,27 @@ def pg_template() -> Iterator[str]:
     admin.dispose()
 
 
+@contextmanager
+def pg_database(template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (a copy of ``template``, or empty), dropped afterwards."""
+    name = f"tvault_t_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin()
+    like = f' TEMPLATE "{template}"' if template is not None else ""
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"{like}'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one test."""
-    template = request.getfixturevalue("pg_template")
-    name = f"tvault_t_{uuid.uuid4().hex[:12]}"
-    admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with pg_database(request.getfixturevalue("pg_template")) as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -81,14 +91,8 @@ def source_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     if database_url.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'source.sqlite3'}"
         return
-    name = f"tvault_src_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with pg_database() as url:
+        yield url
 
 
 class Clock:
@@ -133,6 +137,13 @@ def vault(settings_factory: Callable[..., Settings], clock: Clock) -> Iterator[V
     v = build_vault(settings_factory(), now=clock)
     yield v
     v.close()
+
+
+@pytest.fixture
+def ux(vault: Vault) -> Vault:
+    """The vault with a dataset named ``ux`` (make_dataset's defaults)."""
+    make_dataset(vault, "ux")
+    return vault
 
 
 def principal(sub: str, *roles: Role, **kwargs: Any) -> Principal:

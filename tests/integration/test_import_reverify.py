@@ -9,33 +9,18 @@ retirement needs at least one stored record compared with its source row."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text, update
 
-from tests.conftest import OPERATOR, Clock, event, make_dataset
+from tests.conftest import OPERATOR, Clock
+from tests.integration.test_import_retire_safety import Killed, _source
 from vault.bootstrap import Vault
 from vault.errors import Conflict
 from vault.services.importer import SAMPLE, ImportOptions, ImportService
 from vault.storage.tables import records
-
-
-@pytest.fixture
-def ux(vault: Vault) -> Vault:
-    make_dataset(vault, "ux")
-    return vault
-
-
-def _source(path: Path, clock: Clock, rows: int) -> Path:
-    with path.open("w", encoding="utf-8") as fh:
-        for i in range(rows):
-            clock.advance(seconds=1)
-            fh.write(json.dumps(event(clock, f"emp-{i % 3}", data={"text": f"row {i} " * 5})))
-            fh.write("\n")
-    return path
 
 
 def _never_matches(*_args: Any) -> bool:
@@ -66,10 +51,6 @@ def test_a_failed_verification_is_not_passed_by_running_again(
     assert summary["verification"]["matched_source"] == SAMPLE
     assert summary["retired"]["mode"] == "overwrite"
     assert not source.exists()
-
-
-class Killed(BaseException):
-    """The process dies here."""
 
 
 def test_a_run_after_a_death_before_verification_compares_the_source(
@@ -121,32 +102,43 @@ def test_a_resumed_import_also_verifies_what_earlier_runs_stored(
     assert summary["verification"]["ok"] is True
 
 
-def test_a_sql_source_changed_since_it_was_imported_is_not_retired(
-    ux: Vault, clock: Clock, tmp_path: Path
-) -> None:
+def _sql_table(tmp_path: Path, clock: Clock, rows: int) -> tuple[str, dict[str, Any]]:
+    """A SQLite source table ``ev`` of ``rows`` typed rows, and the import options for it."""
     url = f"sqlite:///{tmp_path / 'src.sqlite3'}"
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE ev (n INTEGER PRIMARY KEY, who TEXT, at TEXT, typed TEXT)"))
-        for n in range(1, 31):
+        for n in range(1, rows + 1):
             clock.advance(seconds=1)
             conn.execute(
                 text("INSERT INTO ev VALUES (:n, :who, :at, :typed)"),
                 {"n": n, "who": f"emp-{n % 3}", "at": clock().isoformat(), "typed": f"t{n}"},
             )
-    options: dict[str, Any] = {
-        "table": "ev",
-        "mapping": {
-            "fields": {"subject": "who", "time": "at", "text": "typed"},
-            "defaults": {"kind": "key_run"},
-        },
+    engine.dispose()
+    mapping = {
+        "fields": {"subject": "who", "time": "at", "text": "typed"},
+        "defaults": {"kind": "key_run"},
     }
+    return url, {"table": "ev", "mapping": mapping}
+
+
+def _edit(url: str, statement: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(statement))
+    engine.dispose()
+
+
+def test_a_sql_source_changed_since_it_was_imported_is_not_retired(
+    ux: Vault, clock: Clock, tmp_path: Path
+) -> None:
+    url, options = _sql_table(tmp_path, clock, 30)
     ux.imports.run(OPERATOR, "ux", url, ImportOptions(**options))
-    with engine.begin() as conn:  # every row's text edited after the import
-        conn.execute(text("UPDATE ev SET typed = typed || ' edited'"))
+    _edit(url, "UPDATE ev SET typed = typed || ' edited'")  # every row's text, after the import
     with pytest.raises(Conflict, match="verification failed") as failed:
         ux.imports.run(OPERATOR, "ux", url, ImportOptions(**options, retire="drop"))
     assert failed.value.details["summary"]["verification"]["matched_source"] == 0
+    engine = create_engine(url)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM ev")).scalar_one() == 30
     engine.dispose()
@@ -155,27 +147,12 @@ def test_a_sql_source_changed_since_it_was_imported_is_not_retired(
 def test_sampled_rows_the_source_no_longer_gives_fail_the_verification(
     ux: Vault, clock: Clock, tmp_path: Path
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'src2.sqlite3'}"
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE ev (n INTEGER PRIMARY KEY, who TEXT, at TEXT)"))
-        for n in range(1, 21):
-            clock.advance(seconds=1)
-            conn.execute(
-                text("INSERT INTO ev VALUES (:n, :who, :at)"),
-                {"n": n, "who": f"emp-{n % 3}", "at": clock().isoformat()},
-            )
-    options: dict[str, Any] = {
-        "table": "ev",
-        "mapping": {"fields": {"subject": "who", "time": "at"}, "defaults": {"kind": "custom"}},
-    }
+    url, options = _sql_table(tmp_path, clock, 20)
     ux.imports.run(OPERATOR, "ux", url, ImportOptions(**options))
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE ev SET at = 'not a time'"))
+    _edit(url, "UPDATE ev SET at = 'not a time'")
     summary = ux.imports.run(OPERATOR, "ux", url, ImportOptions(**options))
     assert summary["verification"]["unreadable_in_source"] == SAMPLE
     assert summary["verification"]["ok"] is False
-    engine.dispose()
 
 
 def test_records_of_older_rules_are_not_compared_and_do_not_retire(

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import OPERATOR, Clock, event, make_dataset
+from tests.conftest import OPERATOR, Clock, event
 from tests.integration.test_import import (
     MAPPING,
     count_records,
@@ -30,12 +30,6 @@ from tests.integration.test_import import (
 from vault.bootstrap import Vault
 from vault.errors import BadRequest
 from vault.services.importer import ImportOptions
-
-
-@pytest.fixture
-def ux(vault: Vault) -> Vault:
-    make_dataset(vault, "ux")
-    return vault
 
 
 def _table(url: str, clock: Clock, keys: list[Any]) -> None:

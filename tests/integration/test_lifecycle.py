@@ -6,7 +6,6 @@ import base64
 import json
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,19 +13,19 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import (
     ADMIN,
     COLLECTOR,
     OPERATOR,
-    PG_ADMIN_URL,
     PRIVACY,
     READER,
     Clock,
     event,
     make_dataset,
+    pg_database,
     principal,
 )
 from vault.audit.chain import canonical_json
@@ -150,17 +149,8 @@ def backup_of(vault: Vault, database_url: str, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{target}"
         return
     vault.db.dispose()
-    name = f"tvault_bk_{uuid.uuid4().hex[:12]}"
-    live = make_url(database_url).database
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{live}"'))
-    try:
-        yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with pg_database(make_url(database_url).database) as url:
+        yield url
 
 
 def test_erasure_reaches_a_backup_once_the_old_kek_is_destroyed(

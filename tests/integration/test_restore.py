@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import sqlite3
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,18 +14,17 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from sqlalchemy import bindparam, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import bindparam, text
 
 from tests.conftest import (
     ADMIN,
     AUDITOR,
     COLLECTOR,
-    PG_ADMIN_URL,
     PRIVACY,
     READER,
     Clock,
     make_dataset,
+    pg_database,
 )
 from tests.integration.test_lifecycle import backup_of, ingest, read_subject
 from vault.bootstrap import Vault, build_vault
@@ -66,16 +64,8 @@ def empty_database(vault: Vault, tmp_path: Path, name: str) -> Iterator[str]:
     if vault.db.is_sqlite:
         yield f"sqlite:///{tmp_path / f'{name}.sqlite3'}"
         return
-    db_name = f"tvault_{name}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{db_name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=db_name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
-        admin.dispose()
+    with pg_database() as url:
+        yield url
 
 
 def test_restore_brings_back_lost_data_and_keeps_erasures(
