@@ -97,6 +97,32 @@ def test_export_is_purpose_bound_and_validated(filled, client, auth) -> None:
     assert client.get("/v1/datasets/nope/export", headers=reader).status_code == 404
 
 
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        (URL, "since=2026-01-01T00:00:00Z&since=2000-01-01T00:00:00Z"),
+        (URL, "format=ndjson&format=parquet"),
+        (URL, "linkage=export&linkage=purpose"),
+        ("/v1/datasets/ux/events", "subject=emp-1&subject=emp-2"),
+        ("/v1/datasets/ux/events", "kind=focus&kind=key_run"),
+    ],
+)
+def test_a_filter_given_twice_is_refused_not_half_applied(
+    filled, client, auth, path: str, query: str
+) -> None:
+    """A framework takes the last of a repeated scalar parameter: the caller's first filter
+    would silently not apply. Refused before anything is read or audited as an export."""
+    reader = auth("rd-1", "reader", purpose="agent_training")
+    answer = client.get(f"{path}?{query}", headers=reader)
+    assert answer.status_code == 400
+    assert "more than once" in answer.json()["error"]["message"]
+    with filled.db.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM exports")).scalar_one() == 0
+    # Repeatable filters stay repeatable.
+    both = client.get(URL + "?kind=key_run&kind=focus", headers=reader)
+    assert both.status_code == 200
+
+
 def test_manifest_audit_and_erasure_listing(filled, client, auth) -> None:
     reader = auth("rd-1", "reader", purpose="agent_training")
     response = client.get(URL, headers=reader)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -11,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vault.bootstrap import Vault
 from vault.domain.principal import Principal
+from vault.errors import BadRequest
 
 __all__ = [
     "BEARER_SCHEME",
@@ -72,3 +74,17 @@ Purpose = Annotated[
     str | None,
     Header(alias="X-Purpose", description="The declared purpose of a read", max_length=128),
 ]
+
+
+def given_once(*names: str) -> Callable[[Request], None]:
+    """A route dependency refusing (400) a query parameter among ``names`` given more than
+    once: a framework would quietly take the last (``since=...&since=...``), so a filter the
+    caller believes applied would not be."""
+
+    def check(request: Request) -> None:
+        params = request.query_params
+        for name in names:
+            if len(params.getlist(name)) > 1:
+                raise BadRequest(f"query parameter {name!r} is given more than once")
+
+    return check

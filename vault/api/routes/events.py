@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from vault.api.body import read_json_or_ndjson
-from vault.api.deps import BEARER_SCHEME, CurrentPrincipal, Purpose, VaultDep, authenticated
+from vault.api.deps import (
+    BEARER_SCHEME,
+    CurrentPrincipal,
+    Purpose,
+    VaultDep,
+    authenticated,
+    given_once,
+)
 from vault.api.errors import json_response
 from vault.bootstrap import Vault
 from vault.services.reads import EventQuery
@@ -51,7 +58,13 @@ async def ingest(name: str, request: Request) -> Response:
     return json_response(result)
 
 
-@router.get("", summary="Read decrypted events for a declared purpose (reader)")
+@router.get(
+    "",
+    summary="Read decrypted events for a declared purpose (reader)",
+    dependencies=[
+        Depends(given_once("subject", "since", "until", "kind", "limit", "cursor")),
+    ],
+)
 def list_events(
     name: str,
     vault: VaultDep,

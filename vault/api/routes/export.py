@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from vault.api.deps import CurrentPrincipal, Purpose, VaultDep
+from vault.api.deps import CurrentPrincipal, Purpose, VaultDep, given_once
 from vault.services.export import MEDIA_TYPES, ExportQuery
 
 router = APIRouter(prefix="/v1/datasets/{name}/export", tags=["export"])
 
 
-@router.get("", summary="Stream an export for a declared purpose (reader)")
+@router.get(
+    "",
+    summary="Stream an export for a declared purpose (reader)",
+    dependencies=[Depends(given_once("format", "since", "until", "linkage"))],
+)
 def export(
     name: str,
     vault: VaultDep,
