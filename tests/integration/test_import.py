@@ -572,3 +572,14 @@ def test_data_nested_deeper_than_the_vault_walks_is_an_invalid_row_not_a_crash(
     summary = ux.imports.run(OPERATOR, "ux", source, ImportOptions())
     assert (summary["stored"], summary["invalid_rows"]) == (1, [2, 3, 4])
     assert summary["invalid_causes"] in ({"schema": 3}, {"schema": 2, "malformed": 1})
+
+
+def test_a_zeroed_file_is_named_as_such(ux: Vault, tmp_path: Path) -> None:
+    """A file of zero bytes (one overwritten by a retirement, through another hard link) is not
+    called UTF-16."""
+    for name in ("zeroed.jsonl", "zeroed.csv"):
+        source = tmp_path / name
+        source.write_bytes(bytes(4096))
+        with pytest.raises(BadRequest, match="starts with zero bytes"):
+            ux.imports.run(OPERATOR, "ux", source, ImportOptions())
+    assert count_records(ux) == 0

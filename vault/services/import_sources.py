@@ -431,6 +431,11 @@ def _check_utf8_start(path: Path) -> None:
     read wrongly rather than refused."""
     with path.open("rb") as fh:
         start = fh.read(4)
+    if len(start) == 4 and not start.strip(b"\x00"):
+        raise BadRequest(
+            "the source starts with zero bytes, not text (a file overwritten with zeros, or "
+            "not a text file?)"
+        )
     if start.startswith(_OTHER_BOMS) or b"\x00" in start[:2]:
         raise BadRequest("the source is not UTF-8 text (UTF-16 or UTF-32?): convert it to UTF-8")
 
