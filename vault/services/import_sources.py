@@ -666,6 +666,7 @@ def _safe_url(url: URL) -> str:
 
 #: A quoted text in a driver's message (one left open runs to the end): it may be a value.
 _QUOTED = re.compile(r'"[^"]*(?:"|$)|\'[^\']*(?:\'|$)')
+_QUOTE = re.compile("[\"']")
 
 
 def _db_error(what: str, exc: SQLAlchemyError) -> BadRequest:
@@ -677,8 +678,9 @@ def _db_error(what: str, exc: SQLAlchemyError) -> BadRequest:
     (a value holding one) is cut at its first quote."""
     orig = getattr(exc, "orig", None)
     message = str(orig if orig is not None else exc).strip()
-    if message.count('"') % 2 or message.count("'") % 2:  # a value holds a quote: cut there
-        message = message[: min(message.find(q) % (len(message) + 1) for q in "\"'")] + '"…"'
+    quote = _QUOTE.search(message)
+    if quote is not None and (message.count('"') % 2 or message.count("'") % 2):
+        message = message[: quote.start()] + '"…"'  # (a value holds a quote: cut at the first)
     message = _QUOTED.sub('"…"', message)
     first = message.splitlines()
     reason = first[0][:300] if first else type(exc).__name__
@@ -1048,11 +1050,10 @@ def retiring_name(path: Path) -> Path:
     return path.with_name(f".{path.name}{RETIRING_SUFFIX}")
 
 
-def check_retirable_file(path: Path) -> None:
-    """Refuse, before anything is imported, a file :func:`shred_file` would refuse once the
-    import is done: a symbolic link (importing through it, then retiring the file it points
-    to, would be a second import of the same rows under another name), a file this process
-    cannot write or rename, or one whose earlier retirement was stopped."""
+def _refuse_link_or_remains(path: Path) -> None:
+    """What no retirement of ``path`` may proceed with: a symbolic link (importing through it,
+    then retiring the file it points to, would be a second import of the same rows under
+    another name), or the remains of an earlier retirement that was stopped."""
     if path.is_symlink():
         raise BadRequest(
             "the source is a symbolic link: import and retire the file it points to instead"
@@ -1061,6 +1062,13 @@ def check_retirable_file(path: Path) -> None:
         raise BadRequest(
             f"{retiring_name(path)} exists (an earlier retirement was stopped): remove it first"
         )
+
+
+def check_retirable_file(path: Path) -> None:
+    """Refuse, before anything is imported, a file :func:`shred_file` would refuse once the
+    import is done (:func:`_refuse_link_or_remains`), or one this process cannot write or
+    rename."""
+    _refuse_link_or_remains(path)
     if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
         raise BadRequest(
             "the source file or its folder cannot be written, so it could not be retired: "
@@ -1076,8 +1084,7 @@ def shred_file(path: Path) -> dict[str, Any]:
     The rename comes first so that a retirement stopped part-way (the process killed) leaves
     no file under the source's name: the same command run again finds no source, instead of
     taking the partly overwritten file for a new one and importing its intact rows again."""
-    if path.is_symlink():
-        raise BadRequest("the source is a symbolic link: retire the file it points to instead")
+    _refuse_link_or_remains(path)
     # Opened first (not following a link), so that a file that cannot be written is refused
     # while it still has its name, and what is overwritten is the very file that was renamed.
     try:
@@ -1090,10 +1097,6 @@ def shred_file(path: Path) -> dict[str, Any]:
         held = os.fstat(fd)
         size, links = held.st_size, held.st_nlink
         retiring = retiring_name(path)
-        if os.path.lexists(retiring):
-            raise BadRequest(
-                f"{retiring} exists (an earlier retirement was stopped): remove it first"
-            )
         os.rename(path, retiring)
         moved = os.lstat(retiring)
         if (moved.st_dev, moved.st_ino) != (held.st_dev, held.st_ino):

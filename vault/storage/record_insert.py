@@ -45,7 +45,6 @@ _COLUMNS = tuple(column.name for column in records.columns)
 _COPY = f"COPY records ({', '.join(_COLUMNS)}) FROM STDIN"
 _BINARY = " (FORMAT BINARY)"
 _INT_RANGES = {"int4": (-(2**31), 2**31 - 1), "int8": (-(2**63), 2**63 - 1)}
-_INT4 = _INT_RANGES["int4"]
 #: Fewer rows go to PostgreSQL as SQLAlchemy's own insert: a COPY costs a round trip more (its
 #: start, its rows, its end), the larger part of a one-event batch's database time, and a
 #: pipeline of a few rows does not stall.
@@ -174,14 +173,17 @@ def _plan(dialect: Dialect) -> _Plan:
         return _Plan(statement, [_converter(column, dialect) for column in records.columns])
     converters = [_converter(column, dialect) for column in records.columns]
     types = binary_types(records, dialect)
-    serializer = dialect._json_serializer  # the engine's (vault.storage.database)
-    if types is None or serializer is None:  # JSON could not be written as its text
+    # JSON goes as its text, which only _copy_json_text's converter makes for every value.
+    json_as_text = all(
+        isinstance(convert, _RememberedCounts)
+        for column, convert in zip(records.columns, converters, strict=True)
+        if isinstance(column.type, JSON)
+    )
+    if types is None or not json_as_text:
         return _Plan(_COPY, converters)
     for index, wire in enumerate(types):
-        if wire == "int4":
-            converters[index] = _int4(converters[index])
-        elif isinstance(records.columns[index].type, JSON):
-            converters[index] = _json_wire(converters[index], serializer)
+        if wire in _INT_RANGES:
+            converters[index] = _ranged(converters[index], wire)
     return _Plan(_COPY + _BINARY, converters, types)
 
 
@@ -201,29 +203,23 @@ def copy_table(conn: Connection, table: Table, rows: Sequence[Sequence[Any]]) ->
     """:func:`copy_rows` of ``rows`` (every column of ``table``, in its order, values the
     driver takes as they are: text, int and bytes) into ``table``: in the binary format when
     each column has a wire type (its integers range-checked here first), else as text."""
-    statement, types, ints = _table_copy(table, conn.dialect)
-    for index, (low, high) in ints:
-        for values in rows:
-            value = values[index]
-            if type(value) is not int or not low <= value <= high:
-                raise ValueError(f"not an integer in the range of column {index}: {value!r}")
+    statement, types = _table_copy(table, conn.dialect)
+    for index, wire in enumerate(types or ()):
+        if wire in _INT_RANGES:
+            for values in rows:
+                _check_int(values[index], wire)
     copy_rows(conn, statement, rows, types)
 
 
 @functools.lru_cache(maxsize=16)
-def _table_copy(
-    table: Table, dialect: Dialect
-) -> tuple[str, tuple[str, ...] | None, tuple[tuple[int, tuple[int, int]], ...]]:
-    """The COPY statement of every column of ``table``, its wire types (None: a text COPY),
-    and the range of each integer column by position (for a binary COPY)."""
+def _table_copy(table: Table, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    """The COPY statement of every column of ``table`` and its wire types (None: a text
+    COPY)."""
     quote = dialect.identifier_preparer.quote
     columns = ", ".join(quote(column.name) for column in table.columns)
     statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
     types = binary_types(table, dialect)
-    if types is None:
-        return statement, None, ()
-    ints = tuple((i, _INT_RANGES[wire]) for i, wire in enumerate(types) if wire in _INT_RANGES)
-    return statement + _BINARY, types, ints
+    return (statement, None) if types is None else (statement + _BINARY, types)
 
 
 def binary_types(table: Table, dialect: Dialect) -> tuple[str, ...] | None:
@@ -240,34 +236,20 @@ def binary_types(table: Table, dialect: Dialect) -> tuple[str, ...] | None:
     return tuple(types)
 
 
-def _json_wire(convert: _Convert | None, serializer: Callable[[Any], str]) -> _Convert:
-    """A JSON column's value as its text for a binary COPY: what the converter makes, or for
-    the ``Json`` wrapper of SQLAlchemy's processor (values the fast path leaves to it) the
-    text a text COPY writes for it, the engine's serializer's."""
-    from psycopg.types.json import Json
-
-    def text(value: Any) -> Any:
-        if convert is not None:
-            value = convert(value)
-        if value is None or type(value) is str:
-            return value
-        if type(value) is Json and value.dumps is None:
-            return serializer(value.obj)
-        raise TypeError(f"no JSON text for a value of type {type(value).__name__}")
-
-    return text
+def _check_int(value: Any, wire: str) -> Any:
+    """``value`` if it is an int in the range of its column's wire type, else ValueError (a
+    binary COPY would wrap a larger one, and write a bool as an integer)."""
+    low, high = _INT_RANGES[wire]
+    if type(value) is not int or not low <= value <= high:
+        raise ValueError(f"not an integer in an {wire} column's range: {value!r}")
+    return value
 
 
-def _int4(convert: _Convert | None) -> _Convert:
-    """An int4 column's value: an int in the column's range, else ValueError (a binary COPY
-    would wrap a larger one, and write a bool as an integer)."""
+def _ranged(convert: _Convert | None, wire: str) -> _Convert:
+    """An integer column's converter, its result range-checked (:func:`_check_int`)."""
 
     def check(value: Any) -> Any:
-        if convert is not None:
-            value = convert(value)
-        if type(value) is not int or not _INT4[0] <= value <= _INT4[1]:
-            raise ValueError(f"not an integer in an int4 column's range: {value!r}")
-        return value
+        return _check_int(value if convert is None else convert(value), wire)
 
     return check
 
@@ -351,7 +333,9 @@ def _json_text(process: _Convert, serializer: Callable[[Any], str]) -> _Convert:
 def _copy_json_text(process: _Convert, serializer: Callable[[Any], str] | None) -> _Convert | None:
     """PostgreSQL COPY: JSON as its text, which is what psycopg writes for the ``Json`` wrapper
     SQLAlchemy's processor returns, when the engine has a serializer (SQLAlchemy makes it the
-    ``dumps`` of every connection, and the wrapper carries none of its own); None otherwise."""
+    ``dumps`` of every connection, and the wrapper carries none of its own); None otherwise.
+    A value the fast path leaves to the processor goes as its wrapper's text too (the binary
+    COPY takes JSON as text only)."""
     if serializer is None:
         return None
     from psycopg.types.json import Json
@@ -362,7 +346,14 @@ def _copy_json_text(process: _Convert, serializer: Callable[[Any], str] | None) 
 
     if not all(wrapped_as_is(value) for value in _COUNTS):
         return None
-    return _RememberedCounts(_json_text(process, serializer))
+
+    def text(value: Any) -> Any:
+        wrapper = process(value)
+        if type(wrapper) is Json and wrapper.dumps is None:
+            return serializer(wrapper.obj)
+        return wrapper  # (None: SQL NULL)
+
+    return _RememberedCounts(_json_text(text, serializer))
 
 
 #: At most this many distinct redaction counts keep their JSON text (then all are forgotten).
