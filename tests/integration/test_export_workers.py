@@ -430,3 +430,26 @@ def test_a_stalled_worker_is_given_up(two, monkeypatch) -> None:
         assert worker._process.poll() is not None
     finally:
         worker.close()
+
+
+def test_requests_are_pickled_without_a_memo(two) -> None:
+    """A request goes out pickled without the memo (its values written once each): it loads
+    as the same request; one holding a cycle (which only the memo would guard) is not sent
+    (the worker is closed and the page is done in process)."""
+    import pickle
+
+    with_worker, _ = two
+    request, _ = page_request(with_worker)
+    assert pickle.loads(export_worker._pickled(request)) == request
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    looped = Request("ndjson", request.dataset_id, request.keys, [*request.rows, cyclic], [])
+    with pytest.raises(ValueError, match="cyclic"):
+        export_worker._pickled(looped)
+    worker = started()
+    try:
+        assert not worker.submit(looped)
+        assert worker.outstanding == 0
+        assert not worker.usable
+    finally:
+        worker.close()
