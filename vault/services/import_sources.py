@@ -76,6 +76,8 @@ __all__ = [
     "Values",
     "content_sha256",
     "decode_line",
+    "file_identity",
+    "finish_shredding",
     "is_sql_url",
     "query_not_retirable",
     "retiring_name",
@@ -1076,50 +1078,98 @@ def check_retirable_file(path: Path) -> None:
         )
 
 
-def shred_file(path: Path) -> dict[str, Any]:
+def file_identity(path: Path) -> dict[str, int]:
+    """The file at ``path`` (not following a link) as its file system knows it: device, inode
+    and size. Recorded when a retirement begins (``import:retire-begin``), so that a stopped
+    one is finished on that very file and on no other (:func:`finish_shredding`)."""
+    return _identity(os.lstat(path))
+
+
+def _identity(found: os.stat_result) -> dict[str, int]:
+    return {"device": found.st_dev, "inode": found.st_ino, "size": found.st_size}
+
+
+def shred_file(path: Path, identity: dict[str, int]) -> dict[str, Any]:
     """Rename a file out of its name (fsynced), overwrite its bytes (random, then zeros; each
     pass fsynced), then unlink it and fsync its directory. See docs/import.md for what this
-    can and cannot reach.
+    can and cannot reach. ``identity`` is the file's :func:`file_identity` as recorded when
+    its retirement began: any other file at ``path`` is left alone.
 
     The rename comes first so that a retirement stopped part-way (the process killed) leaves
     no file under the source's name: the same command run again finds no source, instead of
-    taking the partly overwritten file for a new one and importing its intact rows again."""
+    taking the partly overwritten file for a new one and importing its intact rows again; it
+    finishes the retirement on the remains instead (:func:`finish_shredding`)."""
     _refuse_link_or_remains(path)
     # Opened first (not following a link), so that a file that cannot be written is refused
     # while it still has its name, and what is overwritten is the very file that was renamed.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise BadRequest(
-            f"the source file cannot be written ({exc.strerror}): nothing was overwritten"
-        ) from exc
+    fd = _open_for_overwriting(path, "the source file")
     try:
         held = os.fstat(fd)
-        size, links = held.st_size, held.st_nlink
+        if _identity(held) != identity:
+            raise BadRequest(f"{path} changed while it was being retired: check it by hand")
         retiring = retiring_name(path)
         os.rename(path, retiring)
         moved = os.lstat(retiring)
         if (moved.st_dev, moved.st_ino) != (held.st_dev, held.st_ino):
             raise BadRequest(f"{path} changed while it was being retired: check it by hand")
         fsync_directory(path.parent)
-        for fill in ("random", "zeros"):
-            os.lseek(fd, 0, os.SEEK_SET)
-            left = size
-            while left:
-                n = min(left, SHRED_CHUNK)
-                block = os.urandom(n) if fill == "random" else bytes(n)
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(fd, view) :]
-                left -= n
-            os.fsync(fd)
+        _overwrite(fd, held.st_size)
     finally:
         os.close(fd)
     os.unlink(retiring)
     fsync_directory(path.parent)
+    return _shredded(held)
+
+
+def finish_shredding(remains: Path, identity: dict[str, int]) -> dict[str, Any]:
+    """Overwrite and remove the remains of a retirement that was stopped part-way
+    (:func:`retiring_name` of its source), as :func:`shred_file` would have: both passes
+    again from the start, then the unlink. Only the file the retirement began on (its
+    recorded ``identity``: device, inode, size) is touched."""
+    fd = _open_for_overwriting(remains, "the remains of the stopped retirement")
+    try:
+        held = os.fstat(fd)
+        if _identity(held) != identity:
+            raise BadRequest(f"{remains} changed since its retirement began: check it by hand")
+        _overwrite(fd, held.st_size)
+    finally:
+        os.close(fd)
+    os.unlink(remains)
+    fsync_directory(remains.parent)
+    return _shredded(held)
+
+
+def _open_for_overwriting(path: Path, what: str) -> int:
+    """``path`` opened to be overwritten in place, not following a link."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise BadRequest(
+            f"{what} cannot be written ({exc.strerror}): nothing was overwritten"
+        ) from exc
+
+
+def _overwrite(fd: int, size: int) -> None:
+    """Overwrite the first ``size`` bytes of ``fd``: random bytes, then zeros, each pass
+    fsynced."""
+    for fill in ("random", "zeros"):
+        os.lseek(fd, 0, os.SEEK_SET)
+        left = size
+        while left:
+            n = min(left, SHRED_CHUNK)
+            block = os.urandom(n) if fill == "random" else bytes(n)
+            view = memoryview(block)
+            while view:
+                view = view[os.write(fd, view) :]
+            left -= n
+        os.fsync(fd)
+
+
+def _shredded(held: os.stat_result) -> dict[str, Any]:
+    """What a retirement did to the file ``held``."""
     return {
         "action": "overwritten and removed",
         "passes": ["random", "zeros"],
-        "bytes": size,
-        "other_hard_links": links - 1,
+        "bytes": held.st_size,
+        "other_hard_links": held.st_nlink - 1,
     }

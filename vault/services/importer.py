@@ -50,6 +50,7 @@ from vault.domain.principal import Principal, Role
 from vault.domain.redaction import RULES_VERSION, Redactor, redact_event
 from vault.errors import BadRequest, Conflict, PayloadTooLarge
 from vault.services.base import Deps, ServiceBase
+from vault.services.import_remains import RetirementStopped, finish_stopped_retirement
 from vault.services.import_sources import (
     FileSource,
     ParquetSource,
@@ -58,6 +59,7 @@ from vault.services.import_sources import (
     check_retirable_file,
     content_sha256,
     decode_line,
+    file_identity,
     is_sql_url,
     query_not_retirable,
     retiring_name,
@@ -392,11 +394,7 @@ class ImportService(ServiceBase):
                 raise BadRequest(f"cannot tell the format of {path.name}; pass --format")
         if not path.is_file():
             if retiring_name(path).is_file():
-                raise BadRequest(
-                    f"no such file: {path}; a retirement of it was stopped part-way and left "
-                    f"{retiring_name(path).name} beside it (imported, partly overwritten): "
-                    "remove that file (e.g. shred -u)"
-                )
+                raise RetirementStopped(path)
             raise BadRequest(f"no such file: {path}")
         if options.retire is not None:
             check_retirable_file(path)
@@ -593,7 +591,12 @@ class ImportService(ServiceBase):
         self.require(principal, action, [Role.ADMIN], dataset=dataset)
         ds = self.visible_dataset(principal, dataset, action)
         batch = self._batch_size(options.batch)
-        opened = self._source(source, options)
+        try:
+            opened = self._source(source, options)
+        except RetirementStopped as stopped:
+            if options.retire != "overwrite":
+                raise
+            return finish_stopped_retirement(self, principal, ds, stopped.path)
         try:
             if isinstance(opened, SqlSource) and opened.is_vault_table(set(metadata.tables), ds.id):
                 raise BadRequest(
@@ -909,6 +912,9 @@ class ImportService(ServiceBase):
         if reason is not None:
             self._retire_refused(principal, run, details, reason)
             raise Conflict(f"the source is not retired: {reason}", details={"summary": summary})
+        if isinstance(source, FileSource | ParquetSource):
+            # The very file: a stopped retirement is finished on it alone (import_remains).
+            details["file"] = self._identity(source.path)
         # Committed before the source is touched: the source is another system (a file, a
         # database) that no vault transaction spans, so a retirement the process does not
         # live to record still shows in the log as begun, and never as done.
@@ -937,7 +943,7 @@ class ImportService(ServiceBase):
                     assert isinstance(source, FileSource | ParquetSource)
                     source.close()
                     try:
-                        result = shred_file(source.path)
+                        result = shred_file(source.path, details["file"])
                     except OSError as exc:
                         raise BadRequest(
                             f"the source file could not be overwritten ({exc.strerror}); it may "
@@ -954,6 +960,12 @@ class ImportService(ServiceBase):
             self._retire_refused(principal, run, details, exc.message, Outcome.FAILED)
             raise
         return {"mode": mode, **result}
+
+    def _identity(self, path: Path) -> dict[str, int]:
+        try:
+            return file_identity(path)
+        except OSError as exc:
+            raise BadRequest(f"the source file cannot be read ({exc.strerror})") from exc
 
     def _retire_refused(
         self,
