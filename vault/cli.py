@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperOption
 
 from vault import errors as e
 from vault.bootstrap import Vault, build_vault
@@ -30,6 +31,27 @@ from vault.services.importer import ImportOptions
 from vault.services.redaction_job import DEFAULT_BATCH as REDACT_DEFAULT_BATCH
 
 __all__ = ["EXIT_CODES", "app", "main"]
+
+
+class _Command(TyperCommand):
+    """Every command's class: an option that takes one value, given more than once, is a usage
+    error (Click would quietly keep the last: ``--since A --since B`` would export from B), as
+    a filter given twice is a 400 over HTTP. Repeatable options (``--kind``) and flags are
+    not concerned."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # (Typer's own Click)
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        seen: set[str] = set()
+        for param in order:
+            if not isinstance(param, TyperOption) or param.multiple or param.count:
+                continue
+            if param.is_flag or param.name is None:
+                continue
+            if param.name in seen:
+                raise typer.BadParameter("given more than once", ctx=ctx, param=param)
+            seen.add(param.name)
+        return super().parse_args(ctx, args)
+
 
 app = typer.Typer(
     name="tvault",
@@ -148,7 +170,7 @@ def parse_ttl(text: str) -> int:
     return int(match[1]) * _UNIT_SECONDS[match[2]]
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     home: HomeOpt = None,
     database_url: DbOpt = None,
@@ -185,7 +207,7 @@ def serve(
     _run(body)
 
 
-@app.command()
+@app.command(cls=_Command)
 def token(
     sub: Annotated[str, typer.Option("--sub", help="The caller's identity")],
     role: Annotated[list[str], typer.Option("--role", help="A role (repeatable)")],
@@ -214,7 +236,7 @@ def token(
     _run(body)
 
 
-@dataset_app.command("create")
+@dataset_app.command("create", cls=_Command)
 def dataset_create(
     name: str,
     retention_days: Annotated[int, typer.Option("--retention-days", help="Days kept")],
@@ -260,19 +282,19 @@ def dataset_create(
     _call(home, database_url, lambda vault, operator: vault.datasets.create(operator, spec))
 
 
-@dataset_app.command("list")
+@dataset_app.command("list", cls=_Command)
 def dataset_list(home: HomeOpt = None, database_url: DbOpt = None) -> None:
     """List datasets."""
     _call(home, database_url, lambda vault, operator: vault.datasets.list(operator))
 
 
-@keys_app.command("list")
+@keys_app.command("list", cls=_Command)
 def keys_list(home: HomeOpt = None, database_url: DbOpt = None) -> None:
     """Key inventory: ids, versions, ages (never key bytes)."""
     _call(home, database_url, lambda vault, operator: vault.keys.inventory(operator))
 
 
-@keys_app.command("rotate")
+@keys_app.command("rotate", cls=_Command)
 def keys_rotate(
     dataset: str,
     destroy_old: Annotated[
@@ -289,7 +311,7 @@ def keys_rotate(
     )
 
 
-@keys_app.command("rotate-master")
+@keys_app.command("rotate-master", cls=_Command)
 def keys_rotate_master(
     unseal: Annotated[
         bool, typer.Option("--unseal", help="Unseal the keyring (development only)")
@@ -318,13 +340,13 @@ def keys_rotate_master(
     _run(body)
 
 
-@app.command()
+@app.command(cls=_Command)
 def erase(subject: str, home: HomeOpt = None, database_url: DbOpt = None) -> None:
     """Erase a person from every dataset (crypto-shred); prints the signed certificate."""
     _call(home, database_url, lambda vault, operator: vault.lifecycle.erase(operator, subject))
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
     dataset: str,
     purpose: Annotated[str, typer.Option("--purpose", help="The declared purpose (audited)")],
@@ -389,7 +411,11 @@ def export(
 _RETIRE_FLAG = "--retire-source"
 
 
-@app.command("import", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(
+    "import",
+    cls=_Command,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
 def import_(
     ctx: typer.Context,
     dataset: str,
@@ -516,7 +542,7 @@ def _import_progress() -> Iterator[Callable[[int, int, int], None] | None]:
         yield update
 
 
-@app.command()
+@app.command(cls=_Command)
 def redact(
     dataset: Annotated[str, typer.Option("--dataset", help="The dataset to re-redact")],
     batch: Annotated[
@@ -538,13 +564,13 @@ def redact(
     _run(body)
 
 
-@app.command()
+@app.command(cls=_Command)
 def sweep(home: HomeOpt = None, database_url: DbOpt = None) -> None:
     """Delete everything past retention (keys of expired days first), except held data."""
     _call(home, database_url, lambda vault, operator: vault.retention.sweep(operator))
 
 
-@app.command()
+@app.command(cls=_Command)
 def restore(
     backup: Annotated[
         str, typer.Argument(help="The backup: a SQLite file, or a SQLAlchemy URL of its database")
@@ -559,7 +585,7 @@ def restore(
 SubjectOpt = Annotated[str | None, typer.Option("--subject", help="Hold one subject only")]
 
 
-@hold_app.command("set")
+@hold_app.command("set", cls=_Command)
 def hold_set(
     dataset: str,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log)")],
@@ -579,7 +605,7 @@ def hold_set(
     _run(body)
 
 
-@hold_app.command("lift")
+@hold_app.command("lift", cls=_Command)
 def hold_lift(
     dataset: str, subject: SubjectOpt = None, home: HomeOpt = None, database_url: DbOpt = None
 ) -> None:
@@ -591,7 +617,7 @@ def hold_lift(
     )
 
 
-@audit_app.command("verify")
+@audit_app.command("verify", cls=_Command)
 def audit_verify(
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="A checkpoint file kept outside")
@@ -611,7 +637,7 @@ def audit_verify(
     _run(body)
 
 
-@audit_app.command("checkpoint")
+@audit_app.command("checkpoint", cls=_Command)
 def audit_checkpoint(
     out: Annotated[Path, typer.Option("--out", help="Where to write the signed checkpoint")],
     home: HomeOpt = None,

@@ -201,3 +201,63 @@ def test_restore_from_cli(run, tmp_path: Path, database_url: str) -> None:
         done = run("restore", str(backup))
         assert done.exit_code == 0, done.output
         assert json.loads(done.stdout)["restored"] == {"records": 0, "blobs": 0}
+
+
+def _commands(command, path=()):
+    """Every command of the CLI (leaves of its groups), with its path."""
+    subcommands = getattr(command, "commands", None)
+    if subcommands is None:
+        yield path, command
+        return
+    for name, sub in subcommands.items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_every_command_refuses_an_option_given_twice() -> None:
+    """Click keeps the last of a repeated option quietly; every command is of the class that
+    refuses it (a command added later without it fails here)."""
+    import typer.main
+
+    from vault.cli import _Command
+
+    commands = list(_commands(typer.main.get_command(app)))
+    assert len(commands) > 10
+    assert [path for path, command in commands if not isinstance(command, _Command)] == []
+
+
+def test_a_repeated_option_is_a_usage_error_and_nothing_is_done(
+    run, tmp_path: Path, database_url: str
+) -> None:
+    created = run("dataset", "create", "ux", "--retention-days", "7", "--purpose", "research")
+    assert created.exit_code == 0
+    out = tmp_path / "x.ndjson"
+    exported = run(
+        "export", "ux", "--purpose", "research", "--out", str(out),
+        "--since", "2026-01-01T00:00:00Z", "--since", "2026-02-01T00:00:00Z",
+    )  # fmt: skip
+    assert exported.exit_code == 2
+    assert "--since" in exported.output
+    assert "more than once" in exported.output
+    assert not out.exists()
+    assert not Path(f"{out}.part").exists()
+    twice = run("dataset", "create", "hr", "--retention-days", "7", "--retention-days", "9",
+                "--purpose", "research")  # fmt: skip
+    assert twice.exit_code == 2
+    assert [d["name"] for d in json.loads(run("dataset", "list").stdout)] == ["ux"]
+    # Repeatable options stay repeatable.
+    kinds = run(
+        "export", "ux", "--purpose", "research", "--out", str(out),
+        "--kind", "key_run", "--kind", "click",
+    )  # fmt: skip
+    assert kinds.exit_code == 0, kinds.output
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            started = conn.execute(
+                text("SELECT details FROM audit_log WHERE action = 'export:start'")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [json.loads(row.details)["filters"]["kinds"] for row in started] == [
+        ["click", "key_run"]
+    ]

@@ -60,7 +60,8 @@ def _stopped(ux: Vault, source: Path, monkeypatch: pytest.MonkeyPatch, at: str) 
         ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
     monkeypatch.undo()
     remains = source.with_name(f".{source.name}.tvault-retiring")
-    assert not source.exists() and remains.exists()
+    assert not source.exists()
+    assert remains.exists()
     return remains
 
 
@@ -94,9 +95,11 @@ def test_the_same_import_with_retire_source_finishes_a_stopped_retirement(
     assert remains.exists()
 
     summary = ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
-    assert not remains.exists() and not source.exists()
+    assert not remains.exists()
+    assert not source.exists()
     assert summary["already_imported"] is True
-    assert summary["stored"] == 20 and summary["verification"]["ok"] is True
+    assert summary["stored"] == 20
+    assert summary["verification"]["ok"] is True
     assert summary["retired"]["action"] == "overwritten and removed"
     assert summary["retired"]["bytes"] == size
     assert _count(ux) == 20  # nothing imported twice
@@ -108,9 +111,10 @@ def test_the_same_import_with_retire_source_finishes_a_stopped_retirement(
     begun, done = entries[0][2], entries[1][2]
     assert begun["file"]["size"] == size
     assert done["import"] == begun["import"] == summary["import"]
-    assert done["result"]["finished_after"] == summary["verification"][
-        "passed_before_retirement_began"
-    ]
+    assert (
+        done["result"]["finished_after"]
+        == summary["verification"]["passed_before_retirement_began"]
+    )
     # Once finished, there is nothing left to finish.
     with pytest.raises(BadRequest, match="no such file"):
         ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
@@ -196,5 +200,6 @@ def test_a_source_replaced_before_it_is_opened_is_not_retired(
     monkeypatch.setattr("vault.services.importer.file_identity", then_swapped)
     with pytest.raises(BadRequest, match="changed while it was being retired"):
         ux.imports.run(OPERATOR, "ux", source, ImportOptions(retire="overwrite"))
-    assert swapped and source.read_bytes() == swapped[0]
+    assert swapped
+    assert source.read_bytes() == swapped[0]
     assert not source.with_name(f".{source.name}.tvault-retiring").exists()
