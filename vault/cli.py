@@ -41,6 +41,8 @@ class _Command(TyperCommand):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # (Typer's own Click)
         _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        if ctx.resilient_parsing or any(param.is_eager for param in order):
+            return super().parse_args(ctx, args)  # completion, --help: not a command to run
         seen: set[str] = set()
         for param in order:
             if not isinstance(param, TyperOption) or param.multiple or param.count:

@@ -244,6 +244,10 @@ def test_a_repeated_option_is_a_usage_error_and_nothing_is_done(
                 "--purpose", "research")  # fmt: skip
     assert twice.exit_code == 2
     assert [d["name"] for d in json.loads(run("dataset", "list").stdout)] == ["ux"]
+    # --help still wins (an eager option: nothing is run).
+    helped = run("export", "ux", "--purpose", "a", "--purpose", "b", "--help")
+    assert helped.exit_code == 0
+    assert "--since" in helped.output
     # Repeatable options stay repeatable.
     kinds = run(
         "export", "ux", "--purpose", "research", "--out", str(out),

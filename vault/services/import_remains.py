@@ -22,7 +22,12 @@ from vault.audit import AuditAction, Outcome
 from vault.domain.principal import Principal
 from vault.errors import BadRequest, Conflict
 from vault.services.base import ServiceBase
-from vault.services.import_sources import file_identity, finish_shredding, retiring_name
+from vault.services.import_sources import (
+    FILE_FORMATS,
+    file_identity,
+    finish_shredding,
+    retiring_name,
+)
 from vault.storage.tables import audit_log, imports
 
 __all__ = ["RetirementStopped", "finish_stopped_retirement"]
@@ -46,26 +51,20 @@ def finish_stopped_retirement(
 ) -> dict[str, Any]:
     """Overwrite and remove the remains of the stopped retirement of the file ``path`` (a
     source of dataset ``ds``), audited as the ``import:retire`` its retirement did not get to
-    write; the import's summary as stored, with what was retired."""
+    write; the import's summary as stored, with what was retired. A refusal is audited
+    (``denied``), a failure part-way too (``failed``)."""
     remains = retiring_name(path)
-    try:
-        found = file_identity(remains)
-    except OSError as exc:
-        raise BadRequest(f"{remains} cannot be read ({exc.strerror})") from exc
-    begun = _begun(service, ds, found)
-    if begun is None:
-        raise BadRequest(
-            f"{remains.name} is not the file of a retirement this vault began in dataset "
-            f"{ds.name!r} (another file, or changed since): it is left alone; check it and "
-            "remove it by hand"
-        )
+    found, begun = _look(service, principal, ds, remains)
     seq, details = begun
     with service.db.exclusive(f"import:{ds.id}:{details['fingerprint']}") as mine:
         if not mine:
             raise Conflict("this source is being imported into this dataset right now")
+        # Looked at again under the lock: another run may have finished it meanwhile.
+        if _look(service, principal, ds, remains) != (found, begun):
+            raise Conflict(f"{remains.name} changed while it was looked at: run it again")
         stored = _import_row(service, details["import"])
         if stored is None or stored.state != "done":
-            raise BadRequest(f"{remains.name}: its import is not done; nothing was overwritten")
+            raise _denied(service, principal, ds, "its import is not done", details)
         try:
             with service.db.write() as conn:
                 # The entry commits only if the overwriting succeeded, as in a retirement.
@@ -97,11 +96,56 @@ def finish_stopped_retirement(
     return _summary(ds, stored, seq, {"mode": details["mode"], **result})
 
 
+def _look(
+    service: ServiceBase, principal: Principal, ds: Row[Any], remains: Path
+) -> tuple[dict[str, int], tuple[int, dict[str, Any]]]:
+    """The remains' identity and the retirement that began on them (:func:`_begun`); a
+    refusal, audited, when there is none."""
+    try:
+        found = file_identity(remains)
+    except OSError as exc:
+        raise BadRequest(f"{remains} cannot be read ({exc.strerror})") from exc
+    begun, unrecorded = _begun(service, ds, found)
+    if begun is not None:
+        return found, begun
+    if unrecorded is not None:
+        why = (
+            f"{remains.name} may be the file of retirement {unrecorded}, begun by an earlier "
+            "version that did not record the file's identity: the vault cannot tell, and "
+            "leaves it alone; check it and remove it by hand (e.g. shred -u)"
+        )
+    else:
+        why = (
+            f"{remains.name} is not the file of a retirement this vault began in dataset "
+            f"{ds.name!r} (another file, or changed since): it is left alone; check it and "
+            "remove it by hand"
+        )
+    raise _denied(service, principal, ds, why, {"file": found})
+
+
+def _denied(
+    service: ServiceBase, principal: Principal, ds: Row[Any], why: str, details: dict[str, Any]
+) -> BadRequest:
+    """The refusal to finish, audited (``import:retire``, ``denied``; the file by its identity
+    only, never by path)."""
+    service.record_alone(
+        principal,
+        AuditAction.IMPORT_RETIRE,
+        Outcome.DENIED,
+        dataset=ds.name,
+        reason=why[:200],
+        details=details,
+    )
+    return BadRequest(why)
+
+
 def _begun(
     service: ServiceBase, ds: Row[Any], found: dict[str, int]
-) -> tuple[int, dict[str, Any]] | None:
+) -> tuple[tuple[int, dict[str, Any]] | None, str | None]:
     """The newest ``import:retire-begin`` of ``ds`` that began on the file ``found`` and has
-    no successful ``import:retire`` after it: (its sequence number, its details)."""
+    no successful ``import:retire`` after it: (its sequence number, its details), or None;
+    and, when there is none, the import of the newest such entry that recorded no file (an
+    earlier version's), if any."""
     with service.db.read() as conn:
         entries = conn.execute(
             select(audit_log.c.seq, audit_log.c.action, audit_log.c.outcome, audit_log.c.details)
@@ -114,17 +158,23 @@ def _begun(
             .order_by(audit_log.c.seq.desc())
         ).all()
     done: set[str] = set()  # imports retired after the entries still to look at
+    unrecorded: str | None = None
     for entry in entries:
         details = json.loads(entry.details)
         if not isinstance(details, dict):
             continue
+        retired = str(details.get("import"))
         if entry.action == AuditAction.IMPORT_RETIRE.value:
             if entry.outcome == Outcome.OK.value:
-                done.add(str(details.get("import")))
+                done.add(retired)
             continue
-        if details.get("file") == found and str(details.get("import")) not in done:
-            return int(entry.seq), details
-    return None
+        if retired in done:
+            continue
+        if details.get("file") == found:
+            return (int(entry.seq), details), None
+        if "file" not in details and details.get("format") in FILE_FORMATS and unrecorded is None:
+            unrecorded = retired
+    return None, unrecorded
 
 
 def _import_row(service: ServiceBase, import_id: Any) -> Row[Any] | None:

@@ -74,6 +74,7 @@ __all__ = [
     "Source",
     "SqlSource",
     "Values",
+    "checked_file",
     "content_sha256",
     "decode_line",
     "file_identity",
@@ -138,11 +139,34 @@ def is_sql_url(source: str | Path) -> bool:
 def source_fingerprint(path: Path) -> str:
     """sha256 over the file name, size and first MiB: a changed source is a new import."""
     size = path.stat().st_size
-    digest = hashlib.sha256(b"tvault-import-v1\0")
-    digest.update(path.name.encode("utf-8", "surrogateescape") + b"\0")
-    digest.update(str(size).encode() + b"\0")
     with path.open("rb") as fh:
-        digest.update(fh.read(HEAD_BYTES))
+        return _fingerprint(path.name, size, fh.read(HEAD_BYTES))
+
+
+def checked_file(path: Path) -> tuple[str, str, dict[str, int]]:
+    """(:func:`source_fingerprint`, :func:`content_sha256`, :func:`file_identity`) of the file
+    at ``path``, all three of the one file read through one descriptor (not following a
+    link), which must still be the file at that name afterwards (OSError otherwise): what a
+    retirement checks is what it records, and then overwrites."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        held = os.fstat(fh.fileno())
+        content = hashlib.sha256()
+        head = fh.read(HEAD_BYTES)
+        block = head
+        while block:
+            content.update(block)
+            block = fh.read(HEAD_BYTES)
+    if _identity(os.lstat(path)) != _identity(held):
+        raise FileNotFoundError(f"{path} was replaced while it was read")
+    return _fingerprint(path.name, held.st_size, head), content.hexdigest(), _identity(held)
+
+
+def _fingerprint(name: str, size: int, head: bytes) -> str:
+    digest = hashlib.sha256(b"tvault-import-v1\0")
+    digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
+    digest.update(str(size).encode() + b"\0")
+    digest.update(head)
     return digest.hexdigest()
 
 
@@ -1116,7 +1140,7 @@ def shred_file(path: Path, identity: dict[str, int]) -> dict[str, Any]:
         _overwrite(fd, held.st_size)
     finally:
         os.close(fd)
-    os.unlink(retiring)
+    _unlink_held(retiring, held)
     fsync_directory(path.parent)
     return _shredded(held)
 
@@ -1134,9 +1158,17 @@ def finish_shredding(remains: Path, identity: dict[str, int]) -> dict[str, Any]:
         _overwrite(fd, held.st_size)
     finally:
         os.close(fd)
-    os.unlink(remains)
+    _unlink_held(remains, held)
     fsync_directory(remains.parent)
     return _shredded(held)
+
+
+def _unlink_held(path: Path, held: os.stat_result) -> None:
+    """Unlink ``path`` if it still names the file ``held`` (that was overwritten)."""
+    found = os.lstat(path)
+    if (found.st_dev, found.st_ino) != (held.st_dev, held.st_ino):
+        raise BadRequest(f"{path} was replaced while it was overwritten: check it by hand")
+    os.unlink(path)
 
 
 def _open_for_overwriting(path: Path, what: str) -> int:

@@ -57,9 +57,9 @@ from vault.services.import_sources import (
     Source,
     SqlSource,
     check_retirable_file,
+    checked_file,
     content_sha256,
     decode_line,
-    file_identity,
     is_sql_url,
     query_not_retirable,
     retiring_name,
@@ -902,19 +902,24 @@ class ImportService(ServiceBase):
         mode = options.retire
         assert mode is not None
         totals = run.totals
-        reason = _retire_refusal(run, source, summary["verification"])
+        reason = _retire_refusal(run, summary["verification"])
         details: dict[str, Any] = {
             "import": run.import_id,
             "format": source.format,
             "fingerprint": source.fingerprint,
             "mode": mode,
         }
+        if reason is None and isinstance(source, FileSource | ParquetSource):
+            # The file checked is the file recorded, and the one a stopped retirement is
+            # finished on (import_remains): read through one descriptor.
+            identity = _unchanged(source, run)
+            if identity is None:
+                reason = "the file changed since it was read"
+            else:
+                details["file"] = identity
         if reason is not None:
             self._retire_refused(principal, run, details, reason)
             raise Conflict(f"the source is not retired: {reason}", details={"summary": summary})
-        if isinstance(source, FileSource | ParquetSource):
-            # The very file: a stopped retirement is finished on it alone (import_remains).
-            details["file"] = self._identity(source.path)
         # Committed before the source is touched: the source is another system (a file, a
         # database) that no vault transaction spans, so a retirement the process does not
         # live to record still shows in the log as begun, and never as done.
@@ -960,12 +965,6 @@ class ImportService(ServiceBase):
             self._retire_refused(principal, run, details, exc.message, Outcome.FAILED)
             raise
         return {"mode": mode, **result}
-
-    def _identity(self, path: Path) -> dict[str, int]:
-        try:
-            return file_identity(path)
-        except OSError as exc:
-            raise BadRequest(f"the source file cannot be read ({exc.strerror})") from exc
 
     def _retire_refused(
         self,
@@ -1164,9 +1163,10 @@ class ImportService(ServiceBase):
         }
 
 
-def _retire_refusal(run: _Run, source: Source, verification: dict[str, Any]) -> str | None:
+def _retire_refusal(run: _Run, verification: dict[str, Any]) -> str | None:
     """Why the source of ``run`` may not be retired, or None: only after a verified import
-    with every row read accounted for, none invalid, and (a file) unchanged since."""
+    with every row read accounted for and none invalid (and a file must be unchanged since it
+    was read: :func:`_unchanged`, checked by the caller, which records the file's identity)."""
     totals = run.totals
     accounted = totals.stored + sum(totals.refused.values()) + totals.invalid
     if not verification["ok"]:
@@ -1185,8 +1185,6 @@ def _retire_refusal(run: _Run, source: Source, verification: dict[str, Any]) -> 
         )
     if accounted != totals.rows_read:
         return "the import's counts do not add up"
-    if isinstance(source, FileSource | ParquetSource) and not _unchanged(source, run):
-        return "the file changed since it was read"
     return None
 
 
@@ -1375,15 +1373,14 @@ class _Pipeline:
             self._helper.close(at_once=exc[0] is not None)  # (a failing import: no waiting)
 
 
-def _unchanged(source: FileSource | ParquetSource, run: _Run) -> bool:
-    """Whether the file is still the one this run read (name, size, first MiB, content)."""
+def _unchanged(source: FileSource | ParquetSource, run: _Run) -> dict[str, int] | None:
+    """The file's identity (device, inode, size) if it is still the one this run read (name,
+    size, first MiB, content), else None."""
     try:
-        return (
-            source_fingerprint(source.path) == source.fingerprint
-            and content_sha256(source.path) == run.content
-        )
-    except OSError:  # gone, or no longer readable
-        return False
+        fingerprint, content, identity = checked_file(source.path)
+    except OSError:  # gone, replaced, or no longer readable
+        return None
+    return identity if (fingerprint, content) == (source.fingerprint, run.content) else None
 
 
 def _content(source: Source) -> str | None:
