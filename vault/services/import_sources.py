@@ -1124,25 +1124,13 @@ def shred_file(path: Path, identity: dict[str, int]) -> dict[str, Any]:
     taking the partly overwritten file for a new one and importing its intact rows again; it
     finishes the retirement on the remains instead (:func:`finish_shredding`)."""
     _refuse_link_or_remains(path)
-    # Opened first (not following a link), so that a file that cannot be written is refused
-    # while it still has its name, and what is overwritten is the very file that was renamed.
-    fd = _open_for_overwriting(path, "the source file")
-    try:
-        held = os.fstat(fd)
-        if _identity(held) != identity:
-            raise BadRequest(f"{path} changed while it was being retired: check it by hand")
-        retiring = retiring_name(path)
-        os.rename(path, retiring)
-        moved = os.lstat(retiring)
-        if (moved.st_dev, moved.st_ino) != (held.st_dev, held.st_ino):
-            raise BadRequest(f"{path} changed while it was being retired: check it by hand")
-        fsync_directory(path.parent)
-        _overwrite(fd, held.st_size)
-    finally:
-        os.close(fd)
-    _unlink_held(retiring, held)
-    fsync_directory(path.parent)
-    return _shredded(held)
+    return _shred(
+        path,
+        identity,
+        "the source file",
+        f"{path} changed while it was being retired: check it by hand",
+        rename_to=retiring_name(path),
+    )
 
 
 def finish_shredding(remains: Path, identity: dict[str, int]) -> dict[str, Any]:
@@ -1150,16 +1138,39 @@ def finish_shredding(remains: Path, identity: dict[str, int]) -> dict[str, Any]:
     (:func:`retiring_name` of its source), as :func:`shred_file` would have: both passes
     again from the start, then the unlink. Only the file the retirement began on (its
     recorded ``identity``: device, inode, size) is touched."""
-    fd = _open_for_overwriting(remains, "the remains of the stopped retirement")
+    return _shred(
+        remains,
+        identity,
+        "the remains of the stopped retirement",
+        f"{remains} changed since its retirement began: check it by hand",
+    )
+
+
+def _shred(
+    path: Path, identity: dict[str, int], what: str, changed: str, *, rename_to: Path | None = None
+) -> dict[str, Any]:
+    """Overwrite and unlink the file at ``path`` if it is the file ``identity`` names (else
+    BadRequest ``changed``), renamed to ``rename_to`` first when given."""
+    # Opened first (not following a link), so that a file that cannot be written is refused
+    # while it still has its name, and what is overwritten is the very file that was renamed.
+    fd = _open_for_overwriting(path, what)
+    target = path
     try:
         held = os.fstat(fd)
         if _identity(held) != identity:
-            raise BadRequest(f"{remains} changed since its retirement began: check it by hand")
+            raise BadRequest(changed)
+        if rename_to is not None:
+            os.rename(path, rename_to)
+            moved = os.lstat(rename_to)
+            if (moved.st_dev, moved.st_ino) != (held.st_dev, held.st_ino):
+                raise BadRequest(changed)
+            fsync_directory(path.parent)
+            target = rename_to
         _overwrite(fd, held.st_size)
     finally:
         os.close(fd)
-    _unlink_held(remains, held)
-    fsync_directory(remains.parent)
+    _unlink_held(target, held)
+    fsync_directory(path.parent)
     return _shredded(held)
 
 
