@@ -151,15 +151,20 @@ def checked_file(path: Path) -> tuple[str, str, dict[str, int]]:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     with os.fdopen(fd, "rb") as fh:
         held = os.fstat(fh.fileno())
-        content = hashlib.sha256()
-        head = fh.read(HEAD_BYTES)
-        block = head
-        while block:
-            content.update(block)
-            block = fh.read(HEAD_BYTES)
+        head, content = _read_through(fh)
     if _identity(os.lstat(path)) != _identity(held):
         raise FileNotFoundError(f"{path} was replaced while it was read")
-    return _fingerprint(path.name, held.st_size, head), content.hexdigest(), _identity(held)
+    return _fingerprint(path.name, held.st_size, head), content, _identity(held)
+
+
+def _read_through(fh: IO[bytes]) -> tuple[bytes, str]:
+    """A file read to its end in 1 MiB blocks: (its first MiB, sha256 of all of it)."""
+    digest = hashlib.sha256()
+    head = block = fh.read(HEAD_BYTES)
+    while block:
+        digest.update(block)
+        block = fh.read(HEAD_BYTES)
+    return head, digest.hexdigest()
 
 
 def _fingerprint(name: str, size: int, head: bytes) -> str:
@@ -173,11 +178,8 @@ def _fingerprint(name: str, size: int, head: bytes) -> str:
 def content_sha256(path: Path) -> str:
     """sha256 over a file's whole content (read in 1 MiB blocks): the fingerprint's first MiB
     does not see a change further in."""
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
-        while block := fh.read(HEAD_BYTES):
-            digest.update(block)
-    return digest.hexdigest()
+        return _read_through(fh)[1]
 
 
 class _Unjsonable(ValueError):
